@@ -1,0 +1,3 @@
+from craftstudio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pure data and rules of CraftStudio (standard library only)."""
