@@ -1,0 +1,91 @@
+"""Generate images for a `GenerateRequest`: load (cached), encode, denoise, decode."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from craftstudio.domain.cancel import CancelToken
+from craftstudio.domain.errors import OutOfMemory
+from craftstudio.domain.generation import GenerateRequest, GenerateResult
+from craftstudio.domain.progress import ProgressCallback, ProgressEvent
+from craftstudio.engine import model_cache
+from craftstudio.engine.conditioning import encode
+from craftstudio.engine.devices import is_out_of_memory, pick_device, pick_dtype
+from craftstudio.engine.loader import LoadedModel
+from craftstudio.engine.previews import latent_preview
+from craftstudio.engine.sampler import LoopSettings, denoise
+from craftstudio.engine.schedulers import make_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def initial_latents(model: LoadedModel, scheduler, width: int, height: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """Seeded starting noise, drawn on the CPU so a seed gives the same image on every device."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    scale = model.pipeline.vae_scale_factor
+    shape = (1, model.unet.config.in_channels, height // scale, width // scale)
+    latents = randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=torch.float32)
+    return latents.to(model.device, model.dtype) * scheduler.init_noise_sigma
+
+
+@torch.no_grad()
+def decode(model: LoadedModel, latents: torch.Tensor):
+    """Latents → PIL image through the VAE (in fp32 when fp16 would overflow, as diffusers does)."""
+    vae = model.vae
+    if vae.dtype == torch.float16 and vae.config.get("force_upcast", False):
+        vae.to(torch.float32)
+    image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    return model.pipeline.image_processor.postprocess(image, output_type="pil")[0]
+
+
+def generate(request: GenerateRequest, *, progress: ProgressCallback | None = None,
+             cancel: CancelToken | None = None) -> GenerateResult:
+    """Generate `request.batch_count` images; raises `Cancelled` or a `UserError` on bad input."""
+    request.validate()
+    started = time.perf_counter()
+    device = pick_device(request.device)
+    dtype = pick_dtype(device)
+    if progress:
+        progress(ProgressEvent("load", 0, 1, message="loading model"))
+    try:
+        model = model_cache.get_model(request.model, device, dtype)
+        images = []
+        for index, seed in enumerate(request.seeds()):
+            images.append(_generate_one(model, request, seed, index, progress, cancel))
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise OutOfMemory(f"{device.type.upper()} ran out of memory at {request.width}x{request.height}: "
+                              "lower the size or batch, or close other GPU programs.") from exc
+        raise
+    return GenerateResult(request=request, images=images, seeds=request.seeds(), family=model.family.value,
+                          model_name=model.name, device=str(device),
+                          seconds=time.perf_counter() - started)
+
+
+def _generate_one(model: LoadedModel, request: GenerateRequest, seed: int, index: int,
+                  progress: ProgressCallback | None, cancel: CancelToken | None):
+    generator = torch.Generator("cpu").manual_seed(seed)
+    scheduler = make_scheduler(request.scheduler, model.pipeline.scheduler.config)
+    scheduler.set_timesteps(request.steps, device=model.device)
+    conditioning = encode(model, request.prompt, request.negative_prompt, request.width, request.height)
+    latents = initial_latents(model, scheduler, request.width, request.height, generator)
+    size = (request.width, request.height)
+    settings = LoopSettings(
+        guidance=[request.cfg_scale] * len(scheduler.timesteps), preview_every=request.preview_every,
+        image_index=index, image_count=request.batch_count,
+        preview=lambda lat: latent_preview(lat, model.family, size),
+    )
+    latents = denoise(model.unet, scheduler, latents, conditioning, settings, generator,
+                      progress=progress, cancel=cancel)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    if progress:
+        progress(ProgressEvent("decode", index + 1, request.batch_count, index, request.batch_count))
+    return decode(model, latents)

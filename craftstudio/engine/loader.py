@@ -1,0 +1,154 @@
+"""Load a base model (diffusers folder or single-file `.safetensors`) with local files only.
+
+Pickle formats are refused before anything is read: a `.ckpt`/`.pt`/`.bin`/`.pth` file can run
+arbitrary code when unpickled. Family detection: SDXL if the pipeline has a second text encoder,
+else SD2.x when the UNet's cross-attention width is 1024, else SD1.x.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from craftstudio.domain.errors import ModelError
+from craftstudio.domain.family import Family
+
+log = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
+_HEADER_LIMIT = 100 * 1024 * 1024  # a real safetensors header is at most a few MB
+
+
+@dataclass
+class LoadedModel:
+    """A loaded base model: the diffusers pipeline (its components) plus what we know of it."""
+
+    pipeline: Any
+    family: Family
+    name: str
+    path: Path
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def unet(self):
+        return self.pipeline.unet
+
+    @property
+    def vae(self):
+        return self.pipeline.vae
+
+
+def family_of(pipeline: Any) -> Family:
+    if getattr(pipeline, "text_encoder_2", None) is not None:
+        return Family.SDXL
+    return Family.SD2 if pipeline.unet.config.cross_attention_dim == 1024 else Family.SD1
+
+
+def check_safetensors_file(path: Path) -> dict[str, Any]:
+    """Read and sanity-check a safetensors header; raise `ModelError` naming the file if broken."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            raw = fh.read(8)
+            if len(raw) < 8:
+                raise ModelError(f"{path} is empty or truncated: download or copy it again.")
+            (length,) = struct.unpack("<Q", raw)
+            if length > min(_HEADER_LIMIT, size - 8):
+                raise ModelError(f"{path} is not a valid .safetensors file (damaged or truncated header): "
+                                 "download or copy it again.")
+            header = json.loads(fh.read(length))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} is not a valid .safetensors file: download or copy it again.") from exc
+    except OSError as exc:
+        raise ModelError(f"{path} cannot be read ({exc.strerror or exc}).") from exc
+    if not isinstance(header, dict):
+        raise ModelError(f"{path} is not a valid .safetensors file: download or copy it again.")
+    data_end = max((v["data_offsets"][1] for k, v in header.items()
+                    if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    if 8 + length + data_end > size:
+        raise ModelError(f"{path} is truncated ({size} bytes, {8 + length + data_end} expected): "
+                         "download or copy it again.")
+    return header
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelError(f"{path} is a pickle checkpoint ({path.suffix}), which can run code when loaded; "
+                         "CraftStudio only loads .safetensors files or diffusers folders with "
+                         "safetensors weights: convert it to .safetensors first.")
+
+
+def _check_folder(path: Path) -> None:
+    if not (path / "model_index.json").is_file():
+        raise ModelError(f"{path} is not a diffusers model folder (no model_index.json): choose the "
+                         "folder that holds model_index.json, unet/ and vae/, or a .safetensors file.")
+    for component in ("unet", "vae"):
+        sub = path / component
+        if not sub.is_dir():
+            raise ModelError(f"{path} is missing its {component}/ folder: the model is incomplete.")
+        weights = list(sub.glob("*.safetensors"))
+        if not weights:
+            if any(sub.glob("*.bin")):
+                raise ModelError(f"{sub} holds only pickle weights (.bin); CraftStudio loads safetensors "
+                                 "only: convert the model to safetensors first.")
+            raise ModelError(f"{sub} holds no weights: the model is incomplete.")
+        for weight in weights:
+            check_safetensors_file(weight)
+
+
+def _pipeline_class(path: Path):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    index = json.loads((path / "model_index.json").read_text())
+    if "text_encoder_2" in index or "XL" in index.get("_class_name", ""):
+        return StableDiffusionXLPipeline
+    return StableDiffusionPipeline
+
+
+def _quiet_libraries() -> None:
+    # Their tqdm bars would clutter the CLI's own progress bar and the GUI's log.
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_model(path: str | Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """Load a base model from a diffusers folder or a single `.safetensors` checkpoint."""
+    _quiet_libraries()
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{path} does not exist: choose an existing model folder or .safetensors file.")
+    _refuse_pickle(path)
+    if path.is_dir():
+        _check_folder(path)
+        cls = _pipeline_class(path)
+        kwargs: dict[str, Any] = {}
+        if cls.__name__ == "StableDiffusionPipeline":
+            kwargs = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+        try:
+            pipeline = cls.from_pretrained(path, local_files_only=True, use_safetensors=True,
+                                           dtype=dtype, **kwargs)
+        except (OSError, ValueError, KeyError, EnvironmentError) as exc:
+            raise ModelError(f"{path} could not be loaded as a diffusers model ({exc}).") from exc
+    elif path.suffix.lower() == ".safetensors":
+        from craftstudio.engine.single_file import load_single_file
+
+        check_safetensors_file(path)
+        pipeline = load_single_file(path, dtype)
+    else:
+        raise ModelError(f"{path} is not a model: choose a diffusers folder or a .safetensors checkpoint.")
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.to(device)
+    family = family_of(pipeline)
+    log.info("loaded %s (%s) on %s as %s", path, family.label, device, dtype)
+    name = path.stem if path.is_file() else path.name
+    return LoadedModel(pipeline=pipeline, family=family, name=name, path=path, device=device, dtype=dtype)

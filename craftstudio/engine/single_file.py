@@ -1,0 +1,123 @@
+"""Load single-file (original LDM layout) SD1.x/SD2.x/SDXL `.safetensors` checkpoints offline.
+
+diffusers' `from_single_file` converts the weights, but it needs the diffusers configs of the
+architecture, normally fetched from the Hub. We ship those configs (resources/model_configs) and
+CLIP's BPE merges (resources/tokenizers), and lay them out as a temporary local config folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from craftstudio.domain.errors import ModelError
+from craftstudio.domain.family import Family
+from craftstudio.domain.resources import resources_dir
+from craftstudio.engine.loader import check_safetensors_file
+
+_CLIP_MERGES = 49152 - 256 - 2  # as in CLIP's simple_tokenizer
+
+
+def family_of_checkpoint(path: Path, header: dict[str, Any] | None = None) -> Family:
+    """Tell the family of an LDM-layout checkpoint from its tensor names and shapes."""
+    header = header or check_safetensors_file(path)
+    keys = [k for k in header if k != "__metadata__"]
+    if not any(k.startswith("model.diffusion_model.") for k in keys):
+        hint = " It looks like a LoRA: add it as a LoRA instead." if any("lora" in k for k in keys) else ""
+        raise ModelError(f"{path} is not a Stable Diffusion checkpoint (no UNet weights).{hint}")
+    if any(k.startswith("conditioner.embedders.1.") for k in keys):
+        return Family.SDXL
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return Family.SD2
+    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
+        return Family.SD1
+    raise ModelError(f"{path} is a checkpoint of an architecture CraftStudio does not know "
+                     "(not SD1.x, SD2.x or SDXL).")
+
+
+def family_config(family: Family) -> dict[str, Any]:
+    return json.loads((resources_dir() / "model_configs" / f"{family.value}.json").read_text())
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    extra = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + extra)
+            extra += 1
+    return dict(zip(bs, map(chr, cs), strict=True))
+
+
+@cache
+def _clip_vocab_and_merges() -> tuple[str, str]:
+    path = resources_dir() / "tokenizers" / "clip_bpe_simple_vocab_16e6.txt.gz"
+    lines = gzip.open(path, "rt", encoding="utf-8").read().split("\n")[1:_CLIP_MERGES + 1]
+    alphabet = list(_bytes_to_unicode().values())
+    vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in lines]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    return json.dumps({tok: i for i, tok in enumerate(vocab)}), "#version: 0.2\n" + "\n".join(lines) + "\n"
+
+
+def write_clip_tokenizer(folder: Path, pad_token: str) -> None:
+    vocab, merges = _clip_vocab_and_merges()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(vocab, encoding="utf-8")
+    (folder / "merges.txt").write_text(merges, encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True,
+        "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+        "pad_token": pad_token,
+    }))
+
+
+def write_config_folder(family: Family, folder: Path) -> None:
+    """Lay out a diffusers config folder (configs and tokenizers, no weights) for `family`."""
+    cfg = family_config(family)
+    index: dict[str, Any] = {"_class_name": cfg["pipeline"], "_diffusers_version": "0.42.1",
+                             "unet": ["diffusers", "UNet2DConditionModel"],
+                             "vae": ["diffusers", "AutoencoderKL"],
+                             "scheduler": ["diffusers", cfg["scheduler"]["_class_name"]]}
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        if name in cfg:
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            (folder / name / "config.json").write_text(json.dumps(cfg[name]))
+    for name in ("text_encoder", "text_encoder_2"):
+        if name in cfg:
+            index[name] = ["transformers", cfg[name]["architectures"][0]]
+    for name in ("tokenizer", "tokenizer_2"):
+        if name in cfg:
+            index[name] = ["transformers", "CLIPTokenizer"]
+            write_clip_tokenizer(folder / name, cfg[name]["pad_token"])
+    (folder / "scheduler").mkdir(parents=True, exist_ok=True)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(cfg["scheduler"]))
+    if cfg["pipeline"] == "StableDiffusionPipeline":
+        index.update(safety_checker=[None, None], feature_extractor=[None, None], requires_safety_checker=False)
+    else:
+        index.update(force_zeros_for_empty_prompt=True)
+    (folder / "model_index.json").write_text(json.dumps(index))
+
+
+def load_single_file(path: Path, dtype: torch.dtype):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    family = family_of_checkpoint(path)
+    cls = StableDiffusionXLPipeline if family is Family.SDXL else StableDiffusionPipeline
+    kwargs: dict[str, Any] = {}
+    if cls is StableDiffusionPipeline:
+        kwargs = {"safety_checker": None, "requires_safety_checker": False}
+    with tempfile.TemporaryDirectory(prefix="craftstudio-config-") as tmp:
+        write_config_folder(family, Path(tmp))
+        try:
+            return cls.from_single_file(str(path), config=tmp, local_files_only=True, dtype=dtype,
+                                        **kwargs)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"{path} could not be loaded as an {family.label} checkpoint ({exc}).") from exc
