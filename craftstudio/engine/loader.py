@@ -137,7 +137,7 @@ def load_model(path: str | Path, device: torch.device, dtype: torch.dtype) -> Lo
         try:
             pipeline = cls.from_pretrained(path, local_files_only=True, use_safetensors=True,
                                            dtype=dtype, **kwargs)
-        except (OSError, ValueError, KeyError, EnvironmentError) as exc:
+        except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"{path} could not be loaded as a diffusers model ({exc}).") from exc
     elif path.suffix.lower() == ".safetensors":
         from craftstudio.engine.single_file import load_single_file

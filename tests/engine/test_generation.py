@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from craftstudio.domain.cancel import CancelToken, Cancelled
+from craftstudio.domain.cancel import Cancelled, CancelToken
 from craftstudio.domain.generation import SCHEDULERS, GenerateRequest
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.engine import model_cache

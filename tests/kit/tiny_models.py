@@ -13,10 +13,7 @@ from pathlib import Path
 
 import torch
 
-WORDS = (
-    "a an the of in on with and style photo painting drawing watercolor oil sketch cat dog bird "
-    "house tree car red blue green ginger fluffy portrait landscape sks ohwx"
-).split()
+WORDS = ["a", "an", "the", "of", "in", "on", "with", "and", "style", "photo", "painting", "drawing", "watercolor", "oil", "sketch", "cat", "dog", "bird", "house", "tree", "car", "red", "blue", "green", "ginger", "fluffy", "portrait", "landscape", "sks", "ohwx"]
 
 
 def _bytes_to_unicode() -> dict[int, str]:

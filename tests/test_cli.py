@@ -1,0 +1,81 @@
+"""The command line: generate end to end, PNG parameters read back, user errors exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from craftstudio import __version__
+from craftstudio.cli import main
+from craftstudio.library.png_params import read_request, read_text_chunks
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_generate_writes_png_whose_parameters_read_back(tmp_path, tiny_sd1, capsys):
+    out = tmp_path / "x.png"
+    rc = main(["generate", "--model", str(tiny_sd1), "--prompt", "a cat", "--negative", "a dog",
+               "--steps", "4", "--size", "64x48", "--cfg", "5.5", "--seed", "42",
+               "--scheduler", "euler_a", "--device", "cpu", "--out", str(out)])
+    assert rc == 0 and out.is_file()
+    params = read_text_chunks(out)["parameters"]
+    assert params.splitlines()[0] == "a cat"
+    assert "Negative prompt: a dog" in params
+    assert "Steps: 4, Sampler: Euler a, CFG scale: 5.5, Seed: 42, Size: 64x48, Model: tiny-sd1" in params
+    # Both the A1111 text and our JSON chunk read back to the same settings.
+    from craftstudio.domain.infotext import request_from_infotext
+
+    for request in (read_request(out), request_from_infotext(params, model=str(tiny_sd1))):
+        assert (request.prompt, request.negative_prompt, request.steps, request.cfg_scale, request.seed,
+                request.width, request.height, request.scheduler) == (
+            "a cat", "a dog", 4, 5.5, 42, 64, 48, "euler_a")
+    assert read_request(out).model == str(tiny_sd1)
+
+
+def test_batch_writes_numbered_files_with_their_own_seeds(tmp_path, tiny_sd1):
+    out = tmp_path / "b.png"
+    assert main(["generate", "--model", str(tiny_sd1), "--prompt", "a cat", "--steps", "2",
+                 "--size", "64x64", "--batch", "2", "--seed", "7", "--device", "cpu", "--out", str(out)]) == 0
+    assert [read_request(tmp_path / f"b-{i}.png").seed for i in (1, 2)] == [7, 8]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--size", "65x64"], "multiple of 8"),
+    (["--steps", "0"], "Steps must be between 1 and 1000"),
+    (["--scheduler", "heun"], "Unknown scheduler 'heun'"),
+])
+def test_bad_settings_exit_2_with_one_line(tmp_path, tiny_sd1, capsys, args, expected):
+    out = tmp_path / "bad.png"
+    rc = main(["generate", "--model", str(tiny_sd1), "--prompt", "a cat", "--out", str(out), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and expected in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda d: d / "missing", "does not exist"),
+    (lambda d: (d / "m.ckpt").write_bytes(b"\x80\x04") and d / "m.ckpt", "pickle checkpoint"),
+    (lambda d: (d / "t.safetensors").write_text("just text") and d / "t.safetensors", "not a valid"),
+])
+def test_bad_models_exit_2(tmp_path, capsys, make, expected):
+    model = make(tmp_path)
+    out = tmp_path / "o.png"
+    rc = main(["generate", "--model", str(model), "--prompt", "a cat", "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and expected in err and str(model) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_module_entry_point_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "craftstudio", "generate", "--model", str(tmp_path / "x"),
+                           "--prompt", "p", "--out", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "does not exist" in proc.stderr
