@@ -1,0 +1,79 @@
+"""`GenerateJob`: run one generation on the worker thread and save its images as PNGs.
+
+The engine is imported inside `run` (first call loads torch and diffusers, seconds), never at
+module import, so the GUI opens before torch is loaded. The engine function is injectable so
+state and UI tests can drive the whole path with a scriptable fake.
+
+The job, not the engine, writes the files: the engine returns images, and saving with the full
+request (png_params) belongs to the app's library of outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from craftstudio.domain.cancel import CancelToken
+from craftstudio.domain.generation import GenerateRequest, GenerateResult
+from craftstudio.domain.progress import ProgressCallback, ProgressEvent
+from craftstudio.library.paths import AppPaths
+from craftstudio.library.png_params import save_png
+
+# generate(request, *, progress=..., cancel=...) -> GenerateResult (craftstudio.engine.generation)
+GenerateFn = Callable[..., GenerateResult]
+
+
+def engine_generate(request: GenerateRequest, *, progress: ProgressCallback | None = None,
+                    cancel: CancelToken | None = None) -> GenerateResult:
+    """The real engine, imported on first use (on the worker thread)."""
+    from craftstudio.engine.generation import generate
+
+    return generate(request, progress=progress, cancel=cancel)
+
+
+@dataclass
+class GenerateOutput:
+    """What a finished `GenerateJob` hands back: the engine's result and the saved files."""
+
+    result: GenerateResult
+    paths: list[Path] = field(default_factory=list)
+
+    @property
+    def images(self) -> list[Any]:
+        return self.result.images
+
+
+class GenerateJob:
+    def __init__(self, request: GenerateRequest, *, engine: GenerateFn | None = None,
+                 outputs: Path | None = None) -> None:
+        self.request = request
+        self._engine = engine or engine_generate
+        self._outputs = outputs
+
+    def run(self, progress: ProgressCallback, cancel: CancelToken) -> GenerateOutput:
+        result = self._engine(self.request, progress=progress, cancel=cancel)
+        # Cancel pressed after the last step: the user no longer wants these images.
+        cancel.raise_if_cancelled()
+        folder = self._outputs or AppPaths.default().outputs
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        paths: list[Path] = []
+        count = len(result.images)
+        for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
+            progress(ProgressEvent("save", index, count, image_index=index, image_count=count))
+            path = save_png(image, _free_name(folder, f"{stamp}-{seed}"), self.request, seed=seed,
+                            model_name=result.model_name)
+            paths.append(path)
+        return GenerateOutput(result, paths)
+
+
+def _free_name(folder: Path, stem: str) -> Path:
+    """`stem.png`, or `stem-2.png`... if two runs with one seed finish within the same second."""
+    path = folder / f"{stem}.png"
+    counter = 2
+    while path.exists():
+        path = folder / f"{stem}-{counter}.png"
+        counter += 1
+    return path
