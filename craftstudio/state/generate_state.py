@@ -1,0 +1,220 @@
+"""`GenerateState`: the view-model of the Generate panel.
+
+Holds the settings the user edits (persisted between sessions), turns them into a validated
+`GenerateRequest`, submits a `GenerateJob` to the shared `JobRunner` and follows that job's
+signals into observable properties: busy flag, progress, status line, step preview, results,
+error message. Errors never raise out of here; they land in `error` for the window to show.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from craftstudio.domain.errors import UserError
+from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
+from craftstudio.domain.progress import PreviewEvent, ProgressEvent
+from craftstudio.library.png_params import read_request
+from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
+from craftstudio.state.settings_file import SettingsFile
+from craftstudio.workers.generate_job import GenerateFn, GenerateJob, GenerateOutput
+from craftstudio.workers.job_runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+SETTINGS_SECTION = "generate"
+MAX_RANDOM_SEED = 2**31 - 1  # fits a QSpinBox, so the user can see and edit the seed used
+_STAGES = {"load": "Loading model", "encode": "Encoding prompt", "decode": "Decoding",
+           "save": "Saving"}
+
+
+class GenerateState(ObservableObject):
+    # What to generate (persisted).
+    model = Property("", persist=True)
+    model_changed = Signal(str)
+    prompt = Property("", persist=True)
+    prompt_changed = Signal(str)
+    negative_prompt = Property("", persist=True)
+    negative_prompt_changed = Signal(str)
+    steps = Property(20, persist=True)
+    steps_changed = Signal(int)
+    cfg_scale = Property(7.0, persist=True)
+    cfg_scale_changed = Signal(float)
+    seed = Property(0, persist=True)
+    seed_changed = Signal(object)  # object: seeds may exceed the 32-bit int of Signal(int)
+    random_seed = Property(True, persist=True)  # draw a new seed for every Generate
+    random_seed_changed = Signal(bool)
+    width = Property(512, persist=True)
+    width_changed = Signal(int)
+    height = Property(512, persist=True)
+    height_changed = Signal(int)
+    scheduler = Property(DEFAULT_SCHEDULER, persist=True)
+    scheduler_changed = Signal(str)
+    batch_count = Property(1, persist=True)
+    batch_count_changed = Signal(int)
+
+    # What is happening (not persisted).
+    is_busy = Property(False)
+    is_busy_changed = Signal(bool)
+    progress = Property(0.0)  # 0..1 over the whole job
+    progress_changed = Signal(float)
+    status = Property("")
+    status_changed = Signal(str)
+    error = Property("")
+    error_changed = Signal(str)
+    preview = Property(None, equal=same_object)  # PIL image of the step being denoised
+    preview_changed = Signal(object)
+    images = Property([], equal=same_object)  # PIL images of the last finished job
+    images_changed = Signal(object)
+    image_paths = Property([], equal=same_object)  # where they were saved
+    image_paths_changed = Signal(object)
+
+    def __init__(self, runner: JobRunner, *, engine: GenerateFn | None = None,
+                 settings: SettingsFile | None = None, outputs: Path | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._runner = runner
+        self._engine = engine
+        self._settings = settings
+        self._outputs = outputs
+        self._job_id: int | None = None
+        if settings is not None:
+            restore(self, settings.section(SETTINGS_SECTION))
+        runner.started.connect(self._on_started)
+        runner.progress.connect(self._on_progress)
+        runner.preview.connect(self._on_preview)
+        runner.finished.connect(self._on_finished)
+        runner.failed.connect(self._on_failed)
+        runner.cancelled.connect(self._on_cancelled)
+
+    @property
+    def job_id(self) -> int | None:
+        """The running job's id, None when idle."""
+        return self._job_id
+
+    def request(self) -> GenerateRequest:
+        """The request the current settings describe (not validated)."""
+        return GenerateRequest(
+            model=self.model.strip(), prompt=self.prompt, negative_prompt=self.negative_prompt,
+            width=self.width, height=self.height, steps=self.steps, cfg_scale=self.cfg_scale,
+            seed=self.seed, scheduler=self.scheduler, batch_count=self.batch_count,
+            preview_every=1,
+        )
+
+    def generate(self) -> int | None:
+        """Validate and submit; returns the job id, or None (and sets `error`) if invalid."""
+        if self.is_busy:
+            return None
+        self.error = ""
+        if self.random_seed:
+            self.seed = random.randint(0, MAX_RANDOM_SEED)
+        request = self.request()
+        try:
+            request.validate()
+        except UserError as exc:
+            self.error = str(exc)
+            return None
+        self.save_settings()
+        job = GenerateJob(request, engine=self._engine, outputs=self._outputs)
+        self._job_id = self._runner.submit(job)
+        self.is_busy = True
+        self.progress = 0.0
+        self.preview = None
+        self.status = "Waiting for the previous job…" if self._runner.pending else "Starting…"
+        return self._job_id
+
+    def cancel(self) -> None:
+        if self._job_id is not None and self._runner.cancel(self._job_id):
+            self.status = "Cancelling…"
+
+    def apply_request(self, request: GenerateRequest) -> None:
+        """Show a recorded request's settings (e.g. from a dropped PNG) in the panel. Its
+        model is kept only if that file or folder exists here; the seed is fixed, not random."""
+        if request.model and Path(request.model).exists():
+            self.model = request.model
+        self.prompt, self.negative_prompt = request.prompt, request.negative_prompt
+        self.steps, self.cfg_scale = request.steps, float(request.cfg_scale)
+        self.width, self.height = request.width, request.height
+        self.scheduler, self.batch_count = request.scheduler, request.batch_count
+        self.seed, self.random_seed = request.seed, False
+
+    def apply_png(self, path: str | Path) -> bool:
+        """Restore the settings recorded in a PNG; a file without them sets `error`."""
+        try:
+            request = read_request(path)
+        except UserError as exc:
+            self.error = str(exc)
+            return False
+        self.apply_request(request)
+        self.error = ""
+        self.status = f"Settings restored from {Path(path).name}."
+        return True
+
+    def save_settings(self) -> None:
+        if self._settings is not None:
+            self._settings.save_section(SETTINGS_SECTION, persisted(self))
+
+    def _mine(self, job_id: int) -> bool:
+        return job_id == self._job_id
+
+    def _done(self) -> None:
+        self._job_id = None
+        self.is_busy = False
+
+    @Slot(int)
+    def _on_started(self, job_id: int) -> None:
+        if self._mine(job_id):
+            self.status = "Starting…"
+
+    @Slot(int, object)
+    def _on_progress(self, job_id: int, event: ProgressEvent) -> None:
+        if not self._mine(job_id):
+            return
+        count = max(event.image_count, 1)
+        label = f" (image {event.image_index + 1} of {count})" if count > 1 else ""
+        if event.stage == "denoise":
+            self.progress = min(1.0, (event.image_index + event.fraction) / count)
+            self.status = f"Step {event.step} of {event.total}{label}"
+        else:
+            text = event.message or _STAGES.get(event.stage, event.stage)
+            self.status = text[:1].upper() + text[1:] + "…"
+
+    @Slot(int, object)
+    def _on_preview(self, job_id: int, event: PreviewEvent) -> None:
+        if self._mine(job_id):
+            self.preview = event.image
+
+    @Slot(int, object)
+    def _on_finished(self, job_id: int, output: Any) -> None:
+        if not self._mine(job_id):
+            return
+        assert isinstance(output, GenerateOutput)
+        self.progress = 1.0
+        self.images = list(output.images)
+        self.image_paths = list(output.paths)
+        self.preview = None
+        folder = output.paths[0].parent if output.paths else ""
+        seconds = output.result.seconds
+        count = len(output.paths)
+        self.status = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s, saved to {folder}"
+        self._done()
+
+    @Slot(int, str)
+    def _on_failed(self, job_id: int, message: str) -> None:
+        if self._mine(job_id):
+            self.error = message
+            self.status = ""
+            self.progress = 0.0
+            self._done()
+
+    @Slot(int)
+    def _on_cancelled(self, job_id: int) -> None:
+        if self._mine(job_id):
+            self.status = "Cancelled."
+            self.progress = 0.0
+            self.preview = None
+            self._done()
