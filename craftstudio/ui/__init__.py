@@ -1,0 +1,1 @@
+"""Widgets only. Each widget binds to a view-model in `craftstudio.state`; no torch, no engine."""

@@ -1,0 +1,25 @@
+"""A whole studio (window, state, runner) per test, with its data in a temporary folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from craftstudio.app import build_studio
+from craftstudio.library.paths import AppPaths
+
+
+@pytest.fixture
+def make_studio(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRAFTSTUDIO_HOME", str(tmp_path / "home"))
+    built = []
+
+    def make(engine=None):
+        studio = build_studio(engine=engine, paths=AppPaths.default())
+        qtbot.addWidget(studio.window)
+        studio.window.show()
+        built.append(studio)
+        return studio
+
+    yield make
+    for studio in built:
+        studio.shutdown()

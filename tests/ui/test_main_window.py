@@ -1,0 +1,59 @@
+"""The main window: its four areas, placeholders for those to come, PNG drop, settings on quit."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QLabel
+
+from craftstudio.library.png_params import save_png
+from craftstudio.state.settings_file import SettingsFile
+from craftstudio.ui.main_window import AREAS
+from tests.workers.fake_engine import FakeEngine, _image, quick_request
+
+
+def test_opens_on_generate_with_the_other_areas_marked_coming_soon(qtbot, make_studio):
+    window = make_studio(FakeEngine()).window
+    assert window.windowTitle() == "CraftStudio"
+    assert window.current_area == "Generate"
+    assert [window.navigation.item(i).text() for i in range(window.navigation.count())] == list(AREAS)
+    for area in ("Library", "Train", "Gallery"):
+        window.navigation.setCurrentRow(AREAS.index(area))
+        assert window.current_area == area
+        texts = [label.text() for label in window.pages.currentWidget().findChildren(QLabel)]
+        assert any(t.startswith("Coming soon:") for t in texts), texts
+
+
+def test_model_field_is_empty_with_a_hint_on_first_start(qtbot, make_studio):
+    panel = make_studio(FakeEngine()).window.generate_panel
+    assert panel.model_edit.text() == ""
+    assert ".safetensors" in panel.model_edit.placeholderText()
+
+
+def test_dropping_a_png_restores_its_settings(qtbot, make_studio, tmp_path):
+    studio = make_studio(FakeEngine())
+    request = quick_request(prompt="a red house", steps=9, seed=77, scheduler="ddim")
+    png = save_png(_image(request, 77, 1), tmp_path / "made.png", request, seed=77, model_name="m")
+    studio.window.show_area("Train")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(png))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    studio.window.dropEvent(event)
+    panel = studio.window.generate_panel
+    assert studio.window.current_area == "Generate"
+    assert panel.prompt_edit.toPlainText() == "a red house"
+    assert panel.steps_spin.value() == 9
+    assert panel.seed_edit.text() == "77" and not panel.random_seed_check.isChecked()
+    assert panel.scheduler_combo.currentData() == "ddim"
+
+
+def test_shutdown_saves_the_settings(qtbot, make_studio):
+    studio = make_studio(FakeEngine())
+    studio.generate.model = "/models/mine"
+    studio.generate.prompt = "a fluffy dog"
+    studio.shutdown()
+    saved = SettingsFile(studio.paths.settings).section("generate")
+    assert saved["model"] == "/models/mine" and saved["prompt"] == "a fluffy dog"
+    again = make_studio(FakeEngine())
+    assert again.window.generate_panel.model_edit.text() == "/models/mine"
