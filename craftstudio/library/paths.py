@@ -37,6 +37,15 @@ class AppPaths:
         return self.root / "models"
 
     @property
+    def backbones(self) -> Path:
+        return self.root / "backbones"
+
+    @property
+    def previews(self) -> Path:
+        """Preview images the library made itself (decoded ModelSpec thumbnails)."""
+        return self.root / "previews"
+
+    @property
     def outputs(self) -> Path:
         return self.root / "outputs"
 

@@ -1,0 +1,101 @@
+"""Plain records the library hands out: catalog items and scanned files (never raw rows)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from craftstudio.domain.family import Family
+from craftstudio.domain.generation import LoraRef
+
+
+@dataclass
+class Item:
+    """A LoRA, base model or backbone. `id` is the sha256 of its content."""
+
+    id: str
+    kind: str
+    path: str
+    name: str
+    title: str | None = None
+    family: str = Family.UNKNOWN.value
+    role: str = "other"
+    rank: int | None = None
+    format: str = ""
+    triggers: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    description: str | None = None
+    preview: str | None = None
+    size: int = 0
+    in_place: bool = True
+    addnet_hash: str | None = None
+    base_model_hash: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    trashed_at: float | None = None
+    trash_path: str | None = None
+    missing: bool = False
+    user_edited: list[str] = field(default_factory=list)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+    @property
+    def trashed(self) -> bool:
+        return self.trashed_at is not None
+
+    def lora_ref(self, weight: float = 1.0) -> LoraRef:
+        return LoraRef(path=self.path, weight=weight, sha256=self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Item:
+        keys = row.keys()
+        return cls(
+            id=row["id"], kind=row["kind"], path=row["path"], name=row["name"], title=row["title"],
+            family=row["family"], role=row["role"], rank=row["rank"], format=row["format"],
+            triggers=json.loads(row["triggers"]), tags=json.loads(row["tags"]),
+            description=row["description"], preview=row["preview"], size=row["size"],
+            in_place=bool(row["in_place"]), addnet_hash=row["addnet_hash"],
+            base_model_hash=row["base_model_hash"] if "base_model_hash" in keys else None,
+            meta=json.loads(row["meta"]), created_at=row["created_at"], updated_at=row["updated_at"],
+            trashed_at=row["trashed_at"], trash_path=row["trash_path"],
+            missing=bool(row["missing"]) if "missing" in keys else False,
+            user_edited=json.loads(row["user_edited"]) if "user_edited" in keys else [],
+        )
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One scanned path: `ok` (it is `item_id`), `unreadable` or `other` (not a LoRA/model)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    reason: str | None = None
+    sha256: str | None = None
+    item_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> FileEntry:
+        return cls(row["path"], row["size"], row["mtime_ns"], row["status"], row["reason"],
+                   row["sha256"], row["item_id"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
