@@ -162,18 +162,24 @@ class ItemStore:
         return int(self.db.scalar(sql + (" AND kind = ?" if kind else ""), (kind,) if kind else ()))
 
     # ---------- writing
+    _COLUMNS = ("id", "kind", "path", "name", "title", "family", "role", "rank", "format", "triggers", "tags",
+                "description", "preview", "size", "in_place", "addnet_hash", "meta", "search", "created_at",
+                "updated_at", "trashed_at", "trash_path", "missing", "base_model_hash", "user_edited")
+
     def save(self, item: Item) -> Item:
-        self.db.execute(
-            "INSERT OR REPLACE INTO items (id, kind, path, name, title, family, role, rank, format, "
-            "triggers, tags, description, preview, size, in_place, addnet_hash, meta, search, created_at, "
-            "updated_at, trashed_at, trash_path, missing, base_model_hash, user_edited) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (item.id, item.kind, item.path, item.name, item.title, item.family, item.role, item.rank,
-             item.format, json.dumps(item.triggers, ensure_ascii=False),
-             json.dumps(item.tags, ensure_ascii=False), item.description, item.preview, item.size,
-             int(item.in_place), item.addnet_hash, json.dumps(item.meta, ensure_ascii=False),
-             search_text(item), item.created_at, item.updated_at, item.trashed_at, item.trash_path,
-             int(item.missing), item.base_model_hash, json.dumps(item.user_edited)))
+        """Insert or update in place (an UPSERT: a REPLACE would delete the row and let the
+        foreign keys of files and history fall to NULL)."""
+        values = (item.id, item.kind, item.path, item.name, item.title, item.family, item.role, item.rank,
+                  item.format, json.dumps(item.triggers, ensure_ascii=False),
+                  json.dumps(item.tags, ensure_ascii=False), item.description, item.preview, item.size,
+                  int(item.in_place), item.addnet_hash, json.dumps(item.meta, ensure_ascii=False),
+                  search_text(item), item.created_at, item.updated_at, item.trashed_at, item.trash_path,
+                  int(item.missing), item.base_model_hash, json.dumps(item.user_edited))
+        cols = ", ".join(self._COLUMNS)
+        marks = ", ".join("?" * len(self._COLUMNS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self._COLUMNS[1:])
+        self.db.execute(f"INSERT INTO items ({cols}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
+                        values)
         return item
 
     def upsert(self, item_id: str, identity: Identity, *, path: Path, name: str, size: int,
@@ -188,7 +194,8 @@ class ItemStore:
                      format=identity.format, triggers=list(identity.triggers),
                      description=identity.description, preview=preview, size=size, in_place=in_place,
                      addnet_hash=addnet_hash, base_model_hash=identity.base_model_hash,
-                     meta=identity.meta, created_at=now, updated_at=now)
+                     created_at=now, updated_at=now)
+        fresh.meta = identity.meta
         if old is None:
             return self.save(fresh), True
         for key in ("title", "role", "triggers", "description", "name"):

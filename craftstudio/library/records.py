@@ -12,6 +12,10 @@ from craftstudio.domain.family import Family
 from craftstudio.domain.generation import LoraRef
 
 
+def _list(raw: str) -> list[Any]:
+    return [] if raw == "[]" else json.loads(raw)
+
+
 @dataclass
 class Item:
     """A LoRA, base model or backbone. `id` is the sha256 of its content."""
@@ -33,13 +37,25 @@ class Item:
     in_place: bool = True
     addnet_hash: str | None = None
     base_model_hash: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
     trashed_at: float | None = None
     trash_path: str | None = None
     missing: bool = False
     user_edited: list[str] = field(default_factory=list)
+    # Other metadata, decoded from JSON only when used (listing thousands of items stays fast).
+    _meta_raw: str = field(default="{}", repr=False, compare=False)
+    _meta: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        if self._meta is None:
+            self._meta = json.loads(self._meta_raw)
+        return self._meta
+
+    @meta.setter
+    def meta(self, value: dict[str, Any]) -> None:
+        self._meta = value
 
     @property
     def short_id(self) -> str:
@@ -57,7 +73,10 @@ class Item:
         return LoraRef(path=self.path, weight=weight, sha256=self.id)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["_meta_raw"], data["_meta"]
+        data["meta"] = self.meta
+        return data
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Item:
@@ -65,14 +84,14 @@ class Item:
         return cls(
             id=row["id"], kind=row["kind"], path=row["path"], name=row["name"], title=row["title"],
             family=row["family"], role=row["role"], rank=row["rank"], format=row["format"],
-            triggers=json.loads(row["triggers"]), tags=json.loads(row["tags"]),
+            triggers=_list(row["triggers"]), tags=_list(row["tags"]),
             description=row["description"], preview=row["preview"], size=row["size"],
             in_place=bool(row["in_place"]), addnet_hash=row["addnet_hash"],
             base_model_hash=row["base_model_hash"] if "base_model_hash" in keys else None,
-            meta=json.loads(row["meta"]), created_at=row["created_at"], updated_at=row["updated_at"],
+            _meta_raw=row["meta"], created_at=row["created_at"], updated_at=row["updated_at"],
             trashed_at=row["trashed_at"], trash_path=row["trash_path"],
             missing=bool(row["missing"]) if "missing" in keys else False,
-            user_edited=json.loads(row["user_edited"]) if "user_edited" in keys else [],
+            user_edited=_list(row["user_edited"]) if "user_edited" in keys else [],
         )
 
 
