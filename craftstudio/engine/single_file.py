@@ -60,7 +60,8 @@ def _bytes_to_unicode() -> dict[int, str]:
 @cache
 def _clip_vocab_and_merges() -> tuple[str, str]:
     path = resources_dir() / "tokenizers" / "clip_bpe_simple_vocab_16e6.txt.gz"
-    lines = gzip.open(path, "rt", encoding="utf-8").read().split("\n")[1:_CLIP_MERGES + 1]
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        lines = fh.read().split("\n")[1:_CLIP_MERGES + 1]
     alphabet = list(_bytes_to_unicode().values())
     vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in lines]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
@@ -106,18 +107,52 @@ def write_config_folder(family: Family, folder: Path) -> None:
     (folder / "model_index.json").write_text(json.dumps(index))
 
 
-def load_single_file(path: Path, dtype: torch.dtype):
+_COMPONENTS = {"unet": "UNet", "vae": "VAE", "text_encoder": "text encoder",
+               "text_encoder_2": "second text encoder"}
+_CLASS_COMPONENTS = {"UNet2DConditionModel": "unet", "AutoencoderKL": "vae", "CLIPTextModel": "text_encoder",
+                     "CLIPTextModelWithProjection": "text_encoder_2"}
+
+
+def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = None):
+    """Load an LDM-layout checkpoint as a diffusers pipeline; raise `ModelError` if it is incomplete.
+
+    `config_dir` replaces the shipped full-size configs with another diffusers config folder
+    (model_index.json, component configs, tokenizers): tests load tiny checkpoints this way. It
+    must hold no weights, or diffusers would quietly take a component missing from the checkpoint
+    from there.
+    """
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     family = family_of_checkpoint(path)
     cls = StableDiffusionXLPipeline if family is Family.SDXL else StableDiffusionPipeline
     kwargs: dict[str, Any] = {}
     if cls is StableDiffusionPipeline:
         kwargs = {"safety_checker": None, "requires_safety_checker": False}
+    if config_dir is not None and any(Path(config_dir).rglob("*.safetensors")):
+        raise ValueError(f"config folder {config_dir} holds weights; give configs and tokenizers only")
     with tempfile.TemporaryDirectory(prefix="craftstudio-config-") as tmp:
-        write_config_folder(family, Path(tmp))
+        if config_dir is None:
+            config_dir = Path(tmp)
+            write_config_folder(family, config_dir)
         try:
-            return cls.from_single_file(str(path), config=tmp, local_files_only=True, dtype=dtype,
-                                        **kwargs)
+            pipeline = cls.from_single_file(str(path), config=str(config_dir), local_files_only=True,
+                                            dtype=dtype, **kwargs)
+        except SingleFileComponentError as exc:
+            # "Failed to load AutoencoderKL. Weights for this component appear to be missing ..."
+            name = next((n for c, n in _CLASS_COMPONENTS.items() if f"load {c}." in str(exc)), "")
+            what = f"its {_COMPONENTS[name]} weights" if name else "the weights of a component"
+            raise ModelError(f"{path} is incomplete: {what} are missing (not a full "
+                             f"{family.label} checkpoint).") from exc
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelError(f"{path} could not be loaded as an {family.label} checkpoint ({exc}).") from exc
+            if "meta tensor" in str(exc):  # weights that the checkpoint lacks stay unallocated
+                raise ModelError(f"{path} is incomplete: some weights are missing (not a full "
+                                 f"{family.label} checkpoint).") from exc
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"{path} could not be loaded as an {family.label} checkpoint ({detail}).") from exc
+    for name, label in _COMPONENTS.items():
+        module = getattr(pipeline, name, None)
+        if module is not None and any(t.is_meta for t in (*module.parameters(), *module.buffers())):
+            raise ModelError(f"{path} is incomplete: some of its {label} weights are missing (not a full "
+                             f"{family.label} checkpoint).")
+    return pipeline
