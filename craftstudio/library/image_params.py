@@ -112,7 +112,7 @@ def split_lora_tags(prompt: str) -> tuple[str, list[LoraMention]]:
     clean = _LORA_TAG.sub("", prompt)
     clean = re.sub(r"[ \t]*,(?:[ \t]*,)+", ",", clean)  # ", ," left where a tag was
     clean = re.sub(r"[ \t]{2,}", " ", clean)
-    clean = "\n".join(line.strip().strip(",").strip() for line in clean.split("\n"))
+    clean = "\n".join(line.strip() for line in clean.split("\n"))
     return clean.strip(), mentions
 
 

@@ -120,15 +120,15 @@ class ItemStore:
         if len(short) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in short):
             return []
         rows = self.db.execute(
-            "SELECT * FROM items WHERE kind = ? AND (addnet_hash LIKE ?1 OR id LIKE ?1 OR "
-            "lower(json_extract(meta, '$.sshs_model_hash')) LIKE ?1) ORDER BY trashed_at IS NOT NULL",
+            "SELECT * FROM items WHERE kind = ?1 AND (addnet_hash LIKE ?2 OR id LIKE ?2 OR "
+            "lower(json_extract(meta, '$.sshs_model_hash')) LIKE ?2) ORDER BY trashed_at IS NOT NULL",
             (kind, short + "%"))
         return [Item.from_row(r) for r in rows]
 
     def by_name(self, name: str, kind: str = "lora") -> list[Item]:
         """Items called `name` (A1111 uses the file stem or the kohya output name)."""
         rows = self.db.execute(
-            "SELECT * FROM items WHERE kind = ? AND (name = ?2 COLLATE NOCASE OR title = ?2 COLLATE NOCASE "
+            "SELECT * FROM items WHERE kind = ?1 AND (name = ?2 COLLATE NOCASE OR title = ?2 COLLATE NOCASE "
             "OR json_extract(meta, '$.ss_output_name') = ?2) ORDER BY trashed_at IS NOT NULL, "
             "name = ?2 COLLATE NOCASE DESC", (kind, name))
         return [Item.from_row(r) for r in rows]
