@@ -87,6 +87,8 @@ class GenerateRequest:
     # JSON form of the three curves (guidance, content gate, style gate); None = constant
     # curves: gates 1 and guidance `cfg_scale` on every step.
     curves: dict[str, Any] | None = None
+    # Per-block routing overrides, e.g. {"up_blocks.1.attentions.0": "style"} (role content|style|none).
+    routing_overrides: dict[str, str] | None = None
 
     @property
     def mode(self) -> FusionMode:

@@ -1,7 +1,13 @@
-"""Generate images for a `GenerateRequest`: load (cached), encode, denoise, decode."""
+"""Generate images for a `GenerateRequest`: load (cached), encode, denoise, decode.
+
+With LoRAs this is the CRAFT sampler: W_init from the backbone (baked into the cached model),
+routed LoRA layers confined to their sets, and per step ε = ε_u + s_k·(ε_c − ε_u) where only the
+conditional rows carry the gated LoRAs (see craft_plan.py, craft_layers.py and sampler.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -13,9 +19,12 @@ from craftstudio.domain.generation import GenerateRequest, GenerateResult
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
 from craftstudio.engine import model_cache
 from craftstudio.engine.conditioning import encode
+from craftstudio.engine.craft_layers import BranchState, installed
+from craftstudio.engine.craft_plan import CraftHooks, CraftPlan
 from craftstudio.engine.devices import is_out_of_memory, pick_device, pick_dtype
 from craftstudio.engine.loader import LoadedModel
 from craftstudio.engine.previews import latent_preview
+from craftstudio.engine.routing import CONTENT, STYLE, LayerSets
 from craftstudio.engine.sampler import LoopSettings, denoise
 from craftstudio.engine.schedulers import make_scheduler
 
@@ -47,16 +56,24 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
              cancel: CancelToken | None = None) -> GenerateResult:
     """Generate `request.batch_count` images; raises `Cancelled` or a `UserError` on bad input."""
     request.validate()
+    plan = CraftPlan.build(request, request.steps)  # bad markers / curves fail before any loading
     started = time.perf_counter()
     device = pick_device(request.device)
     dtype = pick_dtype(device)
     if progress:
         progress(ProgressEvent("load", 0, 1, message="loading model"))
+    switches = request.switches
     try:
-        model = model_cache.get_model(request.model, device, dtype)
-        images = []
-        for index, seed in enumerate(request.seeds()):
-            images.append(_generate_one(model, request, seed, index, progress, cancel))
+        model = model_cache.get_model(request.model, device, dtype,
+                                      request.backbone if switches.backbone else None)
+        loras = {role: model_cache.get_lora(ref.path, model)
+                 for role, ref in ((CONTENT, request.content_lora), (STYLE, request.style_lora)) if ref}
+        sets = LayerSets.for_family(model.family, request.routing_overrides) if switches.routing else None
+        state = BranchState()
+        with installed(model.unet, loras, state, sets) as report:
+            hooks = CraftHooks(plan, state) if loras else None
+            images = [_generate_one(model, request, plan, hooks, seed, index, progress, cancel)
+                      for index, seed in enumerate(request.seeds())]
     except Exception as exc:
         if is_out_of_memory(exc):
             if device.type == "cuda":
@@ -64,22 +81,31 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
             raise OutOfMemory(f"{device.type.upper()} ran out of memory at {request.width}x{request.height}: "
                               "lower the size or batch, or close other GPU programs.") from exc
         raise
+    details = {
+        "mode": request.mode.value, "switches": dataclasses.asdict(switches), **plan.record(),
+        "loras": {role: {"path": str(lora.path), "sha256": lora.sha256, "name": lora.name,
+                         "layers_used": report.used[role], "layers_dropped": report.dropped[role],
+                         "text_encoder_tensors_ignored": lora.text_encoder_keys}
+                  for role, lora in loras.items()},
+        "backbone": ({"path": str(model.backbone.path), "fingerprint": model.backbone.fingerprint}
+                     if model.backbone is not None else None),
+    }
     return GenerateResult(request=request, images=images, seeds=request.seeds(), family=model.family.value,
                           model_name=model.name, device=str(device),
-                          seconds=time.perf_counter() - started)
+                          seconds=time.perf_counter() - started, details=details)
 
 
-def _generate_one(model: LoadedModel, request: GenerateRequest, seed: int, index: int,
-                  progress: ProgressCallback | None, cancel: CancelToken | None):
+def _generate_one(model: LoadedModel, request: GenerateRequest, plan: CraftPlan, hooks: CraftHooks | None,
+                  seed: int, index: int, progress: ProgressCallback | None, cancel: CancelToken | None):
     generator = torch.Generator("cpu").manual_seed(seed)
     scheduler = make_scheduler(request.scheduler, model.pipeline.scheduler.config)
     scheduler.set_timesteps(request.steps, device=model.device)
-    conditioning = encode(model, request.prompt, request.negative_prompt, request.width, request.height)
+    conditioning = encode(model, plan.prompt.text, request.negative_prompt, request.width, request.height)
     latents = initial_latents(model, scheduler, request.width, request.height, generator)
     size = (request.width, request.height)
     settings = LoopSettings(
-        guidance=[request.cfg_scale] * len(scheduler.timesteps), preview_every=request.preview_every,
-        image_index=index, image_count=request.batch_count,
+        guidance=plan.guidance, preview_every=request.preview_every, image_index=index,
+        image_count=request.batch_count, hooks=hooks,
         preview=lambda lat: latent_preview(lat, model.family, size),
     )
     latents = denoise(model.unet, scheduler, latents, conditioning, settings, generator,

@@ -35,6 +35,7 @@ class LoadedModel:
     path: Path
     device: torch.device
     dtype: torch.dtype
+    backbone: Any = None  # the applied `Backbone`, if any (W_init baked into the weights)
 
     @property
     def unet(self):

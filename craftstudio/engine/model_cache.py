@@ -1,8 +1,11 @@
-"""Keeps the last loaded base model, so consecutive generations skip loading."""
+"""Keeps the last loaded base model (with its backbone applied) and recently read LoRAs, so
+consecutive generations skip loading. A backbone is baked into the cached model's weights, so a
+different backbone (or none) means a different cache entry, loaded fresh from disk."""
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -10,30 +13,63 @@ import torch
 from craftstudio.engine.loader import LoadedModel, load_model
 
 _lock = threading.Lock()
-_slot: dict[tuple, LoadedModel] = {}
+_model: dict[tuple, LoadedModel] = {}
+_loras: OrderedDict[tuple, object] = OrderedDict()
+_LORA_SLOTS = 4
 
 
-def _key(path: Path, device: torch.device, dtype: torch.dtype) -> tuple:
+def _stamp(path: Path) -> tuple[str, int | None]:
     resolved = path.expanduser().resolve()
     try:
-        stamp = resolved.stat().st_mtime_ns
+        return str(resolved), resolved.stat().st_mtime_ns
     except OSError:
-        stamp = None
-    return (str(resolved), stamp, str(device), str(dtype))
+        return str(resolved), None
 
 
-def get_model(path: str | Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """The model at `path` on `device`, loaded once; a different model replaces the cached one."""
-    key = _key(Path(path), device, dtype)
+def get_model(path: str | Path, device: torch.device, dtype: torch.dtype,
+              backbone: str | Path | None = None) -> LoadedModel:
+    """The model at `path` on `device` with `backbone` applied, loaded once."""
+    key = (_stamp(Path(path)), _stamp(Path(backbone)) if backbone else None, str(device), str(dtype))
     with _lock:
-        if key in _slot:
-            return _slot[key]
-        _slot.clear()  # free the old model before loading the next one
+        if key in _model:
+            return _model[key]
+        _model.clear()  # free the old model before loading the next one
+        _loras.clear()
         model = load_model(path, device, dtype)
-        _slot[key] = model
+        if backbone:
+            _apply_backbone(model, Path(backbone))
+        _model[key] = model
         return model
+
+
+def _apply_backbone(model: LoadedModel, path: Path) -> None:
+    from craftstudio.engine.backbone import apply_backbone, check_fits, load_backbone
+    from craftstudio.engine.fingerprint import model_fingerprint
+
+    backbone = load_backbone(path)
+    check_fits(backbone, fingerprint=model_fingerprint(model.path), family=model.family, model_name=model.name)
+    apply_backbone(model.unet, backbone.bases)
+    model.backbone = backbone
+
+
+def get_lora(path: str | Path, model: LoadedModel):
+    """LoRA deltas of `path` for `model` (the few most recent are kept)."""
+    from craftstudio.engine.lora_adapters import load_lora
+
+    key = (_stamp(Path(path)), id(model))
+    with _lock:
+        if key in _loras:
+            _loras.move_to_end(key)
+            return _loras[key]
+    lora = load_lora(path, model)
+    with _lock:
+        _loras[key] = lora
+        while len(_loras) > _LORA_SLOTS:
+            _loras.popitem(last=False)
+    return lora
 
 
 def clear() -> None:
     with _lock:
-        _slot.clear()
+        _model.clear()
+        _loras.clear()

@@ -21,8 +21,9 @@ from craftstudio.engine.conditioning import Conditioning
 
 
 class StepHooks(Protocol):
-    def before_unet(self, step: int, cond_rows: slice) -> None:
-        """Called before the UNet call of `step`; `cond_rows` selects the conditional rows."""
+    def before_unet(self, step: int, cond_rows: slice | None) -> None:
+        """Called before the UNet call of `step`; `cond_rows` selects the conditional rows of the
+        batch (None when this step runs only the unconditional branch)."""
 
 
 @dataclass
@@ -65,7 +66,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
         states, added = conditioning.batch(use_uncond, use_cond)
         model_input = scheduler.scale_model_input(torch.cat([latents] * rows), t)
         if settings.hooks is not None:
-            settings.hooks.before_unet(k, slice(1, 2) if use_uncond else slice(0, rows))
+            cond_rows = (slice(1, 2) if use_uncond else slice(0, 1)) if use_cond else None
+            settings.hooks.before_unet(k, cond_rows)
         eps = unet(model_input, t, encoder_hidden_states=states, added_cond_kwargs=added,
                    return_dict=False)[0]
         if rows == 2:
