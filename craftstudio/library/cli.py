@@ -174,10 +174,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
         args.json = True
     if not changes:
         raise UserError("Give tags to add (+tag) or remove (-tag), e.g. `library tag ID +ink -draft`.")
-    add = [c[1:] if c.startswith("+") else c for c in changes if not c.startswith("-")]
-    remove = [c[1:] for c in changes if c.startswith("-")]
     with _open(args) as cat:
-        item = cat.items.change_tags(cat.items.find(args.ref).id, add=add, remove=remove)
+        item = cat.items.find(args.ref)
+        with cat.db.transaction():
+            for change in changes:  # in the order given: `+a -a` ends without a
+                if change.startswith("-"):
+                    item = cat.items.change_tags(item.id, remove=[change[1:]])
+                else:
+                    item = cat.items.change_tags(item.id, add=[change.removeprefix("+")])
     _emit(args, item.to_dict(), f"{item.short_id} {item.name}: tags {', '.join(item.tags) or '(none)'}")
     return 0
 

@@ -109,11 +109,14 @@ def split_lora_tags(prompt: str) -> tuple[str, list[LoraMention]]:
         except ValueError:
             weight = 1.0
         mentions.append(LoraMention(name=match.group(2).strip(), weight=weight))
+    if not mentions:
+        return prompt, []
     clean = _LORA_TAG.sub("", prompt)
-    clean = re.sub(r"[ \t]*,(?:[ \t]*,)+", ",", clean)  # ", ," left where a tag was
+    clean = re.sub(r"[ \t]+,", ",", clean)  # "cat ," left where a tag was
+    clean = re.sub(r",(?:[ \t]*,)+", ",", clean)  # ", ,"
     clean = re.sub(r"[ \t]{2,}", " ", clean)
-    clean = "\n".join(line.strip() for line in clean.split("\n"))
-    return clean.strip(), mentions
+    clean = "\n".join(line.strip() for line in clean.split("\n")).strip()
+    return clean.rstrip(",").rstrip(), mentions
 
 
 def parse_lora_hashes(value: str) -> dict[str, str]:
