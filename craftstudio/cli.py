@@ -14,6 +14,8 @@ from pathlib import Path
 from craftstudio import __version__
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_SCHEDULER, DEVICES, SCHEDULERS
+from craftstudio.library import bench as library_bench
+from craftstudio.library import cli as library_cli
 
 EXIT_USER_ERROR = 2
 
@@ -39,7 +41,53 @@ def _add_generate(sub) -> None:
     p.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--out", required=True, type=Path, help="output PNG (FILE-2.png etc. for a batch)")
+    craft = p.add_argument_group("CRAFT fusion")
+    craft.add_argument("--content-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="content LoRA")
+    craft.add_argument("--style-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="style LoRA")
+    craft.add_argument("--backbone", help="rank-constrained backbone file (W_init)")
+    craft.add_argument("--mode", choices=["craft", "direct"], default="craft",
+                       help="craft = all CRAFT components; direct = the plain weighted merge")
+    craft.add_argument("--curves", help="curve preset name or curves .json file (default: paper with "
+                                        "LoRAs, else constant)")
+    craft.add_argument("--no-backbone", dest="use_backbone", action="store_false",
+                       help="ablation: use the base weights W0 even if --backbone is given")
+    craft.add_argument("--no-routing", dest="routing", action="store_false",
+                       help="ablation: every LoRA on every layer it has weights for")
+    craft.add_argument("--no-acfg", dest="asymmetric", action="store_false",
+                       help="ablation: standard CFG with LoRAs in both branches")
+    craft.add_argument("--no-gates", dest="gates", action="store_false", help="ablation: constant curves")
     p.set_defaults(func=_run_generate)
+
+
+def _lora_ref(text: str):
+    from craftstudio.domain.generation import LoraRef
+
+    path, sep, weight = text.rpartition(":")
+    if sep and path and not (len(path) == 1 and path.isalpha()):  # not a Windows drive letter
+        try:
+            return LoraRef(path, float(weight))
+        except ValueError:
+            pass
+    return LoraRef(text, 1.0)
+
+
+def _curves(spec: str | None, has_loras: bool) -> dict | None:
+    from craftstudio.domain.curves import CurveSet, load_preset
+
+    if spec is None:
+        return load_preset("paper").to_dict() if has_loras else None
+    if spec.endswith(".json") or Path(spec).is_file():
+        return CurveSet.from_file(spec).to_dict()
+    return load_preset(spec).to_dict()
+
+
+def _switches(args):
+    from craftstudio.domain.generation import FusionSwitches
+
+    if args.mode == "direct":
+        return FusionSwitches.for_mode("direct")
+    return FusionSwitches(backbone=args.use_backbone, routing=args.routing, asymmetric=args.asymmetric,
+                          gates=args.gates)
 
 
 def _output_paths(out: Path, count: int) -> list[Path]:
@@ -80,10 +128,13 @@ def _run_generate(args) -> int:
     from craftstudio.engine.generation import generate
     from craftstudio.library.png_params import save_png
 
+    has_loras = bool(args.content_lora or args.style_lora)
     request = GenerateRequest(
         model=args.model, prompt=args.prompt, negative_prompt=args.negative, width=args.size[0],
         height=args.size[1], steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch, device=args.device,
+        content_lora=args.content_lora, style_lora=args.style_lora, backbone=args.backbone,
+        switches=_switches(args), curves=_curves(args.curves, has_loras),
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)
@@ -92,10 +143,23 @@ def _run_generate(args) -> int:
         result = generate(request, progress=bar)
     finally:
         bar.close()
+    extra = _infotext_extra(result)
     for image, seed, path in zip(result.images, result.seeds, outputs, strict=True):
-        save_png(image, path, request, seed=seed, model_name=result.model_name)
+        save_png(image, path, request, seed=seed, model_name=result.model_name, extra=extra,
+                 record=result.details)
         print(path)
     return 0
+
+
+def _infotext_extra(result) -> dict[str, str]:
+    """CRAFT settings for the A1111 `parameters` text (the JSON chunk holds everything)."""
+    details = result.details
+    if not details.get("loras"):
+        return {}
+    extra = {"CRAFT mode": details["mode"], "CRAFT curves": details.get("curves") or "custom"}
+    hashes = [f"{lora['name']}: {lora['sha256'][:12]}" for lora in details["loras"].values()]
+    extra["Lora hashes"] = ", ".join(hashes)
+    return extra
 
 
 def _run_gui(args) -> int:
@@ -105,12 +169,17 @@ def _run_gui(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="craftstudio", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
+                                     "and a style LoRA with CRAFT-LoRA, offline.")
     parser.add_argument("--version", action="version", version=f"CraftStudio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("gui", help="open the desktop application").set_defaults(func=_run_gui)
     _add_generate(sub)
+    library_cli.add_commands(sub)
+    bench = sub.add_parser("bench", help="benchmarks (print ratios against a baseline)")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    library_bench.add_bench_command(bench_sub)
     return parser
 
 

@@ -79,3 +79,43 @@ def test_module_entry_point_reports_errors_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_generate_with_craft_loras_records_mode_curves_and_gamma(tmp_path, tiny_sd1):
+    import json
+
+    import torch
+
+    from craftstudio.engine.loader import load_model
+    from tests.kit.tiny_loras import random_lora, save_kohya, save_peft
+
+    unet = load_model(tiny_sd1, torch.device("cpu"), torch.float32).unet
+    content = save_peft(random_lora(unet, seed=1), tmp_path / "c.safetensors")
+    style = save_kohya(random_lora(unet, seed=2), tmp_path / "s.safetensors")
+    out = tmp_path / "x.png"
+    rc = main(["generate", "--model", str(tiny_sd1), "--content-lora", f"{content}:0.8",
+               "--style-lora", str(style), "--prompt", "a dog <c> in watercolor style <s>",
+               "--curves", "paper", "--steps", "4", "--size", "64x64", "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    chunks = read_text_chunks(out)
+    record = json.loads(chunks["craftstudio"])
+    assert record["record"]["mode"] == "craft"
+    assert record["record"]["gamma"] == {"content": 1.0, "style": 1.0}
+    assert record["record"]["curves"] == "paper"
+    assert record["record"]["loras"]["content"]["layers_dropped"] > 0
+    request = read_request(out)
+    assert request.content_lora.weight == 0.8 and request.content_lora.path == str(content)
+    assert request.curves["name"] == "paper" and request.mode.value == "craft"
+    assert "CRAFT mode: craft" in chunks["parameters"] and "Lora hashes:" in chunks["parameters"]
+
+
+def test_generate_rejects_bad_markers_and_bad_curve_files(tmp_path, tiny_sd1, capsys):
+    bad_curves = tmp_path / "bad.json"
+    bad_curves.write_text("{not json")
+    base = ["generate", "--model", str(tiny_sd1), "--steps", "2", "--size", "64x64", "--device", "cpu",
+            "--out", str(tmp_path / "o.png")]
+    assert main([*base, "--prompt", "a cat <x>"]) == 2
+    assert "column" in capsys.readouterr().err
+    assert main([*base, "--prompt", "a cat", "--curves", str(bad_curves)]) == 2
+    assert "bad.json" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
