@@ -168,6 +168,24 @@ def _run_gui(args) -> int:
     return gui_main([])
 
 
+def _add_engine_bench(bench_sub) -> None:
+    """The sampler benchmark's parser without importing torch at start-up."""
+    p = bench_sub.add_parser("sampler", help="CRAFT sampler cost per step vs base UNet and peft")
+    p.add_argument("--family", choices=["sd15", "sdxl"], action="append", help="default: both")
+    p.add_argument("--size", type=int, help="image side (default 512 for sd15, 1024 for sdxl)")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, help="write the results here")
+    p.set_defaults(func=_run_bench_sampler)
+
+
+def _run_bench_sampler(args) -> int:
+    from craftstudio.engine import bench_sampler
+
+    return bench_sampler.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
                                      "and a style LoRA with CRAFT-LoRA, offline.")
@@ -180,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks (print ratios against a baseline)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     library_bench.add_bench_command(bench_sub)
+    _add_engine_bench(bench_sub)
     return parser
 
 

@@ -1,7 +1,7 @@
 """The rank-constrained backbone W_init (Eq. 1–4): file format and application.
 
 A backbone file holds, per target module l, the merged orthonormal basis Q_l (d_in × r_l) as
-`<module>.q` tensors, with metadata naming the base model fingerprint and family, r_max, r_min
+`<module>.q` tensors, with metadata naming the base model fingerprint (`craft.base_model_hash`) and family, r_max, r_min
 and the training request. Applying it sets W_l ← W_l − (W_l Q_l) Q_lᵀ in place (computed in
 float32), which removes the merged content/style subspace from every target projection.
 """
@@ -29,11 +29,11 @@ class Backbone:
 
     @property
     def fingerprint(self) -> str:
-        return self.metadata.get("craft.base_fingerprint", "")
+        return self.metadata.get("craft.base_model_hash", "")
 
     @property
     def family(self) -> Family:
-        return Family(self.metadata.get("craft.base_family", "unknown"))
+        return Family(self.metadata.get("craft.family", "unknown"))
 
 
 def save_backbone(path: str | Path, bases: dict[str, torch.Tensor], *, fingerprint: str, family: Family,
@@ -44,8 +44,8 @@ def save_backbone(path: str | Path, bases: dict[str, torch.Tensor], *, fingerpri
     from craftstudio.engine.atomic import atomic_path
 
     metadata = {
-        "craft.format": FORMAT, "craft.format_version": FORMAT_VERSION,
-        "craft.base_fingerprint": fingerprint, "craft.base_family": family.value,
+        "craft.format": FORMAT, "craft.format_version": FORMAT_VERSION, "craft.kind": "backbone",
+        "craft.base_model_hash": fingerprint, "craft.family": family.value,
         "craft.base_name": base_name, "craft.r_max": str(r_max), "craft.r_min": str(r_min),
         **(extra or {}),
     }

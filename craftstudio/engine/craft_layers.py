@@ -1,18 +1,24 @@
 """Routed, gated LoRA layers for the CRAFT sampler (Eq. 8 and Eq. 10).
 
-Each UNet module that a LoRA touches is wrapped by a `CraftLoraLayer` for the length of one
-generation (no weight copy; the original module is put back afterwards). The wrapper adds
-up(down(x))·scale·gate to the rows of the batch selected by the shared `BranchState` — the
-conditional rows under asymmetric CFG, so the unconditional branch never carries a LoRA — and
-skips the LoRA entirely while its gate is 0. Gates are plain floats set once per step.
+For the length of one generation, each UNet module that a LoRA touches gets an instance-level
+`forward` that adds up(down(x))·scale·gate to the rows of the batch selected by the shared
+`BranchState` — the conditional rows under asymmetric CFG, so the unconditional branch never
+carries a LoRA — and skips a LoRA entirely while its gate is 0. No weight is copied and no module
+is replaced; deleting the instance attribute restores the class's forward.
+
+Speed: the UNet's eager step is launch-bound, so the extra work per layer is kept to two kernels
+(x·Aᵀ, then an in-place addmm of h·Bᵀ into the output rows) and a few Python operations; gates are
+plain floats set once per step.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from craftstudio.engine.lora_adapters import LoraWeights, ModuleDelta
@@ -21,32 +27,46 @@ from craftstudio.engine.routing import CONTENT, STYLE, LayerSets
 
 @dataclass
 class BranchState:
-    """What the wrapped layers do on the current UNet call (set by the sampler before it)."""
+    """What the LoRA layers do on the current UNet call (set by the sampler before it)."""
 
     rows: slice | None = None  # rows that get LoRA deltas; None = no row
     gates: dict[str, float] = field(default_factory=lambda: {CONTENT: 0.0, STYLE: 0.0})
 
 
-class CraftLoraLayer(nn.Module):
-    def __init__(self, base: nn.Module, state: BranchState) -> None:
-        super().__init__()
-        self.base = base
-        self.state = state
-        self.branches: list[tuple[str, ModuleDelta]] = []
+@dataclass
+class Branch:
+    role: str
+    delta: ModuleDelta
+    # For linear deltas: Aᵀ (in × r) and Bᵀ (r × out), pre-transposed views for matmul/addmm.
+    a_t: torch.Tensor | None
+    b_t: torch.Tensor | None
 
-    def forward(self, x, *args, **kwargs):
-        y = self.base(x, *args, **kwargs)
-        rows = self.state.rows
-        if rows is None:
-            return y
-        xr = x[rows]
-        for role, delta in self.branches:
-            gate = self.state.gates[role]
-            if gate == 0.0:
-                continue
-            # In place on the rows' view of the fresh output: no extra full-size tensor.
-            y[rows].add_(delta.up(delta.down(xr)), alpha=delta.scale * gate)
+
+def _branch(role: str, delta: ModuleDelta) -> Branch:
+    if isinstance(delta.down, nn.Linear) and isinstance(delta.up, nn.Linear) and delta.up.bias is None:
+        return Branch(role, delta, delta.down.weight.t(), delta.up.weight.t())
+    return Branch(role, delta, None, None)  # conv or biased LoRA: go through the modules
+
+
+def _craft_forward(self, x, *args, **kwargs):
+    y = type(self).forward(self, x, *args, **kwargs)
+    state = self._craft_state
+    rows = state.rows
+    if rows is None:
         return y
+    for branch in self._craft_branches:
+        gate = state.gates[branch.role]
+        if gate == 0.0:
+            continue
+        alpha = branch.delta.scale * gate
+        yr = y[rows]
+        xr = x[rows]
+        if branch.a_t is not None and yr.is_contiguous():
+            h = xr.matmul(branch.a_t)
+            yr.view(-1, yr.shape[-1]).addmm_(h.view(-1, h.shape[-1]), branch.b_t, alpha=alpha)
+        else:
+            yr.add_(branch.delta.up(branch.delta.down(xr)), alpha=alpha)
+    return y
 
 
 @dataclass
@@ -61,18 +81,17 @@ class InstallReport:
         return {"used": self.used, "dropped": self.dropped, "layers": self.layers}
 
 
-def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, child, module)
+def lora_branches(module: nn.Module) -> list[Branch]:
+    """The LoRA branches installed on `module` (empty when none)."""
+    return list(getattr(module, "_craft_branches", ()))
 
 
 @contextmanager
 def installed(unet: nn.Module, loras: dict[str, LoraWeights], state: BranchState,
               sets: LayerSets | None) -> Iterator[InstallReport]:
-    """Wrap the modules the LoRAs touch (only their own set's when `sets` is given, i.e. routing
-    on); restore the original modules on exit, whatever happens."""
-    wrappers: dict[str, CraftLoraLayer] = {}
+    """Give the modules the LoRAs touch their LoRA branches (only their own set's when `sets` is
+    given, i.e. routing on); restore the modules on exit, whatever happens."""
+    touched: dict[str, nn.Module] = {}
     used = {role: 0 for role in loras}
     dropped = {role: 0 for role in loras}
     try:
@@ -81,12 +100,16 @@ def installed(unet: nn.Module, loras: dict[str, LoraWeights], state: BranchState
                 if sets is not None and sets.role_of(name) != role:
                     dropped[role] += 1
                     continue
-                if name not in wrappers:
-                    wrappers[name] = CraftLoraLayer(unet.get_submodule(name), state)
-                    _set_module(unet, name, wrappers[name])
-                wrappers[name].branches.append((role, delta))
+                module = touched.get(name)
+                if module is None:
+                    module = touched[name] = unet.get_submodule(name)
+                    module._craft_state = state
+                    module._craft_branches = []
+                    module.forward = types.MethodType(_craft_forward, module)
+                module._craft_branches.append(_branch(role, delta))
                 used[role] += 1
-        yield InstallReport(used=used, dropped=dropped, layers=len(wrappers))
+        yield InstallReport(used=used, dropped=dropped, layers=len(touched))
     finally:
-        for name, wrapper in wrappers.items():
-            _set_module(unet, name, wrapper.base)
+        for module in touched.values():
+            for attr in ("forward", "_craft_state", "_craft_branches"):
+                module.__dict__.pop(attr, None)
