@@ -4,6 +4,14 @@ Holds the settings the user edits (persisted between sessions), turns them into 
 `GenerateRequest`, submits a `GenerateJob` to the shared `JobRunner` and follows that job's
 signals into observable properties: busy flag, progress, status line, step preview, results,
 error message. Errors never raise out of here; they land in `error` for the window to show.
+
+The CRAFT fusion settings (LoRAs, backbone, switches, curves) live in `craft` (`CraftState`);
+they are saved in this state's settings section under one key. The prompt's `<c>`/`<s>` markers
+are parsed on every edit for the live γ feedback (`markers` / `marker_error`); a prompt with
+malformed markers is never submitted.
+
+First run: with no model configured, the built-in demo (model, LoRAs, backbone, a prompt) is
+filled in when it is installed (`demo_defaults`).
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
+from craftstudio.domain.markers import MarkerError, ParsedPrompt, parse_prompt
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.library.png_params import read_request
+from craftstudio.state.craft_state import CraftState
+from craftstudio.state.demo_defaults import demo_defaults
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.workers.generate_job import GenerateFn, GenerateJob, GenerateOutput
@@ -27,6 +38,7 @@ from craftstudio.workers.job_runner import JobRunner
 log = logging.getLogger(__name__)
 
 SETTINGS_SECTION = "generate"
+CRAFT_KEY = "craft"  # the CRAFT settings' key inside the section
 MAX_RANDOM_SEED = 2**31 - 1  # fits a QSpinBox, so the user can see and edit the seed used
 _STAGES = {"load": "Loading model", "encode": "Encoding prompt", "decode": "Decoding",
            "save": "Saving"}
@@ -72,6 +84,12 @@ class GenerateState(ObservableObject):
     images_changed = Signal(object)
     image_paths = Property([], equal=same_object)  # where they were saved
     image_paths_changed = Signal(object)
+    markers = Property("")  # the prompt's γ values in words, "" while the markers are malformed
+    markers_changed = Signal(str)
+    marker_error = Property("")  # MarkerError message of the prompt, "" when it parses
+    marker_error_changed = Signal(str)
+    # A Generate refused for a malformed marker: its 1-based position, for the prompt's cursor.
+    marker_error_at = Signal(int)
 
     def __init__(self, runner: JobRunner, *, engine: GenerateFn | None = None,
                  settings: SettingsFile | None = None, outputs: Path | None = None,
@@ -82,8 +100,20 @@ class GenerateState(ObservableObject):
         self._settings = settings
         self._outputs = outputs
         self._job_id: int | None = None
+        self.craft = CraftState(self)
         if settings is not None:
-            restore(self, settings.section(SETTINGS_SECTION))
+            section = settings.section(SETTINGS_SECTION)
+            restore(self, section)
+            self.craft.restore_settings(section.get(CRAFT_KEY))
+        if not self.model.strip():
+            self._fill_demo_defaults()
+        # The curve editor draws the step ticks and sampled values of these two settings.
+        curves = self.craft.curves
+        curves.steps, curves.cfg_scale = self.steps, self.cfg_scale
+        self.steps_changed.connect(lambda steps: setattr(curves, "steps", steps))
+        self.cfg_scale_changed.connect(lambda cfg: setattr(curves, "cfg_scale", cfg))
+        self.prompt_changed.connect(self._parse_markers)
+        self._parse_markers(self.prompt)
         runner.started.connect(self._on_started)
         runner.progress.connect(self._on_progress)
         runner.preview.connect(self._on_preview)
@@ -102,7 +132,7 @@ class GenerateState(ObservableObject):
             model=self.model.strip(), prompt=self.prompt, negative_prompt=self.negative_prompt,
             width=self.width, height=self.height, steps=self.steps, cfg_scale=self.cfg_scale,
             seed=self.seed, scheduler=self.scheduler, batch_count=self.batch_count,
-            preview_every=1,
+            preview_every=1, **self.craft.request_fields(),
         )
 
     def generate(self) -> int | None:
@@ -110,6 +140,12 @@ class GenerateState(ObservableObject):
         if self.is_busy:
             return None
         self.error = ""
+        try:
+            parse_prompt(self.prompt)
+        except MarkerError as exc:
+            self.error = str(exc)
+            self.marker_error_at.emit(exc.position)
+            return None
         if self.random_seed:
             self.seed = random.randint(0, MAX_RANDOM_SEED)
         request = self.request()
@@ -131,9 +167,10 @@ class GenerateState(ObservableObject):
         if self._job_id is not None and self._runner.cancel(self._job_id):
             self.status = "Cancelling…"
 
-    def apply_request(self, request: GenerateRequest) -> None:
+    def apply_request(self, request: GenerateRequest) -> list[str]:
         """Show a recorded request's settings (e.g. from a dropped PNG) in the panel. Its
-        model is kept only if that file or folder exists here; the seed is fixed, not random."""
+        model is kept only if that file or folder exists here; the seed is fixed, not random.
+        Returns the recorded CRAFT files (LoRAs, backbone) that are missing here."""
         if request.model and Path(request.model).exists():
             self.model = request.model
         self.prompt, self.negative_prompt = request.prompt, request.negative_prompt
@@ -141,6 +178,7 @@ class GenerateState(ObservableObject):
         self.width, self.height = request.width, request.height
         self.scheduler, self.batch_count = request.scheduler, request.batch_count
         self.seed, self.random_seed = request.seed, False
+        return self.craft.apply_request(request)
 
     def apply_png(self, path: str | Path) -> bool:
         """Restore the settings recorded in a PNG; a file without them sets `error`."""
@@ -149,14 +187,40 @@ class GenerateState(ObservableObject):
         except UserError as exc:
             self.error = str(exc)
             return False
-        self.apply_request(request)
+        missing = self.apply_request(request)
         self.error = ""
         self.status = f"Settings restored from {Path(path).name}."
+        if missing:
+            self.status += f" Not found here: {', '.join(missing)}."
         return True
 
     def save_settings(self) -> None:
         if self._settings is not None:
-            self._settings.save_section(SETTINGS_SECTION, persisted(self))
+            self._settings.save_section(SETTINGS_SECTION,
+                                        {**persisted(self), CRAFT_KEY: self.craft.settings()})
+
+    def _fill_demo_defaults(self) -> None:
+        defaults = demo_defaults()
+        if defaults is None:
+            return
+        self.model = defaults.model
+        craft = self.craft
+        # Only empty fields: a user who chose a LoRA but no model keeps that LoRA.
+        if not craft.content_lora and not craft.style_lora:
+            craft.content_lora, craft.style_lora = defaults.content_lora, defaults.style_lora
+        if not craft.backbone:
+            craft.backbone = defaults.backbone
+        if not self.prompt.strip() and defaults.prompt:
+            self.prompt = defaults.prompt
+        log.info("first run: the demo model %s is filled in", defaults.model)
+
+    def _parse_markers(self, prompt: str) -> None:
+        try:
+            parsed = parse_prompt(prompt)
+        except MarkerError as exc:
+            self.markers, self.marker_error = "", str(exc)
+            return
+        self.markers, self.marker_error = describe_markers(parsed), ""
 
     def _mine(self, job_id: int) -> bool:
         return job_id == self._job_id
@@ -218,3 +282,17 @@ class GenerateState(ObservableObject):
             self.progress = 0.0
             self.preview = None
             self._done()
+
+
+def describe_markers(parsed: ParsedPrompt) -> str:
+    """The γ values a prompt gives the LoRAs, in words (README: no markers = γ 1 for both)."""
+    if not parsed.text:
+        return ""
+    if not parsed.has_markers:
+        return f"No <c>/<s> markers: content γ {_gamma(1.0)} · style γ {_gamma(1.0)}"
+    return f"content γ {_gamma(parsed.gamma_content)} · style γ {_gamma(parsed.gamma_style)}"
+
+
+def _gamma(value: float) -> str:
+    # One decimal at least ("1.0", "0.8"), more only when the user typed more ("0.75").
+    return f"{value:.1f}" if round(value, 1) == value else f"{value:g}"
