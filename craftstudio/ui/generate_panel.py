@@ -1,6 +1,8 @@
 """`GeneratePanel`: choose a model, write a prompt, generate, watch it, see the result.
 
-Settings on the left, the image on the right. Everything is bound to `GenerateState`; the
+Settings on the left (scrolling, with the CRAFT fusion section and its curve editor below the
+ordinary settings), the Generate button, progress and messages pinned under them so they stay
+in view, the image on the right. Everything is bound to `GenerateState`; the
 panel only adds file dialogs and turns state changes into enabled/visible widgets. Errors are
 shown in a label inside the panel (a modal box would block the user and the tests).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QRegularExpression, Qt
-from PySide6.QtGui import QKeySequence, QRegularExpressionValidator, QShortcut
+from PySide6.QtGui import QKeySequence, QRegularExpressionValidator, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,6 +35,7 @@ from PySide6.QtWidgets import (
 from craftstudio.domain.generation import MAX_SIDE, SCHEDULERS
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.ui.bindings import bind_check, bind_combo, bind_line_edit, bind_plain_text, bind_spin
+from craftstudio.ui.craft_panel import CraftPanel
 from craftstudio.ui.image_view import ImageView
 
 _PROGRESS_RANGE = 1000
@@ -51,7 +54,7 @@ class GeneratePanel(QWidget):
         splitter.addWidget(self.image_view)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([430, 570])
+        splitter.setSizes([480, 520])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
         self._bind()
@@ -70,8 +73,13 @@ class GeneratePanel(QWidget):
         model_row.addWidget(self.model_file_button)
 
         self.prompt_edit = QPlainTextEdit()
-        self.prompt_edit.setPlaceholderText("What to draw, e.g. a ginger cat in watercolor style")
+        self.prompt_edit.setPlaceholderText("What to draw; mark the content and style phrases for "
+                                            "CRAFT: a ginger cat <c> in watercolor style <s>")
         self.prompt_edit.setFixedHeight(90)
+        # Live γ feedback of the prompt's markers, or what is wrong with them.
+        self.markers_label = QLabel()
+        self.markers_label.setObjectName("promptMarkers")
+        self.markers_label.setWordWrap(True)
         self.negative_edit = QPlainTextEdit()
         self.negative_edit.setPlaceholderText("What to avoid (optional)")
         self.negative_edit.setFixedHeight(54)
@@ -101,6 +109,7 @@ class GeneratePanel(QWidget):
         form = QFormLayout()
         form.addRow("Model", model_row)
         form.addRow("Prompt", self.prompt_edit)
+        form.addRow("", self.markers_label)
         form.addRow("Negative", self.negative_edit)
         form.addRow("Steps", self.steps_spin)
         form.addRow("CFG scale", self.cfg_spin)
@@ -132,20 +141,31 @@ class GeneratePanel(QWidget):
         self.error_label.setStyleSheet("color: #c0392b; font-weight: bold;")
         self.error_label.setVisible(False)
 
+        self.craft_panel = CraftPanel(self.state.craft)
         column = QVBoxLayout()
         column.addLayout(form)
-        column.addLayout(buttons)
-        column.addWidget(self.progress_bar)
-        column.addWidget(self.status_label)
-        column.addWidget(self.error_label)
+        column.addWidget(self.craft_panel)
         column.addStretch(1)
         inner = QWidget()
         inner.setLayout(column)
         scroll = QScrollArea()
         scroll.setWidget(inner)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(360)
-        return scroll
+        scroll.setMinimumWidth(400)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.settings_scroll = scroll
+        # Pinned below the scrolling settings: Generate and its feedback are always in view.
+        footer = QVBoxLayout()
+        footer.addLayout(buttons)
+        footer.addWidget(self.progress_bar)
+        footer.addWidget(self.status_label)
+        footer.addWidget(self.error_label)
+        left = QWidget()
+        layout = QVBoxLayout(left)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(footer)
+        return left
 
     def _bind(self) -> None:
         s = self.state
@@ -167,11 +187,15 @@ class GeneratePanel(QWidget):
         s.progress_changed.connect(self._show_progress)
         s.status_changed.connect(self.status_label.setText)
         s.error_changed.connect(self._show_error)
+        s.markers_changed.connect(self._show_markers)
+        s.marker_error_changed.connect(self._show_markers)
+        s.marker_error_at.connect(self._put_cursor_at)
         s.preview_changed.connect(self.image_view.show_image)
         s.images_changed.connect(self.image_view.show_images)
         self._update_seed_enabled(s.random_seed)
         self._update_busy(s.is_busy)
         self._show_error(s.error)
+        self._show_markers()
         self.status_label.setText(s.status)
         self._show_progress(s.progress)
 
@@ -193,6 +217,19 @@ class GeneratePanel(QWidget):
     def _show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.setVisible(bool(message))
+
+    def _show_markers(self, *_args: object) -> None:
+        error = self.state.marker_error
+        self.markers_label.setText(error or self.state.markers)
+        self.markers_label.setStyleSheet("color: #c0392b;" if error else "color: palette(mid);")
+
+    def _put_cursor_at(self, position: int) -> None:
+        """Put the prompt's cursor on a malformed marker (1-based position)."""
+        cursor = self.prompt_edit.textCursor()
+        cursor.setPosition(min(max(position - 1, 0), len(self.prompt_edit.toPlainText())),
+                           QTextCursor.MoveMode.MoveAnchor)
+        self.prompt_edit.setTextCursor(cursor)
+        self.prompt_edit.setFocus()
 
     def _choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder",
