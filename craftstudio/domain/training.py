@@ -1,0 +1,271 @@
+"""What to train (`BackboneTrainRequest`, `LoraTrainRequest`) and what came out (`TrainResult`).
+
+Everything that affects a trained file is in its request, and the request is written into the
+file's metadata, so every backbone and LoRA can be trained again from what it records. Settings
+that only change how a run is watched (sample images, checkpoint interval) are recorded too but
+do not change the result: a run resumed from a checkpoint ends with the same weights as an
+uninterrupted one.
+
+`resolution = 0` means the base model's native size (512 for SD1.x, 1024 for SDXL); the engine
+records the resolved value in the result and the file. Caption templates may hold `{trigger}`;
+prompt markers (`<c>`, `<s>`) in captions are stripped before encoding, as at inference (Eq. 6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from craftstudio.domain.errors import RequestError
+from craftstudio.domain.generation import DEVICES, MAX_SIDE
+from craftstudio.domain.markers import strip_markers
+
+ROLES = ("content", "style")
+MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
+LOSSES = ("mse", "min_snr")  # see engine/training/losses.py
+DEFAULT_CAPTIONS = {"content": "a photo of {trigger}", "style": "an image in {trigger} style"}
+NEUTRAL_CONTENT_CAPTION = "a photo"
+STYLE_CAPTION = "a painting in a distinctive style"
+
+# Fields that change how a run is watched or stored, not the trained weights; a checkpoint made
+# with other values of these may still be resumed.
+RUN_ONLY_FIELDS = frozenset({"out", "overwrite", "checkpoint_every", "sample_every", "sample_prompt",
+                             "sample_steps", "device", "title"})
+
+
+def _check_common(r: Any) -> None:
+    """Checks shared by both request kinds (they have these fields under the same names)."""
+    if not r.model:
+        raise RequestError("No base model is chosen: pick a model folder or .safetensors file.")
+    if not r.out:
+        raise RequestError("No output file is given: name the .safetensors file to write.")
+    if not r.out.lower().endswith(".safetensors"):
+        raise RequestError(f"Output {r.out} must be a .safetensors file.")
+    if not 1 <= r.steps <= 1_000_000:
+        raise RequestError(f"Training steps must be between 1 and 1000000, not {r.steps}.")
+    if not 1 <= r.batch_size <= 64:
+        raise RequestError(f"Batch size must be between 1 and 64, not {r.batch_size}.")
+    if r.resolution and (r.resolution < 8 or r.resolution % 8 or r.resolution > MAX_SIDE):
+        raise RequestError(f"Training resolution {r.resolution} is not allowed: use a multiple of 8 "
+                           f"between 8 and {MAX_SIDE} (or 0 for the model's native size).")
+    if not 0 < r.learning_rate <= 1.0:
+        raise RequestError(f"Learning rate must be above 0 and at most 1, not {r.learning_rate}.")
+    if not 0 <= r.seed < 2**63:
+        raise RequestError(f"Seed must be between 0 and 2^63-1, not {r.seed}.")
+    if r.device not in DEVICES:
+        raise RequestError(f"Unknown device {r.device!r}: choose one of {', '.join(DEVICES)}.")
+    if r.mixed_precision not in MIXED_PRECISION:
+        raise RequestError(f"Unknown mixed precision {r.mixed_precision!r}: choose one of "
+                           f"{', '.join(MIXED_PRECISION)}.")
+    if r.loss not in LOSSES:
+        raise RequestError(f"Unknown loss {r.loss!r}: choose one of {', '.join(LOSSES)}.")
+    if r.checkpoint_every < 0:
+        raise RequestError("The checkpoint interval cannot be negative (0 = no checkpoints).")
+
+
+def _check_caption(template: str, what: str) -> None:
+    try:
+        text = template.format(trigger="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise RequestError(f"The {what} {template!r} is not a valid template: only {{trigger}} may "
+                           "appear in braces.") from exc
+    strip_markers(text)  # a malformed marker raises MarkerError, which names its position
+
+
+@dataclass(frozen=True)
+class BackboneTrainRequest:
+    """Rank-FT (Eq. 1–4): learn content and style bases per attention projection, save Q_merged."""
+
+    kind: ClassVar[str] = "backbone"
+
+    model: str
+    content_dir: str
+    style_dir: str
+    out: str
+    r_max: int = 128
+    r_min: int = 4
+    sigma: float = 0.35  # normalised low-pass cutoff for content images (see engine/training/data.py)
+    ortho_weight: float = 1.0  # λ of the orthogonality penalty λ·mean_l ‖Q_cᵀQ_s‖²_F
+    steps: int = 5000  # UNet passes; even steps train content bases, odd steps style bases
+    learning_rate: float = 1e-3
+    batch_size: int = 1
+    resolution: int = 0
+    max_content: int = 10
+    max_style: int = 10
+    content_caption: str = NEUTRAL_CONTENT_CAPTION
+    style_caption: str = STYLE_CAPTION
+    loss: str = "mse"
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: str = "auto"
+    gradient_checkpointing: bool = True
+    upscale: bool = False  # enlarge images smaller than the resolution instead of refusing them
+    checkpoint_every: int = 500
+    overwrite: bool = False
+    title: str = ""
+
+    def validate(self) -> None:
+        """Raise `RequestError` with one clear sentence for the first invalid setting."""
+        _check_common(self)
+        if not self.content_dir or not self.style_dir:
+            raise RequestError("A backbone needs a folder of content references and a folder of style "
+                               "references.")
+        if not 1 <= self.r_min <= self.r_max <= 4096:
+            raise RequestError(f"Ranks must satisfy 1 <= r_min <= r_max <= 4096, not r_max {self.r_max} "
+                               f"and r_min {self.r_min}.")
+        if not 0 < self.sigma <= 1:
+            raise RequestError(f"The low-pass cutoff σ must be above 0 and at most 1, not {self.sigma}.")
+        if not 0 <= self.ortho_weight <= 1e6:
+            raise RequestError(f"The orthogonality weight λ must be between 0 and 1e6, not {self.ortho_weight}.")
+        for name, value in (("content", self.max_content), ("style", self.max_style)):
+            if not 1 <= value <= 10_000:
+                raise RequestError(f"The number of {name} references must be between 1 and 10000, not {value}.")
+        _check_caption(self.content_caption, "content caption")
+        _check_caption(self.style_caption, "style caption")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class LoraTrainRequest:
+    """A routed LoRA: a content LoRA trains only I_c modules, a style LoRA only I_s modules."""
+
+    kind: ClassVar[str] = "lora"
+
+    role: str
+    model: str
+    images: tuple[str, ...]  # image files and/or folders of images
+    trigger: str
+    out: str
+    backbone: str | None = None  # W_init is applied before training; None = the plain base
+    caption: str = ""  # template with {trigger}; "" = DEFAULT_CAPTIONS[role]
+    rank: int = 16
+    alpha: float | None = None  # None = rank (scale 1)
+    learning_rate: float = 1e-4
+    steps: int = 500
+    batch_size: int = 1
+    resolution: int = 0
+    loss: str = "mse"
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: str = "auto"
+    gradient_checkpointing: bool = True
+    adam_8bit: bool = False  # needs bitsandbytes
+    upscale: bool = False
+    sample_every: int = 0  # 0 = no sample images
+    sample_prompt: str = ""  # "" = the caption with the role's marker
+    sample_steps: int = 20
+    checkpoint_every: int = 100
+    routing_overrides: dict[str, str] | None = None  # per-block role overrides, as at inference
+    overwrite: bool = False
+    title: str = ""
+
+    @property
+    def caption_template(self) -> str:
+        return self.caption or DEFAULT_CAPTIONS.get(self.role, "{trigger}")
+
+    @property
+    def caption_text(self) -> str:
+        """The caption the text encoder sees: template filled, markers stripped (Eq. 6)."""
+        return strip_markers(self.caption_template.format(trigger=self.trigger))
+
+    @property
+    def lora_alpha(self) -> float:
+        return float(self.alpha) if self.alpha is not None else float(self.rank)
+
+    def validate(self) -> None:
+        _check_common(self)
+        if self.role not in ROLES:
+            raise RequestError(f"A LoRA's role must be content or style, not {self.role!r}.")
+        if not self.images:
+            raise RequestError("No training images are given: pass image files or a folder of images.")
+        if not self.trigger.strip():
+            raise RequestError("The trigger phrase is empty: give the words that will call up this LoRA "
+                               "(e.g. 'sks cat').")
+        strip_markers(self.trigger)
+        _check_caption(self.caption_template, "caption")
+        if "{trigger}" not in self.caption_template:
+            raise RequestError(f"The caption {self.caption_template!r} does not hold {{trigger}}: the "
+                               "trigger phrase must be part of the caption.")
+        if not 1 <= self.rank <= 1024:
+            raise RequestError(f"LoRA rank must be between 1 and 1024, not {self.rank}.")
+        if self.alpha is not None and not 0 < self.alpha <= 4096:
+            raise RequestError(f"LoRA alpha must be above 0 and at most 4096, not {self.alpha}.")
+        if self.sample_every < 0 or not 1 <= self.sample_steps <= 1000:
+            raise RequestError("Sample images need an interval of 0 or more steps and 1 to 1000 "
+                               "denoising steps.")
+        if self.sample_prompt:
+            strip_markers(self.sample_prompt)
+        for block, role in (self.routing_overrides or {}).items():
+            if role not in (*ROLES, "none"):
+                raise RequestError(f"Routing override for {block!r} must be content, style or none, "
+                                   f"not {role!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["images"] = list(self.images)
+        return {"kind": self.kind, **data}
+
+
+TrainRequest = BackboneTrainRequest | LoraTrainRequest
+_KINDS: dict[str, type] = {"backbone": BackboneTrainRequest, "lora": LoraTrainRequest}
+
+
+def train_request_from_dict(data: dict[str, Any]) -> TrainRequest:
+    """Build a request from its JSON form (`to_dict`); unknown keys (newer versions) are ignored."""
+    cls = _KINDS.get(str(data.get("kind", "")))
+    if cls is None:
+        raise RequestError(f"The recorded training request has an unknown kind {data.get('kind')!r}.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in known}
+    if cls is LoraTrainRequest and isinstance(kwargs.get("images"), list | tuple):
+        kwargs["images"] = tuple(str(p) for p in kwargs["images"])
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise RequestError(f"The recorded training request is incomplete or malformed ({exc}).") from exc
+
+
+def comparable(request: TrainRequest) -> dict[str, Any]:
+    """The request's settings that decide the trained weights (for matching a checkpoint)."""
+    return {k: v for k, v in request.to_dict().items() if k not in RUN_ONLY_FIELDS}
+
+
+@dataclass
+class TrainResult:
+    """A trained file with the (resolved) request that made it and how the run went."""
+
+    request: TrainRequest
+    out: str
+    steps: int
+    seconds: float
+    device: str
+    resolution: int
+    losses: list[dict[str, float]] = field(default_factory=list)  # every step's loss terms
+    resumed_from: int = 0  # the step a resumed run continued from (0 = a fresh run)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) not used
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.losses[-1].get("loss") if self.losses else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["request"] = self.request.to_dict()
+        data["skipped"] = [list(item) for item in self.skipped]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["request"] = train_request_from_dict(data.get("request") or {})
+        kwargs["skipped"] = [tuple(item) for item in kwargs.get("skipped", [])]
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise RequestError(f"The recorded training result is incomplete or malformed ({exc}).") from exc
+
