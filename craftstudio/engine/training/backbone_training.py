@@ -1,0 +1,176 @@
+"""`train_backbone`: Rank-FT on content and style references, saved as a backbone file (W_init).
+
+Data (DESIGN.md §1): up to `max_content` content and `max_style` style references; content
+images are low-pass filtered. The N×M (content, style) pairs are visited in a shuffled order per
+epoch; step 2k is the content step of pair k (content bases applied, trained on the low-passed
+content image with the neutral caption), step 2k+1 its style step (style bases, style image,
+style caption). Every step also adds the orthogonality penalty λ·mean_l ‖Q_cᵀQ_s‖²_F, whose
+gradient reaches both banks. The frozen UNet is never copied (see rank_ft.Projection).
+
+The result is saved with engine.backbone.save_backbone: the merged Q per layer plus the base
+model's fingerprint and family, r_max, r_min, σ, λ, steps and the full (resolved) request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import torch
+
+from craftstudio.domain.cancel import CancelToken
+from craftstudio.domain.markers import strip_markers
+from craftstudio.domain.progress import ProgressCallback
+from craftstudio.domain.training import BackboneTrainRequest, TrainResult, comparable
+from craftstudio.engine.backbone import save_backbone
+from craftstudio.engine.devices import pick_device
+from craftstudio.engine.fingerprint import model_fingerprint
+from craftstudio.engine.loader import load_model
+from craftstudio.engine.training import checkpoint as ckpt
+from craftstudio.engine.training.data import check_sizes, collect_images, load_set
+from craftstudio.engine.training.denoising import (
+    DenoisingSetup,
+    LatentCache,
+    TextConditioning,
+    batch_indices,
+    denoising_loss,
+    draw_batch,
+    encode_caption,
+    make_noise_scheduler,
+    native_resolution,
+    offload_text_encoders,
+    step_generator,
+)
+from craftstudio.engine.training.loop import LoopHooks, check_output, run_steps, tell, user_errors
+from craftstudio.engine.training.losses import make_denoising_loss, orthogonality_penalty
+from craftstudio.engine.training.precision import resolve_precision
+from craftstudio.engine.training.rank_ft import CONTENT, STYLE, Projection, ProjectionBases, layer_specs
+
+
+@dataclasses.dataclass
+class RankFtStep:
+    """One Rank-FT optimisation step; shared with the training benchmark."""
+
+    setup: DenoisingSetup
+    bases: ProjectionBases
+    projection: Projection
+    optimizer: torch.optim.Optimizer
+    ortho_weight: float
+
+    def __call__(self, role: str, batch, text: TextConditioning) -> dict[str, torch.Tensor]:
+        q_c = self.bases.orthonormal(CONTENT)
+        q_s = self.bases.orthonormal(STYLE)
+        self.projection.set_bases(self.bases.per_layer(q_c if role == CONTENT else q_s, self.projection.dtype))
+        denoise = denoising_loss(self.setup, batch, text)
+        ortho = orthogonality_penalty((q_c[k], q_s[k]) for k in q_c)
+        total = denoise + self.ortho_weight * ortho
+        self.setup.precision.backward(total)
+        self.setup.precision.step(self.optimizer)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.projection.set_bases(None)  # drop this step's graph
+        return {"loss": total.detach(), "denoise": denoise.detach(), "ortho": ortho.detach()}
+
+
+def make_optimizer(params, learning_rate: float) -> torch.optim.Optimizer:
+    # No weight decay: it would shrink B, which Q = QR(B) ignores anyway, only wasting steps.
+    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+
+
+def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback | None = None,
+                   cancel: CancelToken | None = None, resume: bool = False) -> TrainResult:
+    """Train content/style bases and save the merged backbone to `request.out`."""
+    request.validate()
+    out = check_output(request.out, request.overwrite)
+    started = time.perf_counter()
+    tell(progress, "prepare", "checking images")
+    content = collect_images([request.content_dir], what="content references", limit=request.max_content)
+    style = collect_images([request.style_dir], what="style references", limit=request.max_style)
+    skipped = content.skipped + style.skipped
+    for path, reason in skipped:
+        tell(progress, "prepare", f"skipped {path}: {reason}")
+    device = pick_device(request.device)
+    precision = resolve_precision(request.mixed_precision, device)
+    tell(progress, "load", "loading model")
+    model = load_model(request.model, device, precision.load_dtype)
+    resolution = request.resolution or native_resolution(model)
+    request = dataclasses.replace(request, resolution=resolution)
+    check_sizes(content.paths, resolution, upscale=request.upscale, what="content references")
+    check_sizes(style.paths, resolution, upscale=request.upscale, what="style references")
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+
+    with user_errors(device, "training the backbone"):
+        tell(progress, "prepare", "encoding images")
+        latents = {CONTENT: LatentCache.encode(model, load_set(content.paths, resolution, request.sigma)),
+                   STYLE: LatentCache.encode(model, load_set(style.paths, resolution))}
+        text = {CONTENT: encode_caption(model, strip_markers(request.content_caption.format(trigger="")),
+                                        resolution),
+                STYLE: encode_caption(model, strip_markers(request.style_caption.format(trigger="")),
+                                      resolution)}
+        offload_text_encoders(model, keep_vae=False)
+        unet = model.unet
+        unet.requires_grad_(False)
+        if request.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        unet.train()
+        specs = layer_specs(unet, request.r_max, request.r_min)
+        bases = ProjectionBases(specs, request.seed, device)
+        noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
+        setup = DenoisingSetup(unet, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
+        optimizer = make_optimizer(bases.parameters(), request.learning_rate)
+        projection = Projection(unet, [s.name for s in specs])
+        step_fn = RankFtStep(setup, bases, projection, optimizer, request.ortho_weight)
+        params = dict(bases.named_parameters())
+        folder = ckpt.checkpoint_folder(out)
+        losses: list[dict[str, float]] = []
+        start = ckpt.resume_or_start(folder, resume, comparable(request), params, optimizer, precision,
+                                     losses, lambda text: tell(progress, "prepare", text))
+        pairs = len(latents[CONTENT]) * len(latents[STYLE])
+        num_timesteps = noise_scheduler.config.num_train_timesteps
+
+        def one_step(step: int) -> dict[str, float]:
+            gen = step_generator(request.seed, step)
+            role = CONTENT if step % 2 == 0 else STYLE
+            chosen = batch_indices(pairs, request.batch_size, request.seed, step // 2)
+            # Pair p = (content p // M, style p % M).
+            m = len(latents[STYLE])
+            indices = [p // m for p in chosen] if role == CONTENT else [p % m for p in chosen]
+            batch = draw_batch(latents[role], indices, gen, num_timesteps, device)
+            terms = step_fn(role, batch, text[role])
+            return {k: float(v) for k, v in terms.items()}
+
+        def save_state(step: int) -> None:
+            ckpt.save_checkpoint(folder, ckpt.Checkpoint(step, params, optimizer.state_dict(),
+                                                         comparable(request), list(losses), precision.state()))
+
+        tell(progress, "train", "training", start, request.steps)
+        with projection.installed():
+            run_steps(LoopHooks(one_step, save_state), start=start, total=request.steps,
+                      checkpoint_every=request.checkpoint_every, sample_every=0, losses=losses,
+                      progress=progress, cancel=cancel)
+
+    tell(progress, "save", f"saving {out}")
+    merged = bases.merged()
+    check_output(out, request.overwrite)  # it may have appeared while we trained
+    fingerprint = model_fingerprint(model.path)
+    extra = {
+        "craft.sigma": repr(request.sigma), "craft.lambda": repr(request.ortho_weight),
+        "craft.steps": str(request.steps), "craft.orthonormalization": bases.method,
+        "craft.request": json.dumps(request.to_dict()),
+        "modelspec.title": request.title or out.stem,
+        "modelspec.date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
+    save_backbone(out, merged, fingerprint=fingerprint, family=model.family, base_name=model.name,
+                  r_max=request.r_max, r_min=request.r_min, extra=extra)
+    ckpt.remove_checkpoints(folder)
+    ranks = sorted({s.rank for s in specs})
+    return TrainResult(
+        request=request, out=str(out), steps=request.steps, seconds=time.perf_counter() - started,
+        device=str(device), resolution=resolution, losses=losses, resumed_from=start, skipped=skipped,
+        details={"layers": len(specs), "ranks": ranks, "merged_rank_total": sum(2 * s.rank for s in specs),
+                 "precision": precision.label, "family": model.family.value,
+                 "content_images": [str(p) for p in content.paths],
+                 "style_images": [str(p) for p in style.paths], "orthonormalization": bases.method},
+    )
+

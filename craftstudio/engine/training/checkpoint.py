@@ -1,0 +1,155 @@
+"""Training checkpoints for resuming after a crash or a cancel, without pickle.
+
+One safetensors file, `<out>.checkpoints/last.safetensors`, written atomically (temp file, then
+rename), holds the trainable tensors (`param.<name>`), the optimizer's state tensors
+(`optim.<index>.<key>`) and, in its metadata, a JSON document with everything else: the step
+reached, the optimizer's scalars and parameter groups, the loss scaler, the loss history and the
+training request the run was started with. Nothing is unpickled on resume (torch.save and
+torch.load of an optimizer state would use pickle).
+
+A run's randomness is a pure function of (seed, step) (see denoising.py), so parameters,
+optimizer state and step are all a resume needs to continue exactly as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from craftstudio.domain.errors import UserError
+
+FORMAT = "craft-train-checkpoint"
+FILE_NAME = "last.safetensors"
+
+
+def checkpoint_folder(out: str | Path) -> Path:
+    out = Path(out).expanduser()
+    return out.with_name(out.name + ".checkpoints")
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    params: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]  # torch optimizer state_dict()
+    request: dict[str, Any]  # domain.training.comparable(request)
+    losses: list[dict[str, float]] = field(default_factory=list)
+    scaler: dict[str, float] = field(default_factory=dict)
+
+
+def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value.detach().to("cpu").clone().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
+
+
+def _join_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, tensor in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = tensor
+    for index, values in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
+    from safetensors.torch import save_file
+
+    from craftstudio.engine.atomic import atomic_path
+
+    optim_tensors, optim_meta = _split_optimizer(checkpoint.optimizer)
+    tensors = {f"param.{k}": v.detach().to("cpu").clone().contiguous() for k, v in checkpoint.params.items()}
+    tensors.update(optim_tensors)
+    document = {"format": FORMAT, "step": checkpoint.step, "optimizer": optim_meta,
+                "request": checkpoint.request, "losses": checkpoint.losses, "scaler": checkpoint.scaler}
+    path = folder / FILE_NAME
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"craft.checkpoint": json.dumps(document)})
+    return path
+
+
+def load_checkpoint(folder: Path) -> Checkpoint | None:
+    """The checkpoint in `folder`, or None if there is none; a damaged one is a `UserError`."""
+    from safetensors import safe_open
+
+    path = folder / FILE_NAME
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            document = json.loads((fh.metadata() or {})["craft.checkpoint"])
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    except Exception as exc:  # any damage: the message tells what to do
+        raise UserError(f"The checkpoint {path} is damaged ({type(exc).__name__}): delete the folder "
+                        f"{folder} and train without resuming.") from exc
+    if document.get("format") != FORMAT:
+        raise UserError(f"{path} is not a CraftStudio training checkpoint.")
+    params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
+    optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    return Checkpoint(step=int(document["step"]), params=params,
+                      optimizer=_join_optimizer(optim, document["optimizer"]), request=document["request"],
+                      losses=document.get("losses", []), scaler=document.get("scaler", {}))
+
+
+def check_matches(checkpoint: Checkpoint, request: dict[str, Any], folder: Path) -> None:
+    """Refuse to resume a run whose weight-deciding settings differ from this request's."""
+    differing = sorted(k for k in set(request) | set(checkpoint.request)
+                       if request.get(k) != checkpoint.request.get(k))
+    if differing:
+        shown = ", ".join(f"{k} ({checkpoint.request.get(k)!r} there, {request.get(k)!r} now)"
+                          for k in differing[:3])
+        raise UserError(f"The checkpoint in {folder} was made with other settings: {shown}. Use the same "
+                        "settings to resume, or start over without resuming.")
+
+
+def restore(checkpoint: Checkpoint, params: dict[str, torch.nn.Parameter],
+            optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    missing = sorted(set(params) ^ set(checkpoint.params))
+    if missing:
+        raise UserError(f"The checkpoint in {folder} does not fit this model ({missing[0]}): start over "
+                        "without resuming.")
+    with torch.no_grad():
+        for name, param in params.items():
+            saved = checkpoint.params[name]
+            if saved.shape != param.shape:
+                raise UserError(f"The checkpoint in {folder} does not fit this model ({name} has shape "
+                                f"{tuple(saved.shape)}): start over without resuming.")
+            param.copy_(saved.to(param.device, param.dtype))
+    optimizer.load_state_dict(checkpoint.optimizer)
+
+
+def resume_or_start(folder: Path, resume: bool, request: dict[str, Any], params: dict[str, torch.nn.Parameter],
+                    optimizer: torch.optim.Optimizer, precision, losses: list[dict[str, float]],
+                    say: Callable[[str], None]) -> int:
+    """The step to start from: a matching checkpoint's when resuming, else 0 (old ones removed)."""
+    if not resume:
+        remove_checkpoints(folder)
+        return 0
+    saved = load_checkpoint(folder)
+    if saved is None:
+        say(f"no checkpoint in {folder}: starting from step 0")
+        return 0
+    check_matches(saved, request, folder)
+    restore(saved, params, optimizer, folder)
+    precision.load_state(saved.scaler)
+    losses.extend(saved.losses)
+    say(f"resuming from step {saved.step}")
+    return saved.step
+
+
+def remove_checkpoints(folder: Path) -> None:
+    if folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,102 @@
+"""The step loop both trainers share: cancel checks, progress with loss and ETA, checkpoints,
+sample images, and the user-facing errors of a run (output exists, out of memory).
+
+A cancel is honoured between steps: the loop writes a checkpoint of the steps done (when
+checkpoints are on), then raises `Cancelled`; the trainer has written no output file by then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from craftstudio.domain.cancel import Cancelled, CancelToken
+from craftstudio.domain.errors import OutOfMemory, UserError
+from craftstudio.domain.progress import ProgressCallback, ProgressEvent
+from craftstudio.engine.devices import is_out_of_memory
+
+STAGE = "train"
+
+
+class OutputExists(UserError):
+    """The output file exists and overwriting was not asked for."""
+
+
+def check_output(out: str | Path, overwrite: bool) -> Path:
+    path = Path(out).expanduser()
+    if path.exists() and not overwrite:
+        raise OutputExists(f"{path} already exists: choose another output name or allow overwriting "
+                           "(--overwrite).")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder: name a .safetensors file to write.")
+    return path
+
+
+def tell(progress: ProgressCallback | None, stage: str, message: str, step: int = 0, total: int = 1) -> None:
+    if progress is not None:
+        progress(ProgressEvent(stage, step, total, message=message))
+
+
+@contextmanager
+def user_errors(device: torch.device, what: str):
+    """Turn running out of device memory into a clear `OutOfMemory`."""
+    try:
+        yield
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise OutOfMemory(f"{device.type.upper()} ran out of memory while {what}: lower the resolution, "
+                              "batch size or rank, keep gradient checkpointing on, or close other GPU "
+                              "programs.") from exc
+        raise
+
+
+@dataclass
+class LoopHooks:
+    """What the trainer does per step; the loop does the rest."""
+
+    step: Callable[[int], dict[str, float]]  # one optimisation step → its loss terms
+    checkpoint: Callable[[int], None]  # write a checkpoint after `step` steps are done
+    sample: Callable[[int], None] | None = None  # make a sample image after `step` steps
+
+
+def run_steps(hooks: LoopHooks, *, start: int, total: int, checkpoint_every: int, sample_every: int,
+              losses: list[dict[str, float]], progress: ProgressCallback | None,
+              cancel: CancelToken | None) -> None:
+    """Steps `start` … `total`−1, appending each step's loss terms to `losses`."""
+    began = time.perf_counter()
+    last_checkpoint = start
+
+    def stop(done: int) -> None:
+        # Keep the work done so far for a resume, then leave (Cancelled).
+        if checkpoint_every and done > last_checkpoint:
+            hooks.checkpoint(done)
+        raise Cancelled("cancelled by the user")
+
+    for step in range(start, total):
+        if cancel is not None and cancel.cancelled:
+            stop(step)
+        terms = hooks.step(step)
+        losses.append(terms)
+        done = step + 1
+        elapsed = time.perf_counter() - began
+        eta = elapsed / (done - start) * (total - done)
+        if progress is not None:
+            progress(ProgressEvent(STAGE, done, total, message=f"step {done}/{total}",
+                                   values={**terms, "eta_s": eta}))
+        if checkpoint_every and done % checkpoint_every == 0 and done < total:
+            hooks.checkpoint(done)
+            last_checkpoint = done
+        if hooks.sample is not None and sample_every and (done % sample_every == 0 or done == total):
+            try:
+                hooks.sample(done)
+            except Cancelled:
+                stop(done)
+    if cancel is not None and cancel.cancelled:
+        stop(total)

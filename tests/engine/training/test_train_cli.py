@@ -1,0 +1,92 @@
+"""`train backbone`, `train lora` and `bench train` through their argparse commands, end to end
+with the generate command of the main CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from craftstudio import train_cli
+from craftstudio.domain.cancel import Cancelled
+from craftstudio.domain.errors import UserError
+from craftstudio.engine.backbone import load_backbone
+from tests.engine.training.conftest import write_image
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="craftstudio")
+    sub = parser.add_subparsers(dest="command")
+    train_cli.add_commands(sub)
+    bench = sub.add_parser("bench")
+    train_cli.add_bench_command(bench.add_subparsers(dest="bench"))
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+def test_train_backbone_then_loras_then_generate(tmp_path, tiny_sd1, refs, capsys):
+    from craftstudio.cli import main
+
+    backbone, content, style = (tmp_path / f"{n}.safetensors" for n in ("backbone", "content", "style"))
+    common = ["--model", str(tiny_sd1), "--device", "cpu", "--resolution", "32", "--steps", "2"]
+    assert _run(["train", "backbone", *common, "--content-dir", str(refs["content"]), "--style-dir",
+                 str(refs["style"]), "--out", str(backbone), "--r-max", "4", "--r-min", "2"]) == 0
+    assert load_backbone(backbone).metadata["craft.steps"] == "2"
+    assert _run(["train", "lora", *common, "--role", "content", "--images", str(refs["content"]), "--trigger",
+                 "sks cat", "--backbone", str(backbone), "--rank", "2", "--out", str(content),
+                 "--sample-every", "2", "--sample-steps", "2"]) == 0
+    assert (tmp_path / "content.safetensors.samples" / "step-000002.png").is_file()
+    files = [str(p) for p in sorted(refs["style"].iterdir())]
+    assert _run(["train", "lora", *common, "--role", "style", "--images", *files, "--trigger", "ohwx",
+                 "--backbone", str(backbone), "--rank", "2", "--out", str(style)]) == 0
+    captured = capsys.readouterr()
+    assert str(style) in captured.out and "skipped" in captured.err and "notes.txt" in captured.err
+    png = tmp_path / "out.png"
+    assert main(["generate", "--model", str(tiny_sd1), "--prompt", "a sks cat <c> in ohwx style <s>",
+                 "--steps", "3", "--size", "32x32", "--device", "cpu", "--backbone", str(backbone),
+                 "--content-lora", str(content), "--style-lora", f"{style}:0.8", "--out", str(png)]) == 0
+    assert png.is_file()
+
+
+def test_user_errors_are_raised_for_the_main_to_print(tmp_path, tiny_sd1, refs):
+    out = tmp_path / "c.safetensors"
+    out.write_bytes(b"x")
+    with pytest.raises(UserError, match="already exists"):
+        _run(["train", "lora", "--role", "content", "--model", str(tiny_sd1), "--images", str(refs["content"]),
+              "--trigger", "sks", "--out", str(out), "--device", "cpu"])
+    with pytest.raises(UserError, match="BLOCK=ROLE"):
+        _run(["train", "lora", "--role", "style", "--model", str(tiny_sd1), "--images", str(refs["style"]),
+              "--trigger", "sks", "--out", str(tmp_path / "s.safetensors"), "--route", "up_blocks.1"])
+    write_image(tmp_path / "small.png", 3, size=(16, 16))
+    with pytest.raises(UserError, match="--upscale"):
+        _run(["train", "lora", "--role", "style", "--model", str(tiny_sd1), "--images", str(tmp_path / "small.png"),
+              "--trigger", "sks", "--out", str(tmp_path / "s.safetensors"), "--device", "cpu", "--resolution", "32"])
+
+
+def test_a_cancelled_run_exits_130_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    import craftstudio.engine.training as training
+
+    def cancelled(*args, **kwargs):
+        raise Cancelled("cancelled by the user")
+
+    monkeypatch.setattr(training, "train", cancelled)
+    rc = _run(["train", "backbone", "--model", "m", "--content-dir", "c", "--style-dir", "s", "--out",
+               str(tmp_path / "b.safetensors")])
+    assert rc == train_cli.EXIT_CANCELLED and "--resume" in capsys.readouterr().err
+
+
+def test_bench_train_runs_reduced_on_the_cpu(tmp_path, capsys):
+    report_file = tmp_path / "bench.json"
+    assert _run(["bench", "train", "--family", "sd15", "--size", "32", "--steps", "1", "--warmup", "0",
+                 "--rank", "4", "--device", "cpu", "--json", str(report_file)]) == 0
+    text = capsys.readouterr().out
+    assert "card: CPU" in text and "(c) Rank-FT backbone step" in text and "n/a" in text and "b/a" in text
+    report = json.loads(report_file.read_text())
+    assert [r["config"] for r in report["rows"]] == ["a", "b", "c"]
+    assert report["rows"][1]["layers"] < report["rows"][0]["layers"] == report["rows"][2]["layers"]
+    assert set(report["ratios"]["sd15"]) >= {"b/a", "c/a"}
