@@ -8,7 +8,6 @@ import struct
 
 import pytest
 
-from craftstudio.demo import assets
 from craftstudio.domain.curves import load_preset
 from craftstudio.domain.generation import FusionSwitches, LoraRef
 from craftstudio.library.png_params import save_png
@@ -16,6 +15,7 @@ from craftstudio.state.craft_state import CraftState
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.workers.job_runner import JobRunner
+from tests.state.fake_demo import install_demo_assets, remove_demo_assets
 from tests.workers.fake_engine import FakeEngine, _image, quick_request
 
 TIMEOUT = 5000
@@ -31,7 +31,7 @@ def runner(qtbot):
 @pytest.fixture(autouse=True)
 def no_demo(monkeypatch):
     """Tests see no installed demo unless they install one."""
-    monkeypatch.setattr(assets, "demo_model_dir", lambda: None)
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: None)
 
 
 def make_state(runner, tmp_path, engine=None, settings=None) -> GenerateState:
@@ -171,9 +171,8 @@ def test_first_run_fills_in_the_demo(qtbot, runner, tmp_path, monkeypatch):
     model.mkdir()
     loras = {"content": _lora_with_trigger(tmp_path / "c.safetensors", "sks"),
              "style": _lora_with_trigger(tmp_path / "s.safetensors", "zxq")}
-    monkeypatch.setattr(assets, "demo_model_dir", lambda: model)
-    monkeypatch.setattr(assets, "demo_lora", loras.get)
-    monkeypatch.setattr(assets, "demo_backbone", lambda: tmp_path / "b.safetensors")
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: model, demo_lora=loras.get,
+                        demo_backbone=lambda: tmp_path / "b.safetensors")
     state = GenerateState(runner, settings=SettingsFile(tmp_path / "settings.json"))
     assert state.model == str(model)
     assert (state.craft.content_lora, state.craft.style_lora) == (str(loras["content"]), str(loras["style"]))
@@ -183,9 +182,8 @@ def test_first_run_fills_in_the_demo(qtbot, runner, tmp_path, monkeypatch):
 
 
 def test_demo_defaults_only_where_available(qtbot, runner, tmp_path, monkeypatch):
-    monkeypatch.setattr(assets, "demo_model_dir", lambda: tmp_path)
-    monkeypatch.delattr(assets, "demo_lora")  # an older demo module
-    monkeypatch.setattr(assets, "demo_backbone", lambda: None)
+    # An older demo module: no demo_lora; and no backbone installed.
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: tmp_path, demo_backbone=lambda: None)
     state = GenerateState(runner)
     assert state.model == str(tmp_path) and state.craft.content_lora == "" and state.prompt == ""
     # A configured model is never replaced.
@@ -195,8 +193,6 @@ def test_demo_defaults_only_where_available(qtbot, runner, tmp_path, monkeypatch
 
 
 def test_no_demo_module_means_no_defaults(qtbot, runner, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "craftstudio.demo.assets", None)  # import raises ImportError
+    remove_demo_assets(monkeypatch)
     state = GenerateState(runner)
     assert state.model == "" and state.prompt == ""

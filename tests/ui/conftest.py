@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from craftstudio.app import build_studio
-from craftstudio.demo import assets
 from craftstudio.library.paths import AppPaths
+from tests.state.fake_demo import install_demo_assets
 
 
 @pytest.fixture(autouse=True)
 def no_demo(monkeypatch):
     """The panel starts empty, as on a machine without the demo model; tests that want the
     first-run demo defaults install their own."""
-    monkeypatch.setattr(assets, "demo_model_dir", lambda: None)
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: None)
 
 
 @pytest.fixture

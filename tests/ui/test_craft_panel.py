@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from craftstudio.demo import assets
 from craftstudio.domain.curves import Interpolation, load_preset
 from craftstudio.domain.generation import FusionSwitches, LoraRef
+from tests.state.fake_demo import install_demo_assets
 from tests.ui.test_generate_panel import fill_in
 from tests.workers.fake_engine import FakeEngine
 
@@ -103,10 +103,9 @@ def test_steps_change_the_ticks_the_editor_draws(qtbot, make_studio):
 
 
 def test_first_start_with_the_demo_installed(qtbot, make_studio, monkeypatch, tmp_path):
-    monkeypatch.setattr(assets, "demo_model_dir", lambda: tmp_path)
-    monkeypatch.setattr(assets, "demo_lora", lambda role: tmp_path / f"{role}.safetensors")
-    monkeypatch.setattr(assets, "demo_backbone", lambda: None)
-    monkeypatch.setattr(assets, "demo_prompt", lambda: "a sks <c> in zxq style <s>", raising=False)
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: tmp_path,
+                        demo_lora=lambda role: tmp_path / f"{role}.safetensors",
+                        demo_backbone=lambda: None, demo_prompt=lambda: "a sks <c> in zxq style <s>")
     panel = make_studio(FakeEngine()).window.generate_panel
     assert panel.model_edit.text() == str(tmp_path)
     assert panel.craft_panel.content_edit.text() == str(tmp_path / "content.safetensors")
