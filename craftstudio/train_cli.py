@@ -49,7 +49,9 @@ class TrainProgress:
             self._write(f"sample image: {path}")
             return
         if stage != "train" or not event.values:
-            if event.message and event.message not in ("training",):
+            if stage == "save":
+                self.close()  # training is over: the bar stays as the last line above
+            if event.message and event.message != "training":
                 self._write(event.message)
             return
         if self._bar is None:

@@ -136,6 +136,8 @@ def resume_or_start(folder: Path, resume: bool, request: dict[str, Any], params:
                     say: Callable[[str], None]) -> int:
     """The step to start from: a matching checkpoint's when resuming, else 0 (old ones removed)."""
     if not resume:
+        if (folder / FILE_NAME).is_file():
+            say(f"starting over: the checkpoint of an earlier run in {folder} is replaced (resume to keep it)")
         remove_checkpoints(folder)
         return 0
     saved = load_checkpoint(folder)

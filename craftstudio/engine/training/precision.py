@@ -46,8 +46,10 @@ class Precision:
             optimizer.step()
 
     def state(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.scaler.state_dict().items()
-                if isinstance(v, int | float)} if self.scaler is not None else {}
+        """The loss scaler's state (plain numbers, for a checkpoint's JSON)."""
+        if self.scaler is None:
+            return {}
+        return {k: v for k, v in self.scaler.state_dict().items() if isinstance(v, int | float)}
 
     def load_state(self, state: dict[str, float]) -> None:
         if self.scaler is not None and state:

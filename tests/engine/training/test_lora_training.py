@@ -223,3 +223,32 @@ def test_sdxl_lora_trains_routed_and_loads_in_stock_diffusers(tmp_path, tiny_sdx
     pipe.load_lora_weights(result.out)
     assert len(pipe.unet.peft_config) == 1
     assert np.isfinite(result.final_loss)
+
+
+def test_lora_loss_falls_over_a_few_steps_on_a_fixed_batch(tiny_sd1):
+    from craftstudio.engine.training.denoising import (
+        DenoisingSetup,
+        LatentCache,
+        TextConditioning,
+        draw_batch,
+        make_noise_scheduler,
+        step_generator,
+    )
+    from craftstudio.engine.training.lora_training import LoraStep, make_optimizer
+    from craftstudio.engine.training.losses import make_denoising_loss
+    from craftstudio.engine.training.precision import resolve_precision
+
+    model = load_model(tiny_sd1, CPU, torch.float32)
+    unet = model.unet
+    modules = modules_by_role(target_modules(unet), LayerSets.for_family("sd1"))[CONTENT]
+    params = add_lora(unet, modules, rank=4, alpha=4.0, seed=0)
+    assert all(p.dtype == torch.float32 for p in params.values()) and len(params) == 2 * len(modules)
+    scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
+    setup = DenoisingSetup(unet, scheduler, resolve_precision("no", CPU), make_denoising_loss("mse", scheduler))
+    step = LoraStep(setup, make_optimizer(list(params.values()), 1e-2, adam_8bit=False))
+    gen = torch.Generator().manual_seed(1)
+    cache = LatentCache.constant(torch.randn(2, 4, 8, 8, generator=gen))
+    text = TextConditioning(torch.randn(1, 77, 32, generator=gen))
+    batch = draw_batch(cache, [0, 1], step_generator(0, 0), 1000, CPU)
+    losses = [float(step(batch, text)["loss"]) for _ in range(6)]
+    assert losses[-1] < losses[0]
