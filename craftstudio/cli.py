@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from craftstudio import __version__
+from craftstudio import __version__, train_cli
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_SCHEDULER, DEVICES, SCHEDULERS
 from craftstudio.library import bench as library_bench
@@ -194,11 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("gui", help="open the desktop application").set_defaults(func=_run_gui)
     _add_generate(sub)
+    train_cli.add_commands(sub)
     library_cli.add_commands(sub)
     bench = sub.add_parser("bench", help="benchmarks (print ratios against a baseline)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     library_bench.add_bench_command(bench_sub)
     _add_engine_bench(bench_sub)
+    train_cli.add_bench_command(bench_sub)
     return parser
 
 
