@@ -119,3 +119,30 @@ def test_generate_rejects_bad_markers_and_bad_curve_files(tmp_path, tiny_sd1, ca
     assert main([*base, "--prompt", "a cat", "--curves", str(bad_curves)]) == 2
     assert "bad.json" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_train_lora_then_generate_through_the_cli(tmp_path, tiny_sd1, capsys):
+    from safetensors import safe_open
+
+    from tests.engine.training.conftest import write_image
+
+    images = tmp_path / "refs"
+    images.mkdir()
+    for i in range(2):
+        write_image(images / f"ref-{i}.png", i, (72, 64))
+    lora = tmp_path / "style.safetensors"
+    args = ["train", "lora", "--role", "style", "--model", str(tiny_sd1), "--images", str(images),
+            "--trigger", "ohwx", "--out", str(lora), "--rank", "2", "--steps", "2", "--resolution", "64",
+            "--device", "cpu"]
+    assert main(args) == 0
+    with safe_open(str(lora), framework="pt") as fh:
+        meta = fh.metadata()
+    assert meta["craft.role"] == "style" and meta["modelspec.trigger_phrase"] == "ohwx"
+    # Never overwrite silently.
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    out = tmp_path / "x.png"
+    assert main(["generate", "--model", str(tiny_sd1), "--style-lora", str(lora), "--prompt",
+                 "a cat in ohwx style <s>", "--steps", "2", "--size", "64x64", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    assert read_request(out).style_lora.path == str(lora)
