@@ -1,0 +1,161 @@
+"""`python -m craftstudio.demo {render, train-oracle, eval-oracle, train-base, eval-base}`.
+
+Heavy libraries load only inside the command that needs them; nothing here imports Qt, so the
+commands run on headless training machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_render(args) -> int:
+    from PIL import Image
+
+    from craftstudio.demo.world import SHAPES, STYLES, render
+
+    shapes = args.shapes.split(",") if args.shapes else list(SHAPES)
+    styles = args.styles.split(",") if args.styles else list(STYLES)
+    sheet = Image.new("RGB", (64 * len(shapes), 64 * len(styles)))
+    for row, style in enumerate(styles):
+        for col, shape in enumerate(shapes):
+            sheet.paste(render(shape, style, args.seed + row * len(shapes) + col), (64 * col, 64 * row))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.out)
+    print(f"wrote {args.out} ({len(styles)} styles x {len(shapes)} shapes)")
+    return 0
+
+
+def _cmd_train_oracle(args) -> int:
+    from craftstudio.demo.oracle import oracle_path
+    from craftstudio.demo.oracle_training import OracleTrainConfig, train_oracle
+
+    config = OracleTrainConfig(steps=args.steps, batch=args.batch, seed=args.seed, eval_images=args.eval_images,
+                               threads=args.threads)
+    out = args.out or oracle_path()
+    train_oracle(config, out, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def _cmd_eval_oracle(args) -> int:
+    import torch
+
+    from craftstudio.demo.oracle import Oracle
+    from craftstudio.demo.oracle_training import evaluate
+
+    torch.set_num_threads(args.threads)
+    oracle = Oracle.load(args.oracle)
+    result = evaluate(oracle, args.images, args.seed)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _cmd_train_base(args) -> int:
+    import dataclasses
+
+    from craftstudio.demo.autoencoder_training import AutoencoderPhase
+    from craftstudio.demo.base_model import ModelSizes
+    from craftstudio.demo.base_training import BaseTrainConfig, DiffusionPhase, train_base
+
+    sizes = ModelSizes.tiny() if args.tiny else ModelSizes()
+    config = BaseTrainConfig(
+        seed=args.seed, device=args.device, vae_images=args.vae_images, images=args.images,
+        autoencoder=dataclasses.replace(AutoencoderPhase(), steps=args.vae_steps, batch=args.vae_batch),
+        diffusion=dataclasses.replace(DiffusionPhase(), steps=args.steps, batch=args.batch, lr=args.lr),
+        sizes=sizes, time_budget=args.time_budget, workers=args.workers, log_every=args.log_every,
+        check_images=args.check_images,
+    )
+    if args.device == "cpu":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    train_base(config, args.out)
+    return 0
+
+
+def _cmd_eval_base(args) -> int:
+    from craftstudio.demo.evaluation import EvalConfig, evaluate_base
+
+    config = EvalConfig(model=str(args.model), images=args.images, steps=args.steps, cfg=args.cfg,
+                        scheduler=args.scheduler, seed=args.seed, device=args.device, threads=args.threads,
+                        oracle=str(args.oracle) if args.oracle else None)
+    result = evaluate_base(config, log=lambda line: print(line, flush=True))
+    print(json.dumps(result, indent=1))
+    print(f"oracle accuracy: content {result['content_accuracy']:.3f}, style {result['style_accuracy']:.3f}, "
+          f"both {result['both_accuracy']:.3f}; {result['seconds_per_image']:.2f} s/image "
+          f"({config.device}, {config.threads} threads, {config.steps} steps)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m craftstudio.demo",
+                                     description="ShapesWorld: the built-in demo world, oracle and model.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="write a contact sheet of world pictures")
+    p.add_argument("--out", type=Path, required=True, help="PNG file")
+    p.add_argument("--shapes", default="", help="comma-separated shapes (default all)")
+    p.add_argument("--styles", default="", help="comma-separated styles (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("train-oracle", help="train the oracle CNN on the CPU and save it")
+    p.add_argument("--out", type=Path, default=None, help="weights file (default resources/demo/oracle.safetensors)")
+    p.add_argument("--steps", type=int, default=900)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-images", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_cmd_train_oracle)
+
+    p = sub.add_parser("eval-oracle", help="measure the oracle on fresh pictures")
+    p.add_argument("--oracle", type=Path, default=None)
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=123_456_789)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_cmd_eval_oracle)
+
+    p = sub.add_parser("train-base", help="train the demo base model (GPU) and save a diffusers folder")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write (e.g. resources/models/shapesworld)")
+    p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=6000, help="diffusion (UNet + text encoder) steps")
+    p.add_argument("--batch", type=int, default=512, help="diffusion batch size")
+    p.add_argument("--lr", type=float, default=4e-4, help="UNet learning rate (text encoder: half)")
+    p.add_argument("--vae-steps", type=int, default=2500)
+    p.add_argument("--vae-batch", type=int, default=256)
+    p.add_argument("--images", type=int, default=150_000, help="pictures of the training classes")
+    p.add_argument("--vae-images", type=int, default=60_000, help="pictures of all classes for the autoencoder")
+    p.add_argument("--time-budget", type=float, default=400.0,
+                   help="seconds for both training phases; step counts shrink to fit (0 = no limit)")
+    p.add_argument("--workers", type=int, default=0, help="rendering processes (0 = one per core)")
+    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--check-images", type=int, default=280, help="generated and classified at the end (0 = skip)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads when --device cpu")
+    p.add_argument("--tiny", action="store_true", help="tiny networks (smoke tests)")
+    p.set_defaults(func=_cmd_train_base)
+
+    p = sub.add_parser("eval-base", help="oracle accuracy and CPU speed of a demo base model")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--images", type=int, default=56)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", type=float, default=5.0)
+    p.add_argument("--scheduler", default="dpmpp_2m_karras")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--oracle", type=Path, default=None)
+    p.set_defaults(func=_cmd_eval_base)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
