@@ -64,7 +64,8 @@ def _cmd_train_base(args) -> int:
     config = BaseTrainConfig(
         seed=args.seed, device=args.device, vae_images=args.vae_images, images=args.images,
         autoencoder=dataclasses.replace(AutoencoderPhase(), steps=args.vae_steps, batch=args.vae_batch),
-        diffusion=dataclasses.replace(DiffusionPhase(), steps=args.steps, batch=args.batch, lr=args.lr),
+        diffusion=dataclasses.replace(DiffusionPhase(), steps=args.steps, batch=args.batch, lr=args.lr,
+                                      text_lr=args.lr / 2),
         sizes=sizes, time_budget=args.time_budget, workers=args.workers, log_every=args.log_every,
         check_images=args.check_images,
     )
@@ -104,11 +105,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-oracle", help="train the oracle CNN on the CPU and save it")
     p.add_argument("--out", type=Path, default=None, help="weights file (default resources/demo/oracle.safetensors)")
-    p.add_argument("--steps", type=int, default=900)
+    p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-images", type=int, default=2000)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU threads (on a busy 2-core machine, 1 is several times faster)")
     p.set_defaults(func=_cmd_train_oracle)
 
     p = sub.add_parser("eval-oracle", help="measure the oracle on fresh pictures")

@@ -122,6 +122,7 @@ def save_pipeline(folder: str | Path, vae, unet, text_encoder, tokenizer, record
     folder appears only when complete (written beside it, then renamed into place)."""
     import diffusers
     import huggingface_hub
+    import transformers
     from diffusers import StableDiffusionPipeline
 
     folder = Path(folder)
@@ -137,6 +138,7 @@ def save_pipeline(folder: str | Path, vae, unet, text_encoder, tokenizer, record
     )
     diffusers.utils.logging.disable_progress_bar()
     huggingface_hub.utils.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
     pipe.save_pretrained(staging, safe_serialization=True, max_shard_size=MAX_SHARD)
     write_tokenizer(staging / "tokenizer", config=False)  # vocab.json + merges.txt beside tokenizer.json
     (staging / MODEL_CARD).write_text(json.dumps(record, indent=1, default=str))

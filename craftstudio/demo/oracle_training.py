@@ -29,7 +29,7 @@ EVAL_SEED = 987_654_321  # the fresh-picture stream for measuring (training draw
 
 @dataclass(frozen=True)
 class OracleTrainConfig:
-    steps: int = 900
+    steps: int = 3000
     batch: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4

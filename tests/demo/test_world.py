@@ -112,3 +112,14 @@ def test_worker_processes_render_the_same_pictures():
     alone = render_random(600, seed=11)
     shared = render_random(600, seed=11, workers=2)
     assert np.array_equal(alone.images, shared.images) and np.array_equal(alone.styles, shared.styles)
+
+
+def test_render_command_writes_a_contact_sheet(tmp_path, capsys):
+    from PIL import Image
+
+    from craftstudio.demo.__main__ import main
+
+    out = tmp_path / "sheet.png"
+    assert main(["render", "--out", str(out), "--shapes", "star,ring", "--styles", "dots"]) == 0
+    assert Image.open(out).size == (128, 64)
+    assert "1 styles x 2 shapes" in capsys.readouterr().out
