@@ -1,4 +1,4 @@
-"""`python -m craftstudio.demo {render, train-oracle, eval-oracle, train-base, eval-base}`.
+"""`python -m craftstudio.demo {render, train-oracle, eval-oracle, train-base, eval-base, benchmark}`.
 
 Heavy libraries load only inside the command that needs them; nothing here imports Qt, so the
 commands run on headless training machines.
@@ -91,6 +91,40 @@ def _cmd_eval_base(args) -> int:
     return 0
 
 
+def _cmd_benchmark(args) -> int:
+    from craftstudio.demo.assets import demo_model_dir
+    from craftstudio.demo.benchmark import BenchConfig, choose_pairs, report_text, run_benchmark, write_json
+
+    try:
+        pairs = choose_pairs(args.pair, args.pairs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model = args.model or demo_model_dir()
+    if model is None:
+        print("error: the demo model is not installed; pass --model", file=sys.stderr)
+        return 2
+    config = BenchConfig(
+        model=str(model), pairs=pairs, images=args.images, seed=args.seed, steps=args.steps, cfg=args.cfg,
+        device=args.device, threads=args.threads, refs=args.refs, lora_steps=args.lora_steps,
+        lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
+        r_max=args.r_max, r_min=args.r_min, workdir=str(args.workdir or ""),
+        oracle=str(args.oracle) if args.oracle else None,
+    )
+    result = run_benchmark(config, log=lambda line: print(line, flush=True))
+    print()
+    print(report_text(result))
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    if args.sheet:
+        from craftstudio.demo.benchmark import contact_sheet
+
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        contact_sheet(result).save(args.sheet)
+        print(f"wrote {args.sheet}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m craftstudio.demo",
                                      description="ShapesWorld: the built-in demo world, oracle and model.")
@@ -151,6 +185,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--oracle", type=Path, default=None)
     p.set_defaults(func=_cmd_eval_base)
+
+    p = sub.add_parser("benchmark", help="CRAFT quality benchmark: train LoRAs on held-out pairs, 8 ablation rows")
+    p.add_argument("--pair", action="append", default=[], metavar="CONTENT:STYLE",
+                   help="a held-out shape:style pair (repeatable; default all held-out pairs)")
+    p.add_argument("--pairs", type=int, default=0, help="use the first K held-out pairs (0 = all)")
+    p.add_argument("--images", type=int, default=8, help="images per pair and method")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=20, help="sampler steps")
+    p.add_argument("--cfg", type=float, default=5.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--refs", type=int, default=4, help="reference images per concept")
+    p.add_argument("--lora-steps", type=int, default=60)
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--lora-lr", type=float, default=2e-3)
+    p.add_argument("--backbone-steps", type=int, default=60)
+    p.add_argument("--r-max", type=int, default=16)
+    p.add_argument("--r-min", type=int, default=4)
+    p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")
+    p.add_argument("--oracle", type=Path, default=None)
+    p.add_argument("--workdir", type=Path, default=None, help="where references and trained files go "
+                   "(default a temporary folder)")
+    p.add_argument("--json", type=Path, default=None, help="write every number to this JSON file")
+    p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG")
+    p.set_defaults(func=_cmd_benchmark)
     return parser
 
 

@@ -1,0 +1,423 @@
+"""`python -m craftstudio.demo benchmark`: CRAFT-LoRA's quality benchmark in ShapesWorld.
+
+For each (held-out shape, held-out style) pair the benchmark
+1. renders references: the content reference is the held-out shape drawn in a *training* style
+   (never the target style), the style reference is the held-out style on a *training* shape, so
+   leakage (the reference's other half showing up in a result) is measurable;
+2. trains LoRAs with the project's trainer: per concept a routed LoRA (content on I_c, style on
+   I_s) and an unrouted one (an override moves every block to the LoRA's role, so it trains on all
+   attention layers, as LoRAs elsewhere do), each on W_init (with the Rank-FT backbone) and on W0;
+3. generates M images per pair under the paper's 8 ablation rows (backbone × routing × asymmetric
+   CFG; gates follow the `paper` curves when asymmetric CFG is on, constant otherwise). `direct`
+   merge (`FusionSwitches.for_mode("direct")` with the unrouted W0 LoRAs) is exactly the row with
+   every switch off, so it is generated once and reported under both names;
+4. scores every image with the oracle: content accuracy (shape right), style accuracy, combination
+   (both right), target-class probabilities, cosine similarity of the oracle embeddings to the
+   references (the CLIP-I analogue) and leakage (the content reference's style, or the style
+   reference's shape, predicted).
+
+Sharing (decision, to keep the CPU run short): the content reference is in a training style and the
+style reference on a training shape whatever the pair, so a concept's LoRA is the same for every
+pair it appears in and is trained once; likewise one backbone is trained on the references of all
+chosen concepts (the paper trains it on content and style references; here the set is the union).
+Trigger words come from `vocabulary.TRIGGERS`, one per concept. Every seed derives from `--seed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from craftstudio.demo.vocabulary import TRIGGERS
+from craftstudio.demo.world import SPLIT, render
+
+CONTENT, STYLE = "content", "style"
+# The paper's ablation rows: (backbone, routing, asymmetric CFG); gates follow asymmetric CFG.
+ROWS: tuple[tuple[bool, bool, bool], ...] = (
+    (False, False, False), (True, False, False), (False, True, False), (False, False, True),
+    (True, True, False), (True, False, True), (False, True, True), (True, True, True),
+)
+DIRECT = "direct merge"
+FULL = "CRAFT (full)"
+METRICS = ("content_acc", "style_acc", "both_acc", "content_prob", "style_prob", "content_cos", "style_cos",
+           "content_leak", "style_leak")
+
+
+def row_name(row: tuple[bool, bool, bool]) -> str:
+    backbone, routing, acfg = row
+    return f"backbone={'on' if backbone else 'off'},routing={'on' if routing else 'off'},acfg={'on' if acfg else 'off'}"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: str
+    pairs: tuple[tuple[str, str], ...]
+    images: int = 8  # generated per pair and method
+    seed: int = 0
+    steps: int = 20  # sampler steps
+    cfg: float = 5.0
+    scheduler: str = "dpmpp_2m_karras"
+    device: str = "cpu"
+    threads: int = 2
+    refs: int = 4  # reference images per concept
+    lora_steps: int = 60
+    lora_rank: int = 8
+    lora_lr: float = 2e-3
+    lora_batch: int = 4
+    backbone_steps: int = 60
+    backbone_batch: int = 4
+    r_max: int = 16
+    r_min: int = 4
+    workdir: str = ""  # "" = a temporary folder
+    oracle: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["pairs"] = [list(p) for p in self.pairs]
+        return data
+
+
+def choose_pairs(explicit: Sequence[str] = (), count: int = 0) -> tuple[tuple[str, str], ...]:
+    """`CONTENT:STYLE` specs (held-out classes only), else all held-out pairs (the first `count`)."""
+    if explicit:
+        pairs = []
+        for spec in explicit:
+            content, sep, style = spec.partition(":")
+            if not sep or not content or not style:
+                raise ValueError(f"--pair {spec!r} must read CONTENT:STYLE, e.g. heart:neon.")
+            if content not in SPLIT.heldout_shapes:
+                raise ValueError(f"--pair {spec!r}: {content!r} is not a held-out shape; choose one of "
+                                 f"{', '.join(SPLIT.heldout_shapes)}.")
+            if style not in SPLIT.heldout_styles:
+                raise ValueError(f"--pair {spec!r}: {style!r} is not a held-out style; choose one of "
+                                 f"{', '.join(SPLIT.heldout_styles)}.")
+            pairs.append((content, style))
+        return tuple(dict.fromkeys(pairs))
+    pairs = [(c, s) for c in SPLIT.heldout_shapes for s in SPLIT.heldout_styles]
+    if count < 0:
+        raise ValueError(f"--pairs must be 0 (all) or more, not {count}.")
+    return tuple(pairs[:count] if count else pairs)
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One held-out class a LoRA learns, with its trigger and references."""
+
+    role: str
+    name: str
+    trigger: str
+    other: str  # the training class the references show the concept with (style or shape)
+    seeds: tuple[int, ...]
+
+    @property
+    def caption(self) -> str:
+        # DreamBooth-style: name what is not the concept, so the trigger binds only the concept.
+        return f"a {{trigger}} in {self.other} style" if self.role == CONTENT else f"a {self.other} in {{trigger}} style"
+
+    def images(self):
+        if self.role == CONTENT:
+            return [render(self.name, self.other, s) for s in self.seeds]
+        return [render(self.other, self.name, s) for s in self.seeds]
+
+
+def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int) -> dict[tuple[str, str], Concept]:
+    """Triggers in a fixed order (shapes first) and deterministic reference classes and seeds."""
+    shapes = list(dict.fromkeys(c for c, _ in pairs))
+    styles = list(dict.fromkeys(s for _, s in pairs))
+    rng = np.random.default_rng([seed, 0xBE7C])
+    concepts: dict[tuple[str, str], Concept] = {}
+    for i, (role, name) in enumerate([(CONTENT, s) for s in shapes] + [(STYLE, s) for s in styles]):
+        pool = SPLIT.train_styles if role == CONTENT else SPLIT.train_shapes
+        other = pool[int(rng.integers(len(pool)))]
+        seeds = tuple(int(x) for x in rng.integers(2**40, size=refs))
+        concepts[(role, name)] = Concept(role, name, TRIGGERS[i], other, seeds)
+    return concepts
+
+
+def prompt_for(content: Concept, style: Concept) -> str:
+    return f"a {content.trigger} <c> in {style.trigger} style <s>"
+
+
+class _Printer:
+    """A compact training progress line every few steps."""
+
+    def __init__(self, label: str, log: Callable[[str], None], every: int = 20) -> None:
+        self.label, self.log, self.every = label, log, every
+
+    def __call__(self, event) -> None:
+        if event.stage != "train" or not event.values:
+            return
+        if event.step % self.every == 0 or event.step == event.total:
+            self.log(f"    {self.label}: step {event.step}/{event.total} loss {event.values.get('loss', 0):.4f} "
+                     f"eta {event.values.get('eta_s', 0):.0f}s")
+
+
+def _std(values: list[float]) -> float:
+    return float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train, generate and score; returns the raw numbers, the summaries and the samples."""
+    import tempfile
+
+    import torch
+
+    from craftstudio.demo.oracle import Oracle
+    from craftstudio.domain.curves import load_preset
+    from craftstudio.domain.generation import FusionSwitches, GenerateRequest, LoraRef
+    from craftstudio.domain.training import BackboneTrainRequest, LoraTrainRequest
+    from craftstudio.engine.generation import generate
+    from craftstudio.engine.training import train
+
+    if not config.pairs:
+        raise ValueError("No pairs to benchmark.")
+    torch.set_num_threads(config.threads)
+    began = time.perf_counter()
+    timing: dict[str, float] = {}
+    work = Path(config.workdir) if config.workdir else Path(tempfile.mkdtemp(prefix="craft-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    oracle = Oracle.load(config.oracle)
+
+    def say(text: str) -> None:
+        log(f"[{time.perf_counter() - began:7.1f}s] {text}")
+
+    # 1. References.
+    concepts = make_concepts(config.pairs, config.refs, config.seed)
+    folders: dict[tuple[str, str], Path] = {}
+    for key, concept in concepts.items():
+        folder = work / "refs" / f"{concept.role}-{concept.name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(concept.images()):
+            image.save(folder / f"{i:02d}.png")
+        folders[key] = folder
+        say(f"references: {concept.role} {concept.name!r} = trigger {concept.trigger!r}, {config.refs} image(s) "
+            f"on {concept.other!r}; caption {concept.caption.format(trigger=concept.trigger)!r}")
+    for role in (CONTENT, STYLE):
+        union = work / "refs" / f"all-{role}"
+        union.mkdir(parents=True, exist_ok=True)
+        for key, folder in folders.items():
+            if key[0] == role:
+                for path in sorted(folder.glob("*.png")):
+                    (union / f"{key[1]}-{path.name}").write_bytes(path.read_bytes())
+
+    # 2. Training: one backbone, then 4 LoRAs per concept.
+    t0 = time.perf_counter()
+    backbone = work / "backbone.safetensors"
+    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min})")
+    result = train(BackboneTrainRequest(
+        model=config.model, content_dir=str(work / "refs" / "all-content"), style_dir=str(work / "refs" / "all-style"),
+        out=str(backbone), r_max=config.r_max, r_min=config.r_min, steps=config.backbone_steps,
+        batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
+        gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
+    ), progress=_Printer("backbone", say))
+    training: dict[str, Any] = {"backbone": {"seconds": result.seconds, "final_loss": result.final_loss}}
+    loras: dict[tuple[str, str, bool, bool], Path] = {}
+    for index, (key, concept) in enumerate(concepts.items()):
+        everything = {"down_blocks": concept.role, "mid_block": concept.role, "up_blocks": concept.role}
+        for use_backbone in (True, False):
+            for routed in (True, False):
+                name = (f"{concept.role}-{concept.name}-{'bb' if use_backbone else 'w0'}-"
+                        f"{'routed' if routed else 'all'}")
+                out = work / f"{name}.safetensors"
+                say(f"training LoRA {name} ({config.lora_steps} steps)")
+                result = train(LoraTrainRequest(
+                    role=concept.role, model=config.model, images=(str(folders[key]),), trigger=concept.trigger,
+                    out=str(out), backbone=str(backbone) if use_backbone else None, caption=concept.caption,
+                    rank=config.lora_rank, learning_rate=config.lora_lr, steps=config.lora_steps,
+                    batch_size=config.lora_batch, seed=config.seed + 1 + index, device=config.device,
+                    gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
+                    routing_overrides=None if routed else everything,
+                ), progress=_Printer(name, say))
+                training[name] = {"seconds": result.seconds, "final_loss": result.final_loss,
+                                  "layers": result.details.get("layers")}
+                loras[(*key, use_backbone, routed)] = out
+    timing["training_s"] = time.perf_counter() - t0
+
+    # 3. Generation, grouped by backbone so the cached model is loaded once per W.
+    t0 = time.perf_counter()
+    curves = load_preset("paper").to_dict()
+    samples: dict[tuple[int, tuple[bool, bool, bool]], list] = {}
+    gen_seconds: list[float] = []
+    for use_backbone in (False, True):
+        for p, (content, style) in enumerate(config.pairs):
+            c, s = concepts[(CONTENT, content)], concepts[(STYLE, style)]
+            for row in (r for r in ROWS if r[0] == use_backbone):
+                _, routing, acfg = row
+                switches = (FusionSwitches.for_mode("direct") if not any(row)
+                            else FusionSwitches(backbone=use_backbone, routing=routing, asymmetric=acfg, gates=acfg))
+                request = GenerateRequest(
+                    model=config.model, prompt=prompt_for(c, s), width=64, height=64, steps=config.steps,
+                    cfg_scale=config.cfg, seed=config.seed + 1000 * p, scheduler=config.scheduler,
+                    batch_count=config.images, device=config.device,
+                    content_lora=LoraRef(str(loras[(CONTENT, content, use_backbone, routing)])),
+                    style_lora=LoraRef(str(loras[(STYLE, style, use_backbone, routing)])),
+                    backbone=str(backbone) if use_backbone else None, switches=switches,
+                    curves=curves if acfg else None,
+                )
+                started = time.perf_counter()
+                samples[(p, row)] = generate(request).images
+                gen_seconds.append((time.perf_counter() - started) / config.images)
+                say(f"generated {config.images} x {content}:{style} [{row_name(row)}] "
+                    f"({gen_seconds[-1]:.2f} s/image)")
+    timing["generation_s"] = time.perf_counter() - t0
+    timing["seconds_per_image"] = float(np.mean(gen_seconds))
+
+    # 4. Scoring.
+    ref_images = {key: concept.images() for key, concept in concepts.items()}
+    per_pair = []
+    for p, (content, style) in enumerate(config.pairs):
+        c, s = concepts[(CONTENT, content)], concepts[(STYLE, style)]
+        c_ref = oracle.classify(ref_images[(CONTENT, content)])
+        s_ref = oracle.classify(ref_images[(STYLE, style)])
+        c_ref_emb = torch.nn.functional.normalize(c_ref.content_embedding.mean(0), dim=-1)
+        s_ref_emb = torch.nn.functional.normalize(s_ref.style_embedding.mean(0), dim=-1)
+        entry: dict[str, Any] = {"content": content, "style": style, "prompt": prompt_for(c, s),
+                                 "content_reference": {"trigger": c.trigger, "drawn_in": c.other, "seeds": list(c.seeds)},
+                                 "style_reference": {"trigger": s.trigger, "drawn_on": s.other, "seeds": list(s.seeds)},
+                                 "methods": {}}
+        ci, si = oracle.shapes.index(content), oracle.styles.index(style)
+        leak_style, leak_shape = oracle.styles.index(c.other), oracle.shapes.index(s.other)
+        for row in ROWS:
+            out = oracle.classify(samples[(p, row)])
+            shape_pred, style_pred = out.content_probs.argmax(-1), out.style_probs.argmax(-1)
+            content_ok, style_ok = shape_pred == ci, style_pred == si
+            entry["methods"][row_name(row)] = {
+                "content_acc": content_ok.float().mean().item(),
+                "style_acc": style_ok.float().mean().item(),
+                "both_acc": (content_ok & style_ok).float().mean().item(),
+                "content_prob": out.content_probs[:, ci].mean().item(),
+                "style_prob": out.style_probs[:, si].mean().item(),
+                "content_cos": (out.content_embedding @ c_ref_emb).mean().item(),
+                "style_cos": (out.style_embedding @ s_ref_emb).mean().item(),
+                "content_leak": (style_pred == leak_style).float().mean().item(),
+                "style_leak": (shape_pred == leak_shape).float().mean().item(),
+                "predictions": [[oracle.shapes[a], oracle.styles[b]]
+                                for a, b in zip(shape_pred.tolist(), style_pred.tolist(), strict=True)],
+            }
+        per_pair.append(entry)
+
+    summary = {}
+    for row in ROWS:
+        name = row_name(row)
+        summary[name] = {m: {"mean": float(np.mean([e["methods"][name][m] for e in per_pair])),
+                             "std": _std([e["methods"][name][m] for e in per_pair])} for m in METRICS}
+    timing["total_s"] = time.perf_counter() - began
+    say(f"done: training {timing['training_s']:.0f}s, generation {timing['generation_s']:.0f}s, "
+        f"total {timing['total_s']:.0f}s")
+    return {
+        "config": config.to_dict(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "torch_threads": config.threads, "device": config.device},
+        "rows": [{"name": row_name(r), "backbone": r[0], "routing": r[1], "asymmetric_cfg": r[2], "gates": r[2]}
+                 for r in ROWS],
+        "aliases": {DIRECT: row_name(ROWS[0]), FULL: row_name(ROWS[-1])},
+        "pairs": per_pair, "summary": summary, "training": training, "timing": timing,
+        "_samples": samples, "_references": ref_images, "_concepts": concepts,
+    }
+
+
+# Tables ------------------------------------------------------------------------------------------------
+
+def _cell(summary: dict[str, Any], method: str, metric: str) -> str:
+    value = summary[method][metric]
+    return f"{value['mean']:.3f} ± {value['std']:.3f}"
+
+
+def table1(result: dict[str, Any]) -> list[list[str]]:
+    """Header + rows: direct merge and full CRAFT (mean ± std over pairs)."""
+    header = ["Method", "Content acc", "Style acc", "Combination (both)", "Content cos", "Style cos",
+              "Leak: ref style", "Leak: ref shape"]
+    metrics = ("content_acc", "style_acc", "both_acc", "content_cos", "style_cos", "content_leak", "style_leak")
+    rows = [header]
+    for label in (DIRECT, FULL):
+        method = result["aliases"][label]
+        rows.append([label, *(_cell(result["summary"], method, m) for m in metrics)])
+    return rows
+
+
+def ablation_table(result: dict[str, Any]) -> list[list[str]]:
+    """Header + the 8 rows with ✓/✗ switch columns."""
+    header = ["Backbone", "Routing", "Asym. CFG + gates", "Content acc", "Style acc", "Combination (both)",
+              "Leak: ref style", "Leak: ref shape"]
+    metrics = ("content_acc", "style_acc", "both_acc", "content_leak", "style_leak")
+    rows = [header]
+    for row in result["rows"]:
+        marks = ["✓" if row[k] else "✗" for k in ("backbone", "routing", "asymmetric_cfg")]
+        rows.append([*marks, *(_cell(result["summary"], row["name"], m) for m in metrics)])
+    return rows
+
+
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def json_ready(result: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in result.items() if not k.startswith("_")}
+    data["tables"] = {"table1": table1(result), "ablation": ablation_table(result)}
+    return data
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_ready(result), indent=1, ensure_ascii=False))
+    return path
+
+
+# Contact sheet -----------------------------------------------------------------------------------------
+
+def contact_sheet(result: dict[str, Any], samples_per_row: int = 6, scale: int = 2):
+    """Per pair: a row with the references, then one row per method (rows = methods)."""
+    from PIL import Image, ImageDraw
+
+    pairs = result["pairs"]
+    label_w, tile = 230, 64 * scale
+    n = min(samples_per_row, result["config"]["images"])
+    cols = max(n, 2 * min(3, result["config"]["refs"]))
+    rows_per_pair = 1 + len(ROWS)
+    sheet = Image.new("RGB", (label_w + tile * cols, tile * rows_per_pair * len(pairs)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    concepts = result["_concepts"]
+    for p, entry in enumerate(pairs):
+        top = p * rows_per_pair * tile
+        c, s = concepts[(CONTENT, entry["content"])], concepts[(STYLE, entry["style"])]
+        draw.text((4, top + 4), f"{entry['content']}:{entry['style']}\nreferences:\n"
+                  f"{c.trigger} ({c.name} in {c.other})\n{s.trigger} ({s.name} on {s.other})", fill=(0, 0, 0))
+        refs = result["_references"][(CONTENT, entry["content"])][:3] + result["_references"][(STYLE, entry["style"])][:3]
+        for i, image in enumerate(refs):
+            sheet.paste(image.resize((tile, tile), Image.NEAREST), (label_w + i * tile, top))
+        for r, row in enumerate(ROWS):
+            y = top + (r + 1) * tile
+            name = row_name(row)
+            label = {ROWS[0]: DIRECT + "\n", ROWS[-1]: FULL + "\n"}.get(row, "")
+            stats = entry["methods"][name]
+            draw.text((4, y + 4), f"{label}{name.replace(',', chr(10))}\nboth {stats['both_acc']:.2f}",
+                      fill=(0, 0, 0))
+            for i, image in enumerate(result["_samples"][(p, row)][:n]):
+                sheet.paste(image.resize((tile, tile), Image.NEAREST), (label_w + i * tile, y))
+        draw.line([(0, top), (sheet.width, top)], fill=(200, 0, 0), width=2)
+    return sheet
+
+
+def report_text(result: dict[str, Any]) -> str:
+    timing = result["timing"]
+    cfg = result["config"]
+    return "\n".join([
+        f"Pairs: {', '.join(f'{c}:{s}' for c, s in cfg['pairs'])}; {cfg['images']} images per pair and method; "
+        f"{cfg['refs']} reference image(s) per concept; mean ± std over pairs.",
+        "", "Table 1 (direct merge = every switch off; CRAFT = every switch on)", "",
+        markdown(table1(result)), "", "Ablation (gates follow the paper curves when asymmetric CFG is on)", "",
+        markdown(ablation_table(result)), "",
+        f"Time: training {timing['training_s']:.0f} s, generation {timing['generation_s']:.0f} s "
+        f"({timing['seconds_per_image']:.2f} s/image), total {timing['total_s']:.0f} s.",
+    ])
