@@ -30,13 +30,14 @@ def _size(text: str) -> tuple[int, int]:
 
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate images from a prompt")
-    p.add_argument("--model", required=True, help="diffusers model folder or .safetensors checkpoint")
-    p.add_argument("--prompt", required=True)
+    p.add_argument("--model", help="diffusers model folder or .safetensors checkpoint (default: the built-in "
+                                   "ShapesWorld demo model, with its backbone and LoRAs)")
+    p.add_argument("--prompt", help="the prompt (default with the demo model: its demo prompt)")
     p.add_argument("--negative", default="", help="negative prompt")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", type=float, default=7.0, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=_size, default=(512, 512), metavar="WxH")
+    p.add_argument("--size", type=_size, metavar="WxH", help="default: the model's native size")
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of {', '.join(SCHEDULERS)}")
     p.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
     p.add_argument("--device", default="auto", choices=DEVICES)
@@ -128,10 +129,14 @@ def _run_generate(args) -> int:
     from craftstudio.engine.generation import generate
     from craftstudio.library.png_params import save_png
 
+    _apply_demo_defaults(args)
+    if not args.prompt:
+        raise UserError("No prompt: pass --prompt TEXT.")
+    size = args.size or _native_size(Path(args.model))
     has_loras = bool(args.content_lora or args.style_lora)
     request = GenerateRequest(
-        model=args.model, prompt=args.prompt, negative_prompt=args.negative, width=args.size[0],
-        height=args.size[1], steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
+        model=args.model, prompt=args.prompt, negative_prompt=args.negative, width=size[0],
+        height=size[1], steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch, device=args.device,
         content_lora=args.content_lora, style_lora=args.style_lora, backbone=args.backbone,
         switches=_switches(args), curves=_curves(args.curves, has_loras),
@@ -149,6 +154,41 @@ def _run_generate(args) -> int:
                  record=result.details)
         print(path)
     return 0
+
+
+def _apply_demo_defaults(args) -> None:
+    """First run: no --model means the built-in demo model, and then also its backbone, LoRAs and
+    prompt for whatever was not given, so a fresh install makes a CRAFT image with no set-up."""
+    if args.model:
+        return
+    from craftstudio.demo import assets
+    from craftstudio.domain.generation import LoraRef
+
+    model = assets.demo_model_dir()
+    if model is None:
+        raise UserError("No model given and the demo model is not installed: pass --model PATH.")
+    args.model = str(model)
+    loras = {role: assets.demo_lora(role) for role in ("content", "style")}
+    if args.content_lora is None and args.style_lora is None and all(loras.values()):
+        args.content_lora = LoraRef(str(loras["content"]))
+        args.style_lora = LoraRef(str(loras["style"]))
+        if args.backbone is None and assets.demo_backbone() is not None:
+            args.backbone = str(assets.demo_backbone())
+        if not args.prompt:
+            args.prompt = assets.demo_prompt()
+
+
+def _native_size(model: Path) -> tuple[int, int]:
+    """The size a diffusers folder was trained at (UNet sample size × VAE scale), else 512."""
+    import json
+
+    try:
+        unet = json.loads((model / "unet" / "config.json").read_text())
+        vae = json.loads((model / "vae" / "config.json").read_text())
+        side = int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 512, 512
+    return side, side
 
 
 def _infotext_extra(result) -> dict[str, str]:

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone-steps", type=int, default=400)
     parser.add_argument("--lora-steps", type=int, default=600)
     parser.add_argument("--lora-lr", type=float, default=5e-4)
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--r-max", type=int, default=16)
+    parser.add_argument("--r-min", type=int, default=4)
+    parser.add_argument("--no-backbone", action="store_true", help="train the LoRAs on the plain base model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -64,20 +68,26 @@ def main(argv: list[str] | None = None) -> int:
     backbone = args.out / "backbone.safetensors"
     common = ["--model", str(model), "--resolution", "64", "--device", args.device, "--seed", str(args.seed),
               "--overwrite"]
-    _run(["train", "backbone", *common, "--content-dir", str(content), "--style-dir", str(style),
-          "--out", str(backbone), "--r-max", "16", "--r-min", "4", "--steps", str(args.backbone_steps)])
+    if not args.no_backbone:
+        _run(["train", "backbone", *common, "--content-dir", str(content), "--style-dir", str(style),
+              "--out", str(backbone), "--r-max", str(args.r_max), "--r-min", str(args.r_min),
+              "--steps", str(args.backbone_steps)])
+    on_backbone = [] if args.no_backbone else ["--backbone", str(backbone)]
     for role, images, trigger, caption in (
         ("content", content, CONTENT_TRIGGER, "a {trigger}"),
         ("style", style, STYLE_TRIGGER, "a picture in {trigger} style"),
     ):
-        _run(["train", "lora", *common, "--role", role, "--backbone", str(backbone), "--images", str(images),
-              "--trigger", trigger, "--caption", caption, "--rank", "8", "--steps", str(args.lora_steps), "--lr", str(args.lora_lr),
+        _run(["train", "lora", *common, "--role", role, *on_backbone, "--images", str(images),
+              "--trigger", trigger, "--caption", caption, "--rank", str(args.rank), "--steps", str(args.lora_steps),
+              "--lr", str(args.lora_lr),
               "--batch", "4", "--title", f"ShapesWorld {role}: {CONTENT_SHAPE if role == 'content' else STYLE_NAME}",
               "--out", str(args.out / f"{role}-lora.safetensors")])
     (args.out / "demo-assets.json").write_text(json.dumps({
         "prompt": DEMO_PROMPT, "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
         "style": {"style": STYLE_NAME, "trigger": STYLE_TRIGGER}, "refs": args.refs,
-        "backbone_steps": args.backbone_steps, "lora_steps": args.lora_steps, "device": args.device,
+        "backbone": None if args.no_backbone else {"steps": args.backbone_steps, "r_max": args.r_max,
+                                                   "r_min": args.r_min},
+        "lora": {"steps": args.lora_steps, "lr": args.lora_lr, "rank": args.rank}, "device": args.device,
         "seconds": round(time.perf_counter() - started, 1)}, indent=1))
     print(f"demo assets written to {args.out} in {time.perf_counter() - started:.0f} s")
     return 0

@@ -9,6 +9,7 @@ trimmed install), so callers simply skip the default.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from craftstudio.domain.resources import demo_dir, resources_dir
@@ -41,6 +42,15 @@ def demo_oracle() -> Path | None:
     """The ShapesWorld oracle's weights (`resources/demo/oracle.safetensors`), if installed."""
     path = demo_dir() / "oracle.safetensors"
     return path if path.is_file() else None
+
+
+def demo_prompt() -> str | None:
+    """The prompt that shows the demo LoRAs together (`resources/demo/demo-assets.json`), if any."""
+    path = demo_dir() / "demo-assets.json"
+    try:
+        return str(json.loads(path.read_text())["prompt"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def default_model(configured: str | Path | None) -> Path | None:

@@ -1,0 +1,42 @@
+"""First run: with nothing configured, the CLI and the GUI fall back to the shipped demo model,
+its backbone, LoRAs and prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from craftstudio.demo import assets
+
+pytestmark = pytest.mark.skipif(assets.demo_lora("content") is None or assets.demo_model_dir() is None,
+                                reason="the demo model and LoRAs are not installed")
+
+
+def test_cli_generate_without_model_uses_the_demo(tmp_path):
+    from craftstudio.cli import main
+    from craftstudio.library.png_params import read_request
+
+    out = tmp_path / "first.png"
+    assert main(["generate", "--steps", "3", "--device", "cpu", "--out", str(out)]) == 0
+    request = read_request(out)
+    assert request.model == str(assets.demo_model_dir())
+    assert (request.width, request.height) == (64, 64)  # the demo model's native size
+    assert request.content_lora.path == str(assets.demo_lora("content"))
+    assert request.style_lora.path == str(assets.demo_lora("style"))
+    assert request.backbone == str(assets.demo_backbone())
+    assert request.prompt == assets.demo_prompt() and "<c>" in request.prompt
+
+
+def test_gui_first_run_picks_the_demo(qtbot, tmp_path, monkeypatch):
+    from craftstudio.app import build_studio
+    from craftstudio.library.paths import AppPaths
+
+    monkeypatch.setenv("CRAFTSTUDIO_HOME", str(tmp_path))
+    studio = build_studio(paths=AppPaths(tmp_path))
+    try:
+        state = studio.generate
+        assert state.model == str(assets.demo_model_dir())
+        assert state.craft.content_lora == str(assets.demo_lora("content"))
+        assert state.craft.style_lora == str(assets.demo_lora("style"))
+        assert state.craft.backbone == str(assets.demo_backbone())
+    finally:
+        studio.shutdown()
