@@ -37,10 +37,14 @@ def write_references(folder: Path, count: int, seed: int) -> tuple[Path, Path]:
 
 
 def _run(argv: list[str]) -> None:
-    from craftstudio.cli import main as cli_main
+    """Run one `craftstudio train ...` command through the training CLI's own parser."""
+    from craftstudio import train_cli
 
     print("+ craftstudio " + " ".join(argv), flush=True)
-    if cli_main(argv) != 0:
+    parser = argparse.ArgumentParser(prog="craftstudio")
+    train_cli.add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    if args.func(args) != 0:
         raise SystemExit(f"step failed: {' '.join(argv)}")
 
 
