@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from craftstudio.demo.world import CAPTION_WORDS, SHAPES, STYLES
+from craftstudio.engine.clip_bpe import bytes_to_unicode
 
 EXTRA_WORDS: tuple[str, ...] = (
     "an", "the", "of", "on", "and", "with", "shape", "object", "picture", "drawing", "pattern",
@@ -31,17 +32,6 @@ MAX_LENGTH = 77
 _NEVER = 1 << 30
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte → printable character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 def _symbols(word: str) -> list[str]:
@@ -98,7 +88,7 @@ def write_tokenizer(folder: str | Path, words: tuple[str, ...] = WORDS, max_leng
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab: list[str] = []
-    for ch in _bytes_to_unicode().values():
+    for ch in bytes_to_unicode().values():
         vocab += [ch, ch + "</w>"]
     merges = _merges_for(words)
     known = set(vocab)

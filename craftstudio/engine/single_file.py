@@ -19,6 +19,7 @@ import torch
 from craftstudio.domain.errors import ModelError
 from craftstudio.domain.family import Family
 from craftstudio.domain.resources import resources_dir
+from craftstudio.engine.clip_bpe import bytes_to_unicode
 from craftstudio.engine.loader import check_safetensors_file
 
 _CLIP_MERGES = 49152 - 256 - 2  # as in CLIP's simple_tokenizer
@@ -45,16 +46,6 @@ def family_config(family: Family) -> dict[str, Any]:
     return json.loads((resources_dir() / "model_configs" / f"{family.value}.json").read_text())
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 @cache
@@ -62,7 +53,7 @@ def _clip_vocab_and_merges() -> tuple[str, str]:
     path = resources_dir() / "tokenizers" / "clip_bpe_simple_vocab_16e6.txt.gz"
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         lines = fh.read().split("\n")[1:_CLIP_MERGES + 1]
-    alphabet = list(_bytes_to_unicode().values())
+    alphabet = list(bytes_to_unicode().values())
     vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in lines]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     return json.dumps({tok: i for i, tok in enumerate(vocab)}), "#version: 0.2\n" + "\n".join(lines) + "\n"

@@ -13,25 +13,17 @@ from pathlib import Path
 
 import torch
 
+from craftstudio.engine.clip_bpe import bytes_to_unicode
+
 WORDS = ["a", "an", "the", "of", "in", "on", "with", "and", "style", "photo", "painting", "drawing", "watercolor", "oil", "sketch", "cat", "dog", "bird", "house", "tree", "car", "red", "blue", "green", "ginger", "fluffy", "portrait", "landscape", "sks", "ohwx"]
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 def write_tokenizer(folder: Path, max_length: int = 77) -> None:
     """A CLIP BPE tokenizer over a small vocabulary: every byte char, char</w> and a few words."""
     folder.mkdir(parents=True, exist_ok=True)
-    alphabet = list(_bytes_to_unicode().values())
+    alphabet = list(bytes_to_unicode().values())
     vocab: list[str] = []
     for ch in alphabet:
         vocab += [ch, ch + "</w>"]
