@@ -13,6 +13,17 @@ from craftstudio.domain.training import BackboneTrainRequest, LoraTrainRequest
 RES = 32
 
 
+def unet_out(unet, timestep: int, seed: int = 0):
+    """The UNet's output on a fixed random input (for comparing two weight set-ups)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, 4, 8, 8, generator=gen)
+    states = torch.randn(1, 77, unet.config.cross_attention_dim, generator=gen)
+    with torch.no_grad():
+        return unet(x, torch.tensor([timestep]), encoder_hidden_states=states).sample
+
+
 def write_image(path: Path, seed: int, size: tuple[int, int] = (40, 48)) -> Path:
     """A structured image (gradient + blob + noise), so the VAE sees more than noise."""
     rng = np.random.default_rng(seed)

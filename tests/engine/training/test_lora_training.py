@@ -25,7 +25,7 @@ from craftstudio.engine.training.checkpoint import checkpoint_folder
 from craftstudio.engine.training.loop import OutputExists
 from craftstudio.engine.training.lora_format import save_lora
 from craftstudio.engine.training.lora_training import ADAPTER, add_lora, train_lora
-from tests.engine.training.conftest import RES, lora_request
+from tests.engine.training.conftest import RES, lora_request, unet_out
 
 CPU = torch.device("cpu")
 
@@ -79,12 +79,6 @@ def test_the_library_identifies_role_and_trigger(trained):
         "lora", "sd1", "style", ["ohwx"], 2)
 
 
-def _unet_out(unet, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, 4, 8, 8, generator=gen)
-    states = torch.randn(1, 77, unet.config.cross_attention_dim, generator=gen)
-    with torch.no_grad():
-        return unet(x, torch.tensor([400]), encoder_hidden_states=states).sample
 
 
 def test_stock_diffusers_loads_the_file_as_the_in_memory_adapter(tmp_path, trained):
@@ -99,15 +93,15 @@ def test_stock_diffusers_loads_the_file_as_the_in_memory_adapter(tmp_path, train
     with torch.no_grad():
         for name, p in params.items():
             p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(name))) * 0.3)
-    ours = _unet_out(unet)
+    ours = unet_out(unet, 400)
     path = save_lora(unet, ADAPTER, StableDiffusionPipeline, tmp_path / "x.safetensors", {"craft.role": "content"},
                      overwrite=False)
     pipe = StableDiffusionPipeline.from_pretrained(trained["model"], local_files_only=True, safety_checker=None,
                                                    requires_safety_checker=False)
     apply_backbone(pipe.unet, bases)
-    plain = _unet_out(pipe.unet)
+    plain = unet_out(pipe.unet, 400)
     pipe.load_lora_weights(str(path))
-    stock = _unet_out(pipe.unet)
+    stock = unet_out(pipe.unet, 400)
     assert (ours - plain).abs().max() > 1e-3  # the adapter matters
     assert torch.allclose(stock, ours, atol=1e-5)
     # CraftStudio's own reader sees every layer with scale alpha / rank.

@@ -32,6 +32,7 @@ from craftstudio.engine.training.rank_ft import (
     layer_specs,
     scheduled_rank,
 )
+from tests.engine.training.conftest import unet_out
 
 CPU = torch.device("cpu")
 
@@ -79,12 +80,6 @@ def test_batched_orthonormalisation_equals_per_layer_qr(sd1):
         assert torch.allclose(q @ q.T, q_ref @ q_ref.T, atol=1e-5)
 
 
-def _unet_out(unet, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, 4, 8, 8, generator=gen)
-    states = torch.randn(1, 77, unet.config.cross_attention_dim, generator=gen)
-    with torch.no_grad():
-        return unet(x, torch.tensor([500]), encoder_hidden_states=states).sample
 
 
 def test_projection_hooks_equal_projected_weights_without_touching_w0(sd1):
@@ -95,12 +90,12 @@ def test_projection_hooks_equal_projected_weights_without_touching_w0(sd1):
     projection = Projection(unet, list(q))
     with projection.installed():
         projection.set_bases(q)
-        hooked = _unet_out(unet)
+        hooked = unet_out(unet, 500)
     assert all(torch.equal(before[k], v) for k, v in unet.state_dict().items())  # W0 never changed
-    assert torch.equal(_unet_out(unet), _unet_out(unet))  # hooks removed: plain model again
+    assert torch.equal(unet_out(unet, 500), unet_out(unet, 500))  # hooks removed: plain model again
     reference = copy.deepcopy(unet)
     apply_backbone(reference, q)
-    assert torch.allclose(hooked, _unet_out(reference), atol=1e-5)
+    assert torch.allclose(hooked, unet_out(reference, 500), atol=1e-5)
 
 
 def test_merged_basis_is_removed_from_every_layer(sd1):
