@@ -219,7 +219,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
                        description="Train a content LoRA (I_c layers only) or a style LoRA (I_s layers "
                                    "only) from reference images.")
     p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE", help="image files or folders")
+    p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE",
+                   help="image files or folders; an image's own caption may sit next to it (cat.png + cat.txt)")
     p.add_argument("--trigger", required=True, help="the trigger phrase, e.g. 'sks cat'")
     p.add_argument("--backbone", default=None, help="train on W_init of this backbone file")
     p.add_argument("--caption", default="", help="caption template with {trigger} (default depends on the role)")

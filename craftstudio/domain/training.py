@@ -171,6 +171,26 @@ class LoraTrainRequest:
         """The caption the text encoder sees: template filled, markers stripped (Eq. 6)."""
         return strip_markers(self.caption_template.format(trigger=self.trigger))
 
+    def image_caption(self, sidecar: str | None, source: str = "") -> str:
+        """The caption of one image: its caption file's text (`sidecar`) when it has one, else the
+        template. A caption file may hold `{trigger}` or the trigger phrase itself (the kohya
+        convention); one with neither would train the LoRA without its trigger and is refused."""
+        if sidecar is None:
+            return self.caption_text
+        text = " ".join(sidecar.split())
+        where = f"The caption file {source}" if source else "A caption file"
+        if not text:
+            raise RequestError(f"{where} is empty: write the image's caption in it (with {{trigger}}) or "
+                               "delete it to use the caption template.")
+        try:
+            filled = text.format(trigger=self.trigger) if "{" in text else text
+        except (KeyError, IndexError, ValueError) as exc:
+            raise RequestError(f"{where} is not a valid caption: only {{trigger}} may appear in braces.") from exc
+        if "{trigger}" not in text and self.trigger not in text:
+            raise RequestError(f"{where} does not name the trigger: put {{trigger}} or {self.trigger!r} in "
+                               "it, or the LoRA cannot be called up by its trigger.")
+        return strip_markers(filled)
+
     @property
     def lora_alpha(self) -> float:
         return float(self.alpha) if self.alpha is not None else float(self.rank)

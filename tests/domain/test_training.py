@@ -120,3 +120,31 @@ def test_result_round_trips():
     again = TrainResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert again == result and again.final_loss == 0.25
     assert dataclasses.replace(result, losses=[]).final_loss is None
+
+
+def _captioned(**kw) -> LoraTrainRequest:
+    return LoraTrainRequest(role="style", model="m", images=("x",), trigger="ohwx", out="o.safetensors",
+                            caption="an image in {trigger} style", **kw)
+
+
+def test_an_image_without_a_caption_file_gets_the_template():
+    assert _captioned().image_caption(None) == "an image in ohwx style"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a star in {trigger} style", "a star in ohwx style"),
+    ("a star in ohwx style <s>\n", "a star in ohwx style"),  # literal trigger (kohya), markers stripped
+    ("  a   star\nin {trigger}  style ", "a star in ohwx style"),
+])
+def test_a_caption_file_replaces_the_template(text, expected):
+    assert _captioned().image_caption(text, "star.txt") == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", "The caption file star.txt is empty"),
+    ("a star in a style", "The caption file star.txt does not name the trigger"),
+    ("a {shape} in {trigger} style", "The caption file star.txt is not a valid caption"),
+])
+def test_bad_caption_files_are_refused_naming_the_file(text, expected):
+    with pytest.raises(RequestError, match=expected):
+        _captioned().image_caption(text, "star.txt")

@@ -1,7 +1,7 @@
 """Training images: finding them, checking them, resizing them, and the content low-pass filter.
 
 Files are taken from folders (sorted by name, not recursive, hidden files ignored) or given one by
-one. Anything Pillow cannot open is skipped and listed with the reason; a set with no usable image
+one. An image may have its own caption in a text file of the same name (`cat.png` + `cat.txt`). Anything Pillow cannot open is skipped and listed with the reason; a set with no usable image
 left is refused. Images whose shorter side is below the training resolution are refused (naming
 them) unless the user asks to upscale: enlarged images teach the model blur.
 
@@ -85,6 +85,9 @@ def collect_images(sources: Sequence[str | Path], *, what: str = "images", limit
             usable.append(path)
         else:
             skipped.append((str(path), reason))
+    # A caption file next to an image belongs to it (read_captions); it is not a skipped image.
+    captions = {caption_file(p) for p in usable}
+    skipped = [(p, r) for p, r in skipped if Path(p) not in captions]
     if not usable:
         first = "; ".join(f"{Path(p).name}: {r}" for p, r in skipped[:3])
         raise ImageSetError(f"No usable {what} in {label}: all {len(skipped)} files were skipped "
@@ -92,6 +95,28 @@ def collect_images(sources: Sequence[str | Path], *, what: str = "images", limit
     if limit is not None:
         usable = usable[:limit]
     return ImageSet(usable, skipped)
+
+
+def caption_file(image: Path) -> Path:
+    """Where an image's own caption lives: a UTF-8 text file of the same name (`cat.png` →
+    `cat.txt`), the convention of kohya and most LoRA trainers."""
+    return image.with_suffix(".txt")
+
+
+def read_captions(paths: Sequence[Path]) -> list[str | None]:
+    """Each image's caption file text, or None where it has none."""
+    out: list[str | None] = []
+    for path in paths:
+        sidecar = caption_file(path)
+        if not sidecar.is_file():
+            out.append(None)
+            continue
+        try:
+            out.append(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ImageSetError(f"The caption file {sidecar} cannot be read ({type(exc).__name__}): save it "
+                                "as UTF-8 text or delete it.") from exc
+    return out
 
 
 def check_sizes(paths: Sequence[Path], resolution: int, *, upscale: bool, what: str = "images") -> None:

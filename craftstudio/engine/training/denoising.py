@@ -48,13 +48,31 @@ def offload_text_encoders(model, keep_vae: bool) -> None:
 
 @dataclass
 class TextConditioning:
-    states: torch.Tensor  # (1, tokens, dim)
-    added: dict[str, torch.Tensor] | None = None  # SDXL: text_embeds (1, d), time_ids (1, 6)
+    states: torch.Tensor  # (1 or batch, tokens, dim)
+    added: dict[str, torch.Tensor] | None = None  # SDXL: text_embeds (n, d), time_ids (n, 6)
 
     def expand(self, batch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """One caption broadcast over the batch, or per-row captions as they are."""
+        if self.states.shape[0] == batch:
+            return self.states, self.added
         states = self.states.expand(batch, -1, -1)
         added = {k: v.expand(batch, *v.shape[1:]) for k, v in self.added.items()} if self.added else None
         return states, added
+
+    def take(self, indices: list[int]) -> TextConditioning:
+        """The rows of `indices` (per-image captions), or this one caption if there is one."""
+        if self.states.shape[0] == 1:
+            return self
+        added = {k: v[indices] for k, v in self.added.items()} if self.added else None
+        return TextConditioning(self.states[indices], added)
+
+    @classmethod
+    def stack(cls, items: list[TextConditioning]) -> TextConditioning:
+        if len(items) == 1:
+            return items[0]
+        added = ({k: torch.cat([item.added[k] for item in items]) for k in items[0].added}
+                 if items[0].added else None)
+        return cls(torch.cat([item.states for item in items]), added)
 
 
 @torch.no_grad()
@@ -73,6 +91,15 @@ def encode_caption(model: LoadedModel, text: str, resolution: int) -> TextCondit
         return TextConditioning(states, {"text_embeds": pooled, "time_ids": time_ids})
     states, _ = pipe.encode_prompt(text, model.device, 1, False)
     return TextConditioning(states)
+
+
+def encode_captions(model: LoadedModel, texts: list[str], resolution: int) -> TextConditioning:
+    """One row per image (each distinct caption encoded once); a single row if all agree."""
+    unique = list(dict.fromkeys(texts))
+    encoded = {text: encode_caption(model, text, resolution) for text in unique}
+    if len(unique) == 1:
+        return encoded[unique[0]]
+    return TextConditioning.stack([encoded[text] for text in texts])
 
 
 @dataclass

@@ -4,7 +4,8 @@ The model is loaded fresh (never the shared cached instance: training changes it
 applied when a backbone is chosen (refused if it was made for another base model), and a peft
 LoRA is added to exactly the role's modules: I_c for content, I_s for style (routing.LayerSets,
 with the request's per-block overrides). Every image is captioned with the template holding
-the trigger phrase, markers stripped, as at inference. The loss is the denoising loss of
+the trigger phrase, or by its own caption file (`cat.png` + `cat.txt`), markers stripped, as at
+inference. The loss is the denoising loss of
 denoising.py; LoRA matrices train in fp32 under autocast (precision.py).
 
 Checkpoints (checkpoint.py) every `checkpoint_every` steps and on cancel go to
@@ -31,7 +32,13 @@ from craftstudio.engine.fingerprint import file_sha256, model_fingerprint
 from craftstudio.engine.loader import load_model
 from craftstudio.engine.routing import LayerSets, modules_by_role, target_modules
 from craftstudio.engine.training import checkpoint as ckpt
-from craftstudio.engine.training.data import check_sizes, collect_images, load_set
+from craftstudio.engine.training.data import (
+    caption_file,
+    check_sizes,
+    collect_images,
+    load_set,
+    read_captions,
+)
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
     LatentCache,
@@ -39,7 +46,7 @@ from craftstudio.engine.training.denoising import (
     batch_indices,
     denoising_loss,
     draw_batch,
-    encode_caption,
+    encode_captions,
     make_noise_scheduler,
     native_resolution,
     offload_text_encoders,
@@ -134,6 +141,8 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
     resolution = request.resolution or native_resolution(model)
     request = dataclasses.replace(request, resolution=resolution)
     check_sizes(images.paths, resolution, upscale=request.upscale, what="training images")
+    captions = [request.image_caption(text, str(caption_file(path)))
+                for path, text in zip(images.paths, read_captions(images.paths), strict=True)]
     if cancel is not None:
         cancel.raise_if_cancelled()
 
@@ -143,7 +152,7 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
             apply_backbone(unet, backbone.bases)
         tell(progress, "prepare", "encoding images")
         latents = LatentCache.encode(model, load_set(images.paths, resolution))
-        text = encode_caption(model, request.caption_text, resolution)
+        text = encode_captions(model, captions, resolution)
         sets = LayerSets.for_family(model.family, request.routing_overrides)
         sampler = None
         if request.sample_every:
@@ -169,7 +178,7 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
             gen = step_generator(request.seed, step)
             indices = batch_indices(len(latents), request.batch_size, request.seed, step)
             batch = draw_batch(latents, indices, gen, num_timesteps, device)
-            return {k: float(v) for k, v in step_fn(batch, text).items()}
+            return {k: float(v) for k, v in step_fn(batch, text.take(indices)).items()}
 
         def save_state(step: int) -> None:
             ckpt.save_checkpoint(folder, ckpt.Checkpoint(step, params, optimizer.state_dict(),
@@ -200,5 +209,6 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
         details={"layers": len(modules), "blocks": metadata["craft.layers"], "precision": precision.label,
                  "family": model.family.value, "images": [str(p) for p in images.paths],
                  "caption": request.caption_text,
+                 "captions": dict(zip((str(p) for p in images.paths), captions, strict=True)),
                  "backbone": metadata["craft.backbone"] or None},
     )

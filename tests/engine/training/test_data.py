@@ -16,6 +16,7 @@ from craftstudio.engine.training.data import (
     gaussian_response,
     load_pixels,
     low_pass,
+    read_captions,
 )
 from tests.engine.training.conftest import write_image
 
@@ -92,3 +93,21 @@ def test_gaussian_response_is_normalised_to_nyquist():
     h = gaussian_response(8, 8, 0.35)
     assert h[0, 0] == 1.0
     assert float(h[0, 4]) == pytest.approx(math.exp(-1 / (2 * 0.35**2)))  # column 4 of 8 = Nyquist
+
+
+def test_caption_files_belong_to_their_images_and_are_not_skipped(tmp_path):
+    for name in ("a", "b"):
+        write_image(tmp_path / f"{name}.png", 1)
+    (tmp_path / "a.txt").write_text("a star in {trigger} style", encoding="utf-8")
+    (tmp_path / "orphan.txt").write_text("no image of this name")
+    images = collect_images([tmp_path])
+    assert [p.name for p in images.paths] == ["a.png", "b.png"]
+    assert images.skipped == [(str(tmp_path / "orphan.txt"), "not an image file")]
+    assert read_captions(images.paths) == ["a star in {trigger} style", None]
+
+
+def test_an_unreadable_caption_file_is_refused_naming_it(tmp_path):
+    write_image(tmp_path / "a.png", 1)
+    (tmp_path / "a.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ImageSetError, match=r"The caption file .*a\.txt cannot be read.*UTF-8"):
+        read_captions([tmp_path / "a.png"])

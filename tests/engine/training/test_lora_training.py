@@ -246,3 +246,35 @@ def test_lora_loss_falls_over_a_few_steps_on_a_fixed_batch(tiny_sd1):
     batch = draw_batch(cache, [0, 1], step_generator(0, 0), 1000, CPU)
     losses = [float(step(batch, text)["loss"]) for _ in range(6)]
     assert losses[-1] < losses[0]
+
+
+def test_caption_files_give_each_image_its_own_caption(tmp_path, tiny_sd1):
+    from tests.engine.training.conftest import write_image
+
+    for i, shape in enumerate(("star", "ring")):
+        write_image(tmp_path / f"{shape}.png", 10 + i)
+        (tmp_path / f"{shape}.txt").write_text(f"a {shape} in {{trigger}} style")
+    write_image(tmp_path / "plain.png", 12)
+    result = train_lora(lora_request(tiny_sd1, {"style": tmp_path}, tmp_path / "style.safetensors", "style",
+                                     caption="a picture in {trigger} style"))
+    assert result.details["captions"] == {
+        str(tmp_path / "plain.png"): "a picture in ohwx style",
+        str(tmp_path / "ring.png"): "a ring in ohwx style",
+        str(tmp_path / "star.png"): "a star in ohwx style",
+    }
+    assert result.skipped == []
+
+
+def test_per_image_captions_reach_the_unet_row_by_row(tiny_sd1):
+    from craftstudio.engine.training.denoising import encode_captions
+
+    model = load_model(tiny_sd1, CPU, torch.float32)
+    texts = ["a star in ohwx style", "a ring in ohwx style", "a star in ohwx style"]
+    text = encode_captions(model, texts, RES)
+    assert text.states.shape[0] == 3
+    assert torch.equal(text.states[0], text.states[2]) and not torch.equal(text.states[0], text.states[1])
+    picked = text.take([1, 0])
+    assert torch.equal(picked.states[0], text.states[1])
+    assert picked.expand(2)[0] is picked.states
+    single = encode_captions(model, texts[:1] * 4, RES)
+    assert single.states.shape[0] == 1 and single.take([0, 0, 0]).expand(3)[0].shape[0] == 3
