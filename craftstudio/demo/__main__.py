@@ -109,7 +109,7 @@ def _cmd_benchmark(args) -> int:
         device=args.device, threads=args.threads, refs=args.refs, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
         r_max=args.r_max, r_min=args.r_min, workdir=str(args.workdir or ""),
-        oracle=str(args.oracle) if args.oracle else None,
+        oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
     )
     result = run_benchmark(config, log=lambda line: print(line, flush=True))
     print()
@@ -197,10 +197,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--refs", type=int, default=4, help="reference images per concept")
-    p.add_argument("--lora-steps", type=int, default=60)
+    p.add_argument("--lora-steps", type=int, default=300)
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--lora-lr", type=float, default=2e-3)
-    p.add_argument("--backbone-steps", type=int, default=60)
+    p.add_argument("--backbone-steps", type=int, default=200)
+    p.add_argument("--style-gamma", type=float, default=None, metavar="G",
+                   help="also run full CRAFT with the style weight <s:G> (asymmetric CFG scales a LoRA's "
+                        "effect by the guidance scale; G ≈ 1/cfg undoes that)")
     p.add_argument("--r-max", type=int, default=16)
     p.add_argument("--r-min", type=int, default=4)
     p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")

@@ -47,6 +47,8 @@ ROWS: tuple[tuple[bool, bool, bool], ...] = (
 )
 DIRECT = "direct merge"
 FULL = "CRAFT (full)"
+# Asymmetric CFG multiplies the conditional branch's LoRA delta by s (Eq. 11), so a LoRA trained
+# to add δ adds ≈ s·δ; a lower style weight γ_s (the prompt's `<s:γ>`) keeps s·γ_s·δ near δ.
 METRICS = ("content_acc", "style_acc", "both_acc", "content_prob", "style_prob", "content_cos", "style_cos",
            "content_leak", "style_leak")
 
@@ -68,16 +70,17 @@ class BenchConfig:
     device: str = "cpu"
     threads: int = 2
     refs: int = 4  # reference images per concept
-    lora_steps: int = 60
+    lora_steps: int = 300
     lora_rank: int = 8
     lora_lr: float = 2e-3
     lora_batch: int = 4
-    backbone_steps: int = 60
+    backbone_steps: int = 200
     backbone_batch: int = 4
     r_max: int = 16
     r_min: int = 4
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
+    style_gamma: float | None = None  # also run full CRAFT with `<s:γ_s>` (reported as its own method)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -142,8 +145,21 @@ def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int) -> dic
     return concepts
 
 
-def prompt_for(content: Concept, style: Concept) -> str:
-    return f"a {content.trigger} <c> in {style.trigger} style <s>"
+def prompt_for(content: Concept, style: Concept, style_gamma: float | None = None) -> str:
+    marker = "<s>" if style_gamma is None else f"<s:{style_gamma:g}>"
+    return f"a {content.trigger} <c> in {style.trigger} style {marker}"
+
+
+def gamma_name(style_gamma: float) -> str:
+    return f"{FULL}, γ_s = {style_gamma:g}"
+
+
+def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], float | None]]:
+    """(name, switches row, style weight) of every generated method: the 8 rows, then γ_s."""
+    out: list[tuple[str, tuple[bool, bool, bool], float | None]] = [(row_name(r), r, None) for r in ROWS]
+    if config.style_gamma is not None:
+        out.append((gamma_name(config.style_gamma), ROWS[-1], config.style_gamma))
+    return out
 
 
 class _Printer:
@@ -244,17 +260,17 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     # 3. Generation, grouped by backbone so the cached model is loaded once per W.
     t0 = time.perf_counter()
     curves = load_preset("paper").to_dict()
-    samples: dict[tuple[int, tuple[bool, bool, bool]], list] = {}
+    samples: dict[tuple[int, str], list] = {}
     gen_seconds: list[float] = []
     for use_backbone in (False, True):
         for p, (content, style) in enumerate(config.pairs):
             c, s = concepts[(CONTENT, content)], concepts[(STYLE, style)]
-            for row in (r for r in ROWS if r[0] == use_backbone):
+            for name, row, gamma in (m for m in methods(config) if m[1][0] == use_backbone):
                 _, routing, acfg = row
                 switches = (FusionSwitches.for_mode("direct") if not any(row)
                             else FusionSwitches(backbone=use_backbone, routing=routing, asymmetric=acfg, gates=acfg))
                 request = GenerateRequest(
-                    model=config.model, prompt=prompt_for(c, s), width=64, height=64, steps=config.steps,
+                    model=config.model, prompt=prompt_for(c, s, gamma), width=64, height=64, steps=config.steps,
                     cfg_scale=config.cfg, seed=config.seed + 1000 * p, scheduler=config.scheduler,
                     batch_count=config.images, device=config.device,
                     content_lora=LoraRef(str(loras[(CONTENT, content, use_backbone, routing)])),
@@ -263,9 +279,9 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                     curves=curves if acfg else None,
                 )
                 started = time.perf_counter()
-                samples[(p, row)] = generate(request).images
+                samples[(p, name)] = generate(request).images
                 gen_seconds.append((time.perf_counter() - started) / config.images)
-                say(f"generated {config.images} x {content}:{style} [{row_name(row)}] "
+                say(f"generated {config.images} x {content}:{style} [{name}] "
                     f"({gen_seconds[-1]:.2f} s/image)")
     timing["generation_s"] = time.perf_counter() - t0
     timing["seconds_per_image"] = float(np.mean(gen_seconds))
@@ -285,11 +301,11 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                                  "methods": {}}
         ci, si = oracle.shapes.index(content), oracle.styles.index(style)
         leak_style, leak_shape = oracle.styles.index(c.other), oracle.shapes.index(s.other)
-        for row in ROWS:
-            out = oracle.classify(samples[(p, row)])
+        for name, _, _ in methods(config):
+            out = oracle.classify(samples[(p, name)])
             shape_pred, style_pred = out.content_probs.argmax(-1), out.style_probs.argmax(-1)
             content_ok, style_ok = shape_pred == ci, style_pred == si
-            entry["methods"][row_name(row)] = {
+            entry["methods"][name] = {
                 "content_acc": content_ok.float().mean().item(),
                 "style_acc": style_ok.float().mean().item(),
                 "both_acc": (content_ok & style_ok).float().mean().item(),
@@ -305,8 +321,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         per_pair.append(entry)
 
     summary = {}
-    for row in ROWS:
-        name = row_name(row)
+    for name, _, _ in methods(config):
         summary[name] = {m: {"mean": float(np.mean([e["methods"][name][m] for e in per_pair])),
                              "std": _std([e["methods"][name][m] for e in per_pair])} for m in METRICS}
     timing["total_s"] = time.perf_counter() - began
@@ -318,7 +333,9 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                     "torch_threads": config.threads, "device": config.device},
         "rows": [{"name": row_name(r), "backbone": r[0], "routing": r[1], "asymmetric_cfg": r[2], "gates": r[2]}
                  for r in ROWS],
-        "aliases": {DIRECT: row_name(ROWS[0]), FULL: row_name(ROWS[-1])},
+        "aliases": {DIRECT: row_name(ROWS[0]), FULL: row_name(ROWS[-1]),
+                    **({gamma_name(config.style_gamma): gamma_name(config.style_gamma)}
+                       if config.style_gamma is not None else {})},
         "pairs": per_pair, "summary": summary, "training": training, "timing": timing,
         "_samples": samples, "_references": ref_images, "_concepts": concepts,
     }
@@ -337,7 +354,7 @@ def table1(result: dict[str, Any]) -> list[list[str]]:
               "Leak: ref style", "Leak: ref shape"]
     metrics = ("content_acc", "style_acc", "both_acc", "content_cos", "style_cos", "content_leak", "style_leak")
     rows = [header]
-    for label in (DIRECT, FULL):
+    for label in result["aliases"]:
         method = result["aliases"][label]
         rows.append([label, *(_cell(result["summary"], method, m) for m in metrics)])
     return rows
@@ -384,7 +401,8 @@ def contact_sheet(result: dict[str, Any], samples_per_row: int = 6, scale: int =
     label_w, tile = 230, 64 * scale
     n = min(samples_per_row, result["config"]["images"])
     cols = max(n, 2 * min(3, result["config"]["refs"]))
-    rows_per_pair = 1 + len(ROWS)
+    names = list(result["summary"])  # every method, in generation order
+    rows_per_pair = 1 + len(names)
     sheet = Image.new("RGB", (label_w + tile * cols, tile * rows_per_pair * len(pairs)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     concepts = result["_concepts"]
@@ -396,14 +414,13 @@ def contact_sheet(result: dict[str, Any], samples_per_row: int = 6, scale: int =
         refs = result["_references"][(CONTENT, entry["content"])][:3] + result["_references"][(STYLE, entry["style"])][:3]
         for i, image in enumerate(refs):
             sheet.paste(image.resize((tile, tile), Image.NEAREST), (label_w + i * tile, top))
-        for r, row in enumerate(ROWS):
+        labels = {method: alias + "\n" for alias, method in result["aliases"].items() if alias != method}
+        for r, name in enumerate(names):
             y = top + (r + 1) * tile
-            name = row_name(row)
-            label = {ROWS[0]: DIRECT + "\n", ROWS[-1]: FULL + "\n"}.get(row, "")
             stats = entry["methods"][name]
-            draw.text((4, y + 4), f"{label}{name.replace(',', chr(10))}\nboth {stats['both_acc']:.2f}",
+            draw.text((4, y + 4), f"{labels.get(name, '')}{name.replace(',', chr(10))}\nboth {stats['both_acc']:.2f}",
                       fill=(0, 0, 0))
-            for i, image in enumerate(result["_samples"][(p, row)][:n]):
+            for i, image in enumerate(result["_samples"][(p, name)][:n]):
                 sheet.paste(image.resize((tile, tile), Image.NEAREST), (label_w + i * tile, y))
         draw.line([(0, top), (sheet.width, top)], fill=(200, 0, 0), width=2)
     return sheet
