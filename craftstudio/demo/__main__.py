@@ -91,6 +91,20 @@ def _cmd_eval_base(args) -> int:
     return 0
 
 
+def _cmd_benchmark_merge(args) -> int:
+    from craftstudio.demo.benchmark import merge, report_text, write_json
+
+    try:
+        result = merge([json.loads(Path(p).read_text()) for p in args.results])
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report_text(result))
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    return 0
+
+
 def _cmd_benchmark(args) -> int:
     from craftstudio.demo.assets import demo_model_dir
     from craftstudio.demo.benchmark import BenchConfig, choose_pairs, report_text, run_benchmark, write_json
@@ -106,7 +120,8 @@ def _cmd_benchmark(args) -> int:
         return 2
     config = BenchConfig(
         model=str(model), pairs=pairs, images=args.images, seed=args.seed, steps=args.steps, cfg=args.cfg,
-        device=args.device, threads=args.threads, refs=args.refs, lora_steps=args.lora_steps,
+        device=args.device, threads=args.threads, refs=args.refs, ref_classes=args.ref_classes,
+        lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
         r_max=args.r_max, r_min=args.r_min, workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
@@ -197,6 +212,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--refs", type=int, default=4, help="reference images per concept")
+    p.add_argument("--ref-classes", type=int, default=1,
+                   help="training classes a concept's references show it with (1 = one, as leakage is "
+                        "measured against; more lets each LoRA see its concept in several contexts)")
     p.add_argument("--lora-steps", type=int, default=300)
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--lora-lr", type=float, default=2e-3)
@@ -213,6 +231,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write every number to this JSON file")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG")
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("benchmark-merge", help="one table from benchmark JSON files of different pairs")
+    p.add_argument("results", nargs="+", type=Path, help="JSON files written by `benchmark --json`")
+    p.add_argument("--json", type=Path, default=None, help="write the merged numbers to this JSON file")
+    p.set_defaults(func=_cmd_benchmark_merge)
     return parser
 
 

@@ -3,7 +3,9 @@
 For each (held-out shape, held-out style) pair the benchmark
 1. renders references: the content reference is the held-out shape drawn in a *training* style
    (never the target style), the style reference is the held-out style on a *training* shape, so
-   leakage (the reference's other half showing up in a result) is measurable;
+   leakage (the reference's other half showing up in a result) is measurable. `--ref-classes K`
+   spreads a concept's references over K training classes; each reference has a caption file
+   naming its class (`a star in zxq style`), and leakage then counts any of the K;
 2. trains LoRAs with the project's trainer: per concept a routed LoRA (content on I_c, style on
    I_s) and an unrouted one (an override moves every block to the LoRA's role, so it trains on all
    attention layers, as LoRAs elsewhere do), each on W_init (with the Rank-FT backbone) and on W0;
@@ -70,6 +72,7 @@ class BenchConfig:
     device: str = "cpu"
     threads: int = 2
     refs: int = 4  # reference images per concept
+    ref_classes: int = 1  # training classes the references of a concept show it with (leakage counts any)
     lora_steps: int = 300
     lora_rank: int = 8
     lora_lr: float = 2e-3
@@ -117,31 +120,43 @@ class Concept:
     role: str
     name: str
     trigger: str
-    other: str  # the training class the references show the concept with (style or shape)
+    others: tuple[str, ...]  # per reference: the training class it shows the concept with
     seeds: tuple[int, ...]
 
     @property
-    def caption(self) -> str:
+    def other(self) -> str:
+        """The reference classes, as one label."""
+        return "/".join(dict.fromkeys(self.others))
+
+    def captions(self) -> list[str]:
         # DreamBooth-style: name what is not the concept, so the trigger binds only the concept.
-        return f"a {{trigger}} in {self.other} style" if self.role == CONTENT else f"a {self.other} in {{trigger}} style"
+        if self.role == CONTENT:
+            return [f"a {{trigger}} in {other} style" for other in self.others]
+        return [f"a {other} in {{trigger}} style" for other in self.others]
 
     def images(self):
         if self.role == CONTENT:
-            return [render(self.name, self.other, s) for s in self.seeds]
-        return [render(self.other, self.name, s) for s in self.seeds]
+            return [render(self.name, other, s) for other, s in zip(self.others, self.seeds, strict=True)]
+        return [render(other, self.name, s) for other, s in zip(self.others, self.seeds, strict=True)]
 
 
-def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int) -> dict[tuple[str, str], Concept]:
-    """Triggers in a fixed order (shapes first) and deterministic reference classes and seeds."""
+def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int,
+                  ref_classes: int = 1) -> dict[tuple[str, str], Concept]:
+    """Triggers in a fixed order (shapes first) and deterministic reference classes and seeds: the
+    references of a concept cycle through `ref_classes` training classes."""
     shapes = list(dict.fromkeys(c for c, _ in pairs))
     styles = list(dict.fromkeys(s for _, s in pairs))
     rng = np.random.default_rng([seed, 0xBE7C])
     concepts: dict[tuple[str, str], Concept] = {}
     for i, (role, name) in enumerate([(CONTENT, s) for s in shapes] + [(STYLE, s) for s in styles]):
         pool = SPLIT.train_styles if role == CONTENT else SPLIT.train_shapes
-        other = pool[int(rng.integers(len(pool)))]
+        if ref_classes == 1:
+            classes = [pool[int(rng.integers(len(pool)))]]
+        else:
+            classes = [pool[int(k)] for k in rng.choice(len(pool), size=min(ref_classes, len(pool)), replace=False)]
         seeds = tuple(int(x) for x in rng.integers(2**40, size=refs))
-        concepts[(role, name)] = Concept(role, name, TRIGGERS[i], other, seeds)
+        others = tuple(classes[k % len(classes)] for k in range(refs))
+        concepts[(role, name)] = Concept(role, name, TRIGGERS[i], others, seeds)
     return concepts
 
 
@@ -206,22 +221,23 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         log(f"[{time.perf_counter() - began:7.1f}s] {text}")
 
     # 1. References.
-    concepts = make_concepts(config.pairs, config.refs, config.seed)
+    concepts = make_concepts(config.pairs, config.refs, config.seed, config.ref_classes)
     folders: dict[tuple[str, str], Path] = {}
     for key, concept in concepts.items():
         folder = work / "refs" / f"{concept.role}-{concept.name}"
         folder.mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(concept.images()):
+        for i, (image, caption) in enumerate(zip(concept.images(), concept.captions(), strict=True)):
             image.save(folder / f"{i:02d}.png")
+            (folder / f"{i:02d}.txt").write_text(caption + "\n", encoding="utf-8")  # the image's own caption
         folders[key] = folder
         say(f"references: {concept.role} {concept.name!r} = trigger {concept.trigger!r}, {config.refs} image(s) "
-            f"on {concept.other!r}; caption {concept.caption.format(trigger=concept.trigger)!r}")
+            f"on {concept.other!r}; captions like {concept.captions()[0].format(trigger=concept.trigger)!r}")
     for role in (CONTENT, STYLE):
         union = work / "refs" / f"all-{role}"
         union.mkdir(parents=True, exist_ok=True)
         for key, folder in folders.items():
             if key[0] == role:
-                for path in sorted(folder.glob("*.png")):
+                for path in sorted(folder.glob("*.png")):  # images only: backbone captions are fixed
                     (union / f"{key[1]}-{path.name}").write_bytes(path.read_bytes())
 
     # 2. Training: one backbone, then 4 LoRAs per concept.
@@ -246,7 +262,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 say(f"training LoRA {name} ({config.lora_steps} steps)")
                 result = train(LoraTrainRequest(
                     role=concept.role, model=config.model, images=(str(folders[key]),), trigger=concept.trigger,
-                    out=str(out), backbone=str(backbone) if use_backbone else None, caption=concept.caption,
+                    out=str(out), backbone=str(backbone) if use_backbone else None, caption=concept.captions()[0],
                     rank=config.lora_rank, learning_rate=config.lora_lr, steps=config.lora_steps,
                     batch_size=config.lora_batch, seed=config.seed + 1 + index, device=config.device,
                     gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
@@ -296,11 +312,12 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         c_ref_emb = torch.nn.functional.normalize(c_ref.content_embedding.mean(0), dim=-1)
         s_ref_emb = torch.nn.functional.normalize(s_ref.style_embedding.mean(0), dim=-1)
         entry: dict[str, Any] = {"content": content, "style": style, "prompt": prompt_for(c, s),
-                                 "content_reference": {"trigger": c.trigger, "drawn_in": c.other, "seeds": list(c.seeds)},
-                                 "style_reference": {"trigger": s.trigger, "drawn_on": s.other, "seeds": list(s.seeds)},
+                                 "content_reference": {"trigger": c.trigger, "drawn_in": list(c.others), "seeds": list(c.seeds)},
+                                 "style_reference": {"trigger": s.trigger, "drawn_on": list(s.others), "seeds": list(s.seeds)},
                                  "methods": {}}
         ci, si = oracle.shapes.index(content), oracle.styles.index(style)
-        leak_style, leak_shape = oracle.styles.index(c.other), oracle.shapes.index(s.other)
+        leak_styles = torch.tensor([oracle.styles.index(o) for o in set(c.others)])
+        leak_shapes = torch.tensor([oracle.shapes.index(o) for o in set(s.others)])
         for name, _, _ in methods(config):
             out = oracle.classify(samples[(p, name)])
             shape_pred, style_pred = out.content_probs.argmax(-1), out.style_probs.argmax(-1)
@@ -313,17 +330,14 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 "style_prob": out.style_probs[:, si].mean().item(),
                 "content_cos": (out.content_embedding @ c_ref_emb).mean().item(),
                 "style_cos": (out.style_embedding @ s_ref_emb).mean().item(),
-                "content_leak": (style_pred == leak_style).float().mean().item(),
-                "style_leak": (shape_pred == leak_shape).float().mean().item(),
+                "content_leak": torch.isin(style_pred, leak_styles).float().mean().item(),
+                "style_leak": torch.isin(shape_pred, leak_shapes).float().mean().item(),
                 "predictions": [[oracle.shapes[a], oracle.styles[b]]
                                 for a, b in zip(shape_pred.tolist(), style_pred.tolist(), strict=True)],
             }
         per_pair.append(entry)
 
-    summary = {}
-    for name, _, _ in methods(config):
-        summary[name] = {m: {"mean": float(np.mean([e["methods"][name][m] for e in per_pair])),
-                             "std": _std([e["methods"][name][m] for e in per_pair])} for m in METRICS}
+    summary = summarize(per_pair, [name for name, _, _ in methods(config)])
     timing["total_s"] = time.perf_counter() - began
     say(f"done: training {timing['training_s']:.0f}s, generation {timing['generation_s']:.0f}s, "
         f"total {timing['total_s']:.0f}s")
@@ -339,6 +353,37 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         "pairs": per_pair, "summary": summary, "training": training, "timing": timing,
         "_samples": samples, "_references": ref_images, "_concepts": concepts,
     }
+
+
+def summarize(per_pair: list[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """Mean ± std over pairs of every metric of every method."""
+    return {name: {m: {"mean": float(np.mean([e["methods"][name][m] for e in per_pair])),
+                       "std": _std([e["methods"][name][m] for e in per_pair])} for m in METRICS}
+            for name in names}
+
+
+def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One result from runs over disjoint pairs with the same settings (e.g. one process per pair
+    on a machine with many cores): pairs concatenated, summaries recomputed, times added."""
+    if not results:
+        raise ValueError("Nothing to merge.")
+    first = results[0]
+    settings = {k: v for k, v in first["config"].items() if k not in ("pairs", "workdir")}
+    for other in results[1:]:
+        if {k: v for k, v in other["config"].items() if k not in ("pairs", "workdir")} != settings:
+            raise ValueError("These benchmark runs used different settings; only runs that differ in their "
+                             "pairs can be merged.")
+    per_pair = [entry for result in results for entry in result["pairs"]]
+    pairs = [(e["content"], e["style"]) for e in per_pair]
+    if len(set(pairs)) != len(pairs):
+        raise ValueError("These benchmark runs share pairs; merge runs over different pairs.")
+    timing = {k: float(sum(r["timing"][k] for r in results)) for k in ("training_s", "generation_s", "total_s")}
+    timing["seconds_per_image"] = float(np.mean([r["timing"]["seconds_per_image"] for r in results]))
+    merged = dict(first)
+    merged.update(config={**first["config"], "pairs": [list(p) for p in pairs]}, pairs=per_pair,
+                  summary=summarize(per_pair, list(first["summary"])), timing=timing,
+                  training={f"{i}:{k}": v for i, r in enumerate(results) for k, v in r["training"].items()})
+    return merged
 
 
 # Tables ------------------------------------------------------------------------------------------------

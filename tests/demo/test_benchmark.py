@@ -28,7 +28,7 @@ def test_benchmark_smoke(tmp_path, capsys):
 
     out = tmp_path / "bench.json"
     sheet = tmp_path / "sheet.png"
-    code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "1",
+    code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2", "--ref-classes", "2",
                  "--lora-steps", "2", "--backbone-steps", "2", "--workdir", str(tmp_path / "work"),
                  "--style-gamma", "0.3", "--json", str(out), "--sheet", str(sheet)])
     assert code == 0
@@ -60,3 +60,60 @@ def test_the_style_weight_goes_into_the_prompt_marker():
     assert (parsed.gamma_content, parsed.gamma_style) == (1.0, 0.25)
     assert [m[0] for m in methods(BenchConfig("m", (("heart", "neon"),)))] == [m[0] for m in methods(
         BenchConfig("m", (("heart", "neon"),), style_gamma=0.25))][:len(ROWS)]
+
+
+def test_references_cycle_through_their_classes_and_captions_name_them():
+    from craftstudio.demo.benchmark import make_concepts
+    from craftstudio.demo.world import SPLIT
+
+    one = make_concepts([("heart", "neon")], refs=4, seed=0)
+    assert all(len(set(c.others)) == 1 for c in one.values())
+    three = make_concepts([("heart", "neon")], refs=6, seed=0, ref_classes=3)
+    content, style = three[("content", "heart")], three[("style", "neon")]
+    assert content.others[:3] == content.others[3:] and len(set(content.others)) == 3
+    assert set(content.others) <= set(SPLIT.train_styles) and set(style.others) <= set(SPLIT.train_shapes)
+    assert style.captions()[1] == f"a {style.others[1]} in {{trigger}} style"
+    assert content.captions()[2] == f"a {{trigger}} in {content.others[2]} style"
+    assert len(content.images()) == 6
+
+
+def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300) -> dict:
+    from craftstudio.demo.benchmark import METRICS, summarize
+
+    names = ["m1", "m2"]
+    entry = {"content": pair[0], "style": pair[1],
+             "methods": {n: {m: both * (i + 1) for m in METRICS} for i, n in enumerate(names)}}
+    return {"config": {"pairs": [list(pair)], "lora_steps": lora_steps, "workdir": f"/w/{pair[0]}", "images": 2,
+                       "refs": 1},
+            "pairs": [entry], "summary": summarize([entry], names), "aliases": {"direct merge": "m1",
+                                                                                 "CRAFT (full)": "m2"},
+            "rows": [], "training": {"backbone": {"seconds": 1.0}},
+            "timing": {"training_s": 1.0, "generation_s": 2.0, "total_s": 3.0, "seconds_per_image": 0.5}}
+
+
+def test_merging_runs_of_different_pairs_recomputes_the_summary():
+    from craftstudio.demo.benchmark import merge
+
+    merged = merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("bolt", "mosaic"), 0.6)])
+    assert merged["config"]["pairs"] == [["heart", "neon"], ["bolt", "mosaic"]]
+    assert merged["summary"]["m2"]["both_acc"]["mean"] == pytest.approx(0.8)
+    assert merged["summary"]["m1"]["both_acc"]["std"] == pytest.approx(0.2)
+    assert merged["timing"]["total_s"] == 6.0
+    with pytest.raises(ValueError, match="different settings"):
+        merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("bolt", "mosaic"), 0.6, lora_steps=10)])
+    with pytest.raises(ValueError, match="share pairs"):
+        merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("heart", "neon"), 0.6)])
+
+
+def test_benchmark_merge_command_prints_one_table(tmp_path, capsys):
+    from craftstudio.demo.__main__ import main
+
+    files = []
+    for pair, both in ((("heart", "neon"), 0.2), (("bolt", "mosaic"), 0.6)):
+        files.append(tmp_path / f"{pair[0]}.json")
+        files[-1].write_text(json.dumps(_fake_result(pair, both)))
+    assert main(["benchmark-merge", *map(str, files), "--json", str(tmp_path / "all.json")]) == 0
+    assert "Pairs: heart:neon, bolt:mosaic" in capsys.readouterr().out
+    assert json.loads((tmp_path / "all.json").read_text())["tables"]["table1"][2][3] == "0.800 ± 0.400"
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["benchmark-merge", str(tmp_path / "bad.json")]) == 2
