@@ -1,10 +1,16 @@
 """Train the shipped demo backbone and LoRAs with the project's own training code.
 
-`python -m craftstudio.demo.asset_training [--out resources/demo] [--steps N] [--device cpu]`
+`python -m craftstudio.demo.asset_training [--out resources/demo] [--style mosaic] [--device cpu]`
 renders reference pictures of a held-out shape (content) and a held-out style (style), trains a
-Rank-FT backbone on them, then a content LoRA and a style LoRA on W_init. The content references
-show the shape in several training styles and the style references show the style on several
-training shapes, so each LoRA can only bind its own concept to its trigger word.
+Rank-FT backbone on them (unless `--no-backbone`), then a content LoRA and a style LoRA on W_init.
+The content references show the shape in several training styles and the style references show
+the style on several training shapes. Each style reference has a caption file naming its shape
+(`a star in ohwx style`), so the style LoRA is not asked to invent the shape: the trigger binds
+only the look.
+
+The demo prompt weights the style marker (`<s:γ_s>`): asymmetric CFG multiplies the conditional
+branch's LoRA delta by the guidance scale, so at CFG 5 a full-weight style LoRA overdrives the
+picture (see README, ShapesWorld).
 """
 
 from __future__ import annotations
@@ -19,21 +25,64 @@ from craftstudio.demo.assets import demo_model_dir
 from craftstudio.demo.world import SPLIT, render
 from craftstudio.domain.resources import demo_dir
 
-CONTENT_SHAPE, STYLE_NAME = "heart", "neon"
+CONTENT_SHAPE = "heart"
 CONTENT_TRIGGER, STYLE_TRIGGER = "sks", "ohwx"
-DEMO_PROMPT = f"a {CONTENT_TRIGGER} <c> in {STYLE_TRIGGER} style <s>"
 
 
-def write_references(folder: Path, count: int, seed: int) -> tuple[Path, Path]:
+def demo_prompt(style_gamma: float) -> str:
+    marker = "<s>" if style_gamma == 1 else f"<s:{style_gamma:g}>"
+    return f"a {CONTENT_TRIGGER} <c> in {STYLE_TRIGGER} style {marker}"
+
+
+def write_references(folder: Path, count: int, seed: int, style_name: str) -> tuple[Path, Path]:
+    """`count` content and style pictures; every style picture gets a caption file naming its shape."""
     content, style = folder / "content", folder / "style"
-    content.mkdir(parents=True, exist_ok=True)
-    style.mkdir(parents=True, exist_ok=True)
+    for sub in (content, style):
+        sub.mkdir(parents=True, exist_ok=True)
+        for old in sub.iterdir():
+            old.unlink()
     for i in range(count):
         render(CONTENT_SHAPE, SPLIT.train_styles[i % len(SPLIT.train_styles)], seed + i).save(
             content / f"{CONTENT_SHAPE}-{i}.png")
-        render(SPLIT.train_shapes[i % len(SPLIT.train_shapes)], STYLE_NAME, seed + 100 + i).save(
-            style / f"{STYLE_NAME}-{i}.png")
+        shape = SPLIT.train_shapes[i % len(SPLIT.train_shapes)]
+        render(shape, style_name, seed + 100 + i).save(style / f"{style_name}-{i}.png")
+        (style / f"{style_name}-{i}.txt").write_text(f"a {shape} in {{trigger}} style\n", encoding="utf-8")
     return content, style
+
+
+def measure(model: Path, folder: Path, backbone: Path | None, style_name: str, style_gamma: float, images: int,
+            device: str) -> dict[str, dict[str, float]]:
+    """The oracle's verdict on the shipped LoRAs together: CRAFT with the demo prompt, CRAFT at full
+    style weight, and the direct merge (20 steps, CFG 5, `paper` curves for CRAFT)."""
+    from craftstudio.demo.oracle import Oracle
+    from craftstudio.domain.curves import load_preset
+    from craftstudio.domain.generation import FusionSwitches, GenerateRequest, LoraRef
+    from craftstudio.engine.generation import generate
+
+    oracle = Oracle.load(None)
+    shape_index, style_index = oracle.shapes.index(CONTENT_SHAPE), oracle.styles.index(style_name)
+    settings = {
+        f"craft, {demo_prompt(style_gamma)}": (demo_prompt(style_gamma), FusionSwitches(), True),
+        f"craft, {demo_prompt(1)}": (demo_prompt(1), FusionSwitches(), True),
+        "direct merge": (demo_prompt(1), FusionSwitches.for_mode("direct"), False),
+    }
+    out = {}
+    for name, (prompt, switches, curves) in settings.items():
+        pictures = generate(GenerateRequest(
+            model=str(model), prompt=prompt, width=64, height=64, steps=20, cfg_scale=5.0, seed=7,
+            scheduler="dpmpp_2m_karras", batch_count=images, device=device,
+            content_lora=LoraRef(str(folder / "content-lora.safetensors")),
+            style_lora=LoraRef(str(folder / "style-lora.safetensors")),
+            backbone=str(backbone) if backbone else None, switches=switches,
+            curves=load_preset("paper").to_dict() if curves else None)).images
+        verdict = oracle.classify(pictures)
+        content_ok = verdict.content_probs.argmax(-1) == shape_index
+        style_ok = verdict.style_probs.argmax(-1) == style_index
+        out[name] = {"content": round(content_ok.float().mean().item(), 3),
+                     "style": round(style_ok.float().mean().item(), 3),
+                     "both": round((content_ok & style_ok).float().mean().item(), 3)}
+        print(f"{name}: {out[name]}", flush=True)
+    return out
 
 
 def _run(argv: list[str]) -> None:
@@ -52,11 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m craftstudio.demo.asset_training")
     parser.add_argument("--out", type=Path, default=demo_dir())
     parser.add_argument("--work", type=Path, default=Path("demo-asset-work"))
-    parser.add_argument("--refs", type=int, default=8)
+    parser.add_argument("--style", default="mosaic", choices=SPLIT.heldout_styles, help="the held-out style to learn")
+    parser.add_argument("--style-gamma", type=float, default=0.25,
+                        help="style weight in the demo prompt (<s:G>); about 1/CFG under asymmetric CFG")
+    parser.add_argument("--refs", type=int, default=12)
     parser.add_argument("--backbone-steps", type=int, default=400)
-    parser.add_argument("--lora-steps", type=int, default=600)
-    parser.add_argument("--lora-lr", type=float, default=5e-4)
-    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--lora-steps", type=int, default=500)
+    parser.add_argument("--lora-lr", type=float, default=2e-3)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--check-images", type=int, default=16, help="generated per setting to measure the result")
     parser.add_argument("--r-max", type=int, default=16)
     parser.add_argument("--r-min", type=int, default=4)
     parser.add_argument("--no-backbone", action="store_true", help="train the LoRAs on the plain base model")
@@ -68,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print("The demo model is not installed (resources/models/shapesworld).", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    content, style = write_references(args.work, args.refs, args.seed)
+    content, style = write_references(args.work, args.refs, args.seed, args.style)
     backbone = args.out / "backbone.safetensors"
     common = ["--model", str(model), "--resolution", "64", "--device", args.device, "--seed", str(args.seed),
               "--overwrite"]
@@ -79,20 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     on_backbone = [] if args.no_backbone else ["--backbone", str(backbone)]
     for role, images, trigger, caption in (
         ("content", content, CONTENT_TRIGGER, "a {trigger}"),
-        ("style", style, STYLE_TRIGGER, "a picture in {trigger} style"),
+        ("style", style, STYLE_TRIGGER, "a picture in {trigger} style"),  # caption files name the shape
     ):
         _run(["train", "lora", *common, "--role", role, *on_backbone, "--images", str(images),
               "--trigger", trigger, "--caption", caption, "--rank", str(args.rank), "--steps", str(args.lora_steps),
               "--lr", str(args.lora_lr),
-              "--batch", "4", "--title", f"ShapesWorld {role}: {CONTENT_SHAPE if role == 'content' else STYLE_NAME}",
+              "--batch", "4", "--title", f"ShapesWorld {role}: {CONTENT_SHAPE if role == 'content' else args.style}",
               "--out", str(args.out / f"{role}-lora.safetensors")])
     (args.out / "demo-assets.json").write_text(json.dumps({
-        "prompt": DEMO_PROMPT, "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
-        "style": {"style": STYLE_NAME, "trigger": STYLE_TRIGGER}, "refs": args.refs,
+        "prompt": demo_prompt(args.style_gamma), "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
+        "style": {"style": args.style, "trigger": STYLE_TRIGGER, "captions": "a {shape} in {trigger} style"},
+        "refs": args.refs,
         "backbone": None if args.no_backbone else {"steps": args.backbone_steps, "r_max": args.r_max,
                                                    "r_min": args.r_min},
         "lora": {"steps": args.lora_steps, "lr": args.lora_lr, "rank": args.rank}, "device": args.device,
-        "seconds": round(time.perf_counter() - started, 1)}, indent=1))
+        "seconds": round(time.perf_counter() - started, 1),
+        "measured": measure(model, args.out, None if args.no_backbone else backbone, args.style, args.style_gamma,
+                            args.check_images, args.device)}, indent=1))
     print(f"demo assets written to {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
 

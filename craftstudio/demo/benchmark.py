@@ -463,8 +463,8 @@ def contact_sheet(result: dict[str, Any], samples_per_row: int = 6, scale: int =
         for r, name in enumerate(names):
             y = top + (r + 1) * tile
             stats = entry["methods"][name]
-            draw.text((4, y + 4), f"{labels.get(name, '')}{name.replace(',', chr(10))}\nboth {stats['both_acc']:.2f}",
-                      fill=(0, 0, 0))
+            text = f"{labels.get(name, '')}{name.replace(',', chr(10))}\nboth {stats['both_acc']:.2f}"
+            draw.text((4, y + 4), text.replace("γ", "gamma"), fill=(0, 0, 0))  # the default font lacks γ
             for i, image in enumerate(result["_samples"][(p, name)][:n]):
                 sheet.paste(image.resize((tile, tile), Image.NEAREST), (label_w + i * tile, y))
         draw.line([(0, top), (sheet.width, top)], fill=(200, 0, 0), width=2)
