@@ -83,7 +83,7 @@ class BenchConfig:
     r_min: int = 4
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
-    style_gamma: float | None = None  # also run full CRAFT with `<s:γ_s>` (reported as its own method)
+    style_gamma: float | None = None  # also run CRAFT with `<s:γ_s>`, with and without the backbone
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -165,15 +165,17 @@ def prompt_for(content: Concept, style: Concept, style_gamma: float | None = Non
     return f"a {content.trigger} <c> in {style.trigger} style {marker}"
 
 
-def gamma_name(style_gamma: float) -> str:
-    return f"{FULL}, γ_s = {style_gamma:g}"
+def gamma_name(style_gamma: float, backbone: bool = True) -> str:
+    return f"{FULL if backbone else 'CRAFT without backbone'}, γ_s = {style_gamma:g}"
 
 
 def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], float | None]]:
-    """(name, switches row, style weight) of every generated method: the 8 rows, then γ_s."""
+    """(name, switches row, style weight) of every generated method: the 8 rows, then routing and
+    asymmetric CFG with the style weight γ_s, on W_init and on W0."""
     out: list[tuple[str, tuple[bool, bool, bool], float | None]] = [(row_name(r), r, None) for r in ROWS]
     if config.style_gamma is not None:
         out.append((gamma_name(config.style_gamma), ROWS[-1], config.style_gamma))
+        out.append((gamma_name(config.style_gamma, backbone=False), (False, True, True), config.style_gamma))
     return out
 
 
@@ -348,7 +350,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         "rows": [{"name": row_name(r), "backbone": r[0], "routing": r[1], "asymmetric_cfg": r[2], "gates": r[2]}
                  for r in ROWS],
         "aliases": {DIRECT: row_name(ROWS[0]), FULL: row_name(ROWS[-1]),
-                    **({gamma_name(config.style_gamma): gamma_name(config.style_gamma)}
+                    **({name: name for name in (gamma_name(config.style_gamma, b) for b in (True, False))}
                        if config.style_gamma is not None else {})},
         "pairs": per_pair, "summary": summary, "training": training, "timing": timing,
         "_samples": samples, "_references": ref_images, "_concepts": concepts,

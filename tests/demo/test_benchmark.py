@@ -36,14 +36,15 @@ def test_benchmark_smoke(tmp_path, capsys):
     assert "| Method |" in text and "| Backbone | Routing |" in text
     data = json.loads(out.read_text())
     table1, ablation = data["tables"]["table1"], data["tables"]["ablation"]
-    assert [r[0] for r in table1] == ["Method", "direct merge", "CRAFT (full)", "CRAFT (full), γ_s = 0.3"]
+    assert [r[0] for r in table1] == ["Method", "direct merge", "CRAFT (full)", "CRAFT (full), γ_s = 0.3",
+                                      "CRAFT without backbone, γ_s = 0.3"]
     assert len(ablation) == 1 + len(ROWS) == 9 and all(len(r) == len(ablation[0]) for r in ablation)
     assert {tuple(r[:3]) for r in ablation[1:]} == {(a, b, c) for a in "✓✗" for b in "✓✗" for c in "✓✗"}
     assert len(data["pairs"]) == 1 and set(data["pairs"][0]["methods"]) == set(data["summary"])
     method = data["pairs"][0]["methods"][data["aliases"]["CRAFT (full)"]]
     assert len(method["predictions"]) == 2
     assert data["pairs"][0]["methods"]["CRAFT (full), γ_s = 0.3"]["predictions"]
-    assert len(data["summary"]) == len(ROWS) + 1
+    assert len(data["summary"]) == len(ROWS) + 2
     assert {"content_acc", "style_acc", "both_acc", "content_leak", "style_leak"} <= set(method)
     assert set(data["summary"][data["aliases"]["direct merge"]]["both_acc"]) == {"mean", "std"}
     assert sheet.stat().st_size > 0
