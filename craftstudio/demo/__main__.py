@@ -121,6 +121,7 @@ def _cmd_benchmark(args) -> int:
     config = BenchConfig(
         model=str(model), pairs=pairs, images=args.images, seed=args.seed, steps=args.steps, cfg=args.cfg,
         device=args.device, threads=args.threads, refs=args.refs, ref_classes=args.ref_classes,
+        plain_content_captions=args.plain_content_captions,
         lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
         r_max=args.r_max, r_min=args.r_min, workdir=str(args.workdir or ""),
@@ -212,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--refs", type=int, default=4, help="reference images per concept")
+    p.add_argument("--plain-content-captions", action="store_true",
+                   help="caption content references `a {trigger}` only, not `a {trigger} in <style> style`")
     p.add_argument("--ref-classes", type=int, default=1,
                    help="training classes a concept's references show it with (1 = one, as leakage is "
                         "measured against; more lets each LoRA see its concept in several contexts)")

@@ -72,6 +72,7 @@ class BenchConfig:
     device: str = "cpu"
     threads: int = 2
     refs: int = 4  # reference images per concept
+    plain_content_captions: bool = False  # content references captioned `a {trigger}` only
     ref_classes: int = 1  # training classes the references of a concept show it with (leakage counts any)
     lora_steps: int = 300
     lora_rank: int = 8
@@ -122,6 +123,7 @@ class Concept:
     trigger: str
     others: tuple[str, ...]  # per reference: the training class it shows the concept with
     seeds: tuple[int, ...]
+    plain: bool = False  # content captions name only the trigger (`a sks`), not the reference's style
 
     @property
     def other(self) -> str:
@@ -131,7 +133,7 @@ class Concept:
     def captions(self) -> list[str]:
         # DreamBooth-style: name what is not the concept, so the trigger binds only the concept.
         if self.role == CONTENT:
-            return [f"a {{trigger}} in {other} style" for other in self.others]
+            return [("a {trigger}" if self.plain else f"a {{trigger}} in {other} style") for other in self.others]
         return [f"a {other} in {{trigger}} style" for other in self.others]
 
     def images(self):
@@ -140,8 +142,8 @@ class Concept:
         return [render(other, self.name, s) for other, s in zip(self.others, self.seeds, strict=True)]
 
 
-def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int,
-                  ref_classes: int = 1) -> dict[tuple[str, str], Concept]:
+def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int, ref_classes: int = 1,
+                  plain_content_captions: bool = False) -> dict[tuple[str, str], Concept]:
     """Triggers in a fixed order (shapes first) and deterministic reference classes and seeds: the
     references of a concept cycle through `ref_classes` training classes."""
     shapes = list(dict.fromkeys(c for c, _ in pairs))
@@ -156,7 +158,8 @@ def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int,
             classes = [pool[int(k)] for k in rng.choice(len(pool), size=min(ref_classes, len(pool)), replace=False)]
         seeds = tuple(int(x) for x in rng.integers(2**40, size=refs))
         others = tuple(classes[k % len(classes)] for k in range(refs))
-        concepts[(role, name)] = Concept(role, name, TRIGGERS[i], others, seeds)
+        concepts[(role, name)] = Concept(role, name, TRIGGERS[i], others, seeds,
+                                         plain=plain_content_captions and role == CONTENT)
     return concepts
 
 
@@ -223,7 +226,8 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         log(f"[{time.perf_counter() - began:7.1f}s] {text}")
 
     # 1. References.
-    concepts = make_concepts(config.pairs, config.refs, config.seed, config.ref_classes)
+    concepts = make_concepts(config.pairs, config.refs, config.seed, config.ref_classes,
+                             config.plain_content_captions)
     folders: dict[tuple[str, str], Path] = {}
     for key, concept in concepts.items():
         folder = work / "refs" / f"{concept.role}-{concept.name}"

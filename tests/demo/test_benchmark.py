@@ -76,6 +76,9 @@ def test_references_cycle_through_their_classes_and_captions_name_them():
     assert style.captions()[1] == f"a {style.others[1]} in {{trigger}} style"
     assert content.captions()[2] == f"a {{trigger}} in {content.others[2]} style"
     assert len(content.images()) == 6
+    plain = make_concepts([("heart", "neon")], refs=2, seed=0, plain_content_captions=True)
+    assert plain[("content", "heart")].captions() == ["a {trigger}", "a {trigger}"]
+    assert plain[("style", "neon")].captions()[0].startswith("a ")  # style captions still name the shape
 
 
 def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300) -> dict:
