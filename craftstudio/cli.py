@@ -13,7 +13,7 @@ from pathlib import Path
 
 from craftstudio import __version__, train_cli
 from craftstudio.domain.errors import UserError
-from craftstudio.domain.generation import DEFAULT_SCHEDULER, DEVICES, SCHEDULERS
+from craftstudio.domain.generation import DEFAULT_CFG, DEFAULT_SCHEDULER, DEVICES, SCHEDULERS
 from craftstudio.library import bench as library_bench
 from craftstudio.library import cli as library_cli
 
@@ -35,7 +35,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--prompt", help="the prompt (default with the demo model: its demo prompt)")
     p.add_argument("--negative", default="", help="negative prompt")
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--cfg", type=float, default=7.0, help="classifier-free guidance scale")
+    p.add_argument("--cfg", type=float, default=None,
+                   help=f"classifier-free guidance scale (default {DEFAULT_CFG:g}; the demo's own without --model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=_size, metavar="WxH", help="default: the model's native size")
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of {', '.join(SCHEDULERS)}")
@@ -130,6 +131,8 @@ def _run_generate(args) -> int:
     from craftstudio.library.png_params import save_png
 
     _apply_demo_defaults(args)
+    if args.cfg is None:
+        args.cfg = DEFAULT_CFG
     if not args.prompt:
         raise UserError("No prompt: pass --prompt TEXT.")
     size = args.size or _native_size(Path(args.model))
@@ -176,6 +179,8 @@ def _apply_demo_defaults(args) -> None:
             args.backbone = str(assets.demo_backbone())
         if not args.prompt:
             args.prompt = assets.demo_prompt()
+            if args.cfg is None:
+                args.cfg = assets.demo_cfg_scale()  # the demo prompt's style weight is tuned to it
 
 
 def _native_size(model: Path) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from craftstudio.domain.resources import demo_dir
 
 CONTENT_SHAPE = "heart"
 CONTENT_TRIGGER, STYLE_TRIGGER = "sks", "ohwx"
+DEMO_CFG = 5.0  # the demo prompt's style weight is tuned to this guidance scale (about 1/CFG)
 
 
 def demo_prompt(style_gamma: float) -> str:
@@ -69,7 +70,7 @@ def measure(model: Path, folder: Path, backbone: Path | None, style_name: str, s
     out = {}
     for name, (prompt, switches, curves) in settings.items():
         pictures = generate(GenerateRequest(
-            model=str(model), prompt=prompt, width=64, height=64, steps=20, cfg_scale=5.0, seed=7,
+            model=str(model), prompt=prompt, width=64, height=64, steps=20, cfg_scale=DEMO_CFG, seed=7,
             scheduler="dpmpp_2m_karras", batch_count=images, device=device,
             content_lora=LoraRef(str(folder / "content-lora.safetensors")),
             style_lora=LoraRef(str(folder / "style-lora.safetensors")),
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
               "--batch", "4", "--title", f"ShapesWorld {role}: {CONTENT_SHAPE if role == 'content' else args.style}",
               "--out", str(args.out / f"{role}-lora.safetensors")])
     (args.out / "demo-assets.json").write_text(json.dumps({
-        "prompt": demo_prompt(args.style_gamma), "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
+        "prompt": demo_prompt(args.style_gamma), "cfg_scale": DEMO_CFG, "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
         "style": {"style": args.style, "trigger": STYLE_TRIGGER, "captions": "a {shape} in {trigger} style"},
         "refs": args.refs,
         "backbone": None if args.no_backbone else {"steps": args.backbone_steps, "r_max": args.r_max,

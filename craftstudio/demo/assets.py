@@ -53,6 +53,16 @@ def demo_prompt() -> str | None:
         return None
 
 
+def demo_cfg_scale() -> float | None:
+    """The guidance scale the demo prompt was measured at (its style weight is tuned to it), if any."""
+    path = demo_dir() / "demo-assets.json"
+    try:
+        value = json.loads(path.read_text()).get("cfg_scale")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
 def default_model(configured: str | Path | None) -> Path | None:
     """The model to use: the configured one when set, else the demo model (None if neither).
     This is the first-run rule of `python main.py` and of the CLI."""

@@ -22,6 +22,7 @@ SCHEDULERS: dict[str, str] = {
     "dpmpp_2m_karras": "DPM++ 2M Karras",
 }
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"
+DEFAULT_CFG = 7.0  # classifier-free guidance scale of a request that names none
 DEVICES = ("auto", "cuda", "mps", "cpu")
 MAX_SIDE = 4096
 
@@ -74,7 +75,7 @@ class GenerateRequest:
     width: int = 512
     height: int = 512
     steps: int = 20
-    cfg_scale: float = 7.0
+    cfg_scale: float = DEFAULT_CFG
     seed: int = 0
     scheduler: str = DEFAULT_SCHEDULER
     batch_count: int = 1

@@ -32,6 +32,7 @@ class DemoDefaults:
     style_lora: str = ""
     backbone: str = ""
     prompt: str = ""
+    cfg_scale: float | None = None  # the guidance scale the demo prompt is tuned to
 
 
 def demo_defaults() -> DemoDefaults | None:
@@ -48,7 +49,8 @@ def demo_defaults() -> DemoDefaults | None:
     if not isinstance(prompt, str):
         prompt = demo_prompt(content, style)
     return DemoDefaults(model=str(model), content_lora=str(content or ""), style_lora=str(style or ""),
-                        backbone=str(backbone or ""), prompt=prompt)
+                        backbone=str(backbone or ""), prompt=prompt,
+                        cfg_scale=_call(assets, "demo_cfg_scale"))
 
 
 def demo_prompt(content: Path | None, style: Path | None) -> str:

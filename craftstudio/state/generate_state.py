@@ -212,6 +212,8 @@ class GenerateState(ObservableObject):
             craft.backbone = defaults.backbone
         if not self.prompt.strip() and defaults.prompt:
             self.prompt = defaults.prompt
+            if defaults.cfg_scale:
+                self.cfg_scale = defaults.cfg_scale  # the demo prompt's style weight is tuned to it
         log.info("first run: the demo model %s is filled in", defaults.model)
 
     def _parse_markers(self, prompt: str) -> None:

@@ -46,6 +46,21 @@ def test_installed_artefacts_are_found(resources):
         assets.demo_lora("texture")
 
 
+@pytest.mark.parametrize(("text", "prompt", "cfg"), [
+    ('{"prompt": "a sks <c>", "cfg_scale": 5}', "a sks <c>", 5.0),
+    ('{"prompt": "a sks <c>"}', "a sks <c>", None),
+    ('{"prompt": "a sks <c>", "cfg_scale": -1}', "a sks <c>", None),
+    ('{"cfg_scale": "high"}', None, None),
+    ("[1, 2]", None, None),
+    ("{", None, None),
+])
+def test_demo_prompt_and_guidance_are_read_leniently(resources, text, prompt, cfg):
+    (resources / "demo").mkdir()
+    (resources / "demo" / "demo-assets.json").write_text(text)
+    assert assets.demo_prompt() == prompt
+    assert assets.demo_cfg_scale() == cfg
+
+
 def test_first_run_default_prefers_the_configured_model(resources):
     (resources / "models" / "shapesworld").mkdir(parents=True)
     (resources / "models" / "shapesworld" / "model_index.json").write_text("{}")

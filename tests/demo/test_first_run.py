@@ -25,6 +25,19 @@ def test_cli_generate_without_model_uses_the_demo(tmp_path):
     backbone = assets.demo_backbone()
     assert request.backbone == (str(backbone) if backbone else None)
     assert request.prompt == assets.demo_prompt() and "<c>" in request.prompt
+    assert request.cfg_scale == assets.demo_cfg_scale() == 5.0  # the style weight <s:0.25> is tuned to it
+
+
+def test_cli_keeps_the_users_guidance_scale_and_the_default_without_the_demo(tmp_path, tiny_sd1):
+    from craftstudio.cli import main
+    from craftstudio.library.png_params import read_request
+
+    out = tmp_path / "cfg.png"
+    assert main(["generate", "--steps", "2", "--device", "cpu", "--cfg", "3", "--out", str(out)]) == 0
+    assert read_request(out).cfg_scale == 3.0
+    assert main(["generate", "--model", str(tiny_sd1), "--prompt", "a cat", "--steps", "2", "--size", "64x64",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    assert read_request(out).cfg_scale == 7.0
 
 
 def test_gui_first_run_picks_the_demo(qtbot, tmp_path, monkeypatch):
@@ -40,5 +53,6 @@ def test_gui_first_run_picks_the_demo(qtbot, tmp_path, monkeypatch):
         assert state.craft.style_lora == str(assets.demo_lora("style"))
         backbone = assets.demo_backbone()
         assert state.craft.backbone == (str(backbone) if backbone else "")
+        assert state.cfg_scale == assets.demo_cfg_scale()
     finally:
         studio.shutdown()
