@@ -61,7 +61,6 @@ def measure(model: Path, folder: Path, backbone: Path | None, style_name: str, s
     from craftstudio.engine.generation import generate
 
     oracle = Oracle.load(None)
-    shape_index, style_index = oracle.shapes.index(CONTENT_SHAPE), oracle.styles.index(style_name)
     settings = {
         f"craft, {demo_prompt(style_gamma)}": (demo_prompt(style_gamma), FusionSwitches(), True),
         f"craft, {demo_prompt(1)}": (demo_prompt(1), FusionSwitches(), True),
@@ -76,12 +75,8 @@ def measure(model: Path, folder: Path, backbone: Path | None, style_name: str, s
             style_lora=LoraRef(str(folder / "style-lora.safetensors")),
             backbone=str(backbone) if backbone else None, switches=switches,
             curves=load_preset("paper").to_dict() if curves else None)).images
-        verdict = oracle.classify(pictures)
-        content_ok = verdict.content_probs.argmax(-1) == shape_index
-        style_ok = verdict.style_probs.argmax(-1) == style_index
-        out[name] = {"content": round(content_ok.float().mean().item(), 3),
-                     "style": round(style_ok.float().mean().item(), 3),
-                     "both": round((content_ok & style_ok).float().mean().item(), 3)}
+        scores = oracle.scores(pictures, CONTENT_SHAPE, style_name)
+        out[name] = {key: round(scores[f"{key}_acc"], 3) for key in ("content", "style", "both")}
         print(f"{name}: {out[name]}", flush=True)
     return out
 

@@ -321,19 +321,13 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                                  "content_reference": {"trigger": c.trigger, "drawn_in": list(c.others), "seeds": list(c.seeds)},
                                  "style_reference": {"trigger": s.trigger, "drawn_on": list(s.others), "seeds": list(s.seeds)},
                                  "methods": {}}
-        ci, si = oracle.shapes.index(content), oracle.styles.index(style)
         leak_styles = torch.tensor([oracle.styles.index(o) for o in set(c.others)])
         leak_shapes = torch.tensor([oracle.shapes.index(o) for o in set(s.others)])
         for name, _, _ in methods(config):
             out = oracle.classify(samples[(p, name)])
             shape_pred, style_pred = out.content_probs.argmax(-1), out.style_probs.argmax(-1)
-            content_ok, style_ok = shape_pred == ci, style_pred == si
             entry["methods"][name] = {
-                "content_acc": content_ok.float().mean().item(),
-                "style_acc": style_ok.float().mean().item(),
-                "both_acc": (content_ok & style_ok).float().mean().item(),
-                "content_prob": out.content_probs[:, ci].mean().item(),
-                "style_prob": out.style_probs[:, si].mean().item(),
+                **oracle.target_scores(out, content, style),
                 "content_cos": (out.content_embedding @ c_ref_emb).mean().item(),
                 "style_cos": (out.style_embedding @ s_ref_emb).mean().item(),
                 "content_leak": torch.isin(style_pred, leak_styles).float().mean().item(),

@@ -158,18 +158,26 @@ class Oracle:
         return [(self.shapes[c], self.styles[s])
                 for c, s in zip(out.content_probs.argmax(-1).tolist(), out.style_probs.argmax(-1).tolist(), strict=True)]
 
+    def target_scores(self, out: Classification, content: str, style: str) -> dict[str, float]:
+        """Of classified images: mean target-class probability and accuracy per head, and the
+        fraction with both heads right."""
+        ci, si = self.shapes.index(content), self.styles.index(style)
+        content_ok = out.content_probs.argmax(-1) == ci
+        style_ok = out.style_probs.argmax(-1) == si
+        return {
+            "content_prob": out.content_probs[:, ci].mean().item(),
+            "style_prob": out.style_probs[:, si].mean().item(),
+            "content_acc": content_ok.float().mean().item(),
+            "style_acc": style_ok.float().mean().item(),
+            "both_acc": (content_ok & style_ok).float().mean().item(),
+        }
+
     def scores(self, images: Any, content: str, style: str, reference: Any | None = None) -> dict[str, float]:
         """Mean target-class probability and accuracy per head; with `reference` images (content
         reference first, style reference second) also the mean cosine similarity of the
         content/style embeddings to them."""
         out = self.classify(images)
-        ci, si = self.shapes.index(content), self.styles.index(style)
-        result = {
-            "content_prob": out.content_probs[:, ci].mean().item(),
-            "style_prob": out.style_probs[:, si].mean().item(),
-            "content_acc": (out.content_probs.argmax(-1) == ci).float().mean().item(),
-            "style_acc": (out.style_probs.argmax(-1) == si).float().mean().item(),
-        }
+        result = self.target_scores(out, content, style)
         if reference is not None:
             ref = self.classify(reference)
             result["content_cos"] = (out.content_embedding @ ref.content_embedding[0]).mean().item()

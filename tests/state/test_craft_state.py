@@ -14,18 +14,10 @@ from craftstudio.library.png_params import save_png
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.settings_file import SettingsFile
-from craftstudio.workers.job_runner import JobRunner
+from tests.state.conftest import TIMEOUT
+from tests.state.conftest import make_state as kit_state
 from tests.state.fake_demo import install_demo_assets, remove_demo_assets
 from tests.workers.fake_engine import FakeEngine, _image, quick_request
-
-TIMEOUT = 5000
-
-
-@pytest.fixture
-def runner(qtbot):
-    runner = JobRunner()
-    yield runner
-    runner.shutdown()
 
 
 @pytest.fixture(autouse=True)
@@ -35,12 +27,7 @@ def no_demo(monkeypatch):
 
 
 def make_state(runner, tmp_path, engine=None, settings=None) -> GenerateState:
-    state = GenerateState(runner, engine=engine or FakeEngine(), settings=settings,
-                          outputs=tmp_path / "outputs")
-    state.model, state.prompt = "/models/fake", "a ginger cat <c> in watercolor style <s:0.8>"
-    state.width = state.height = 64
-    state.steps = 3
-    return state
+    return kit_state(runner, tmp_path, engine, settings, prompt="a ginger cat <c> in watercolor style <s:0.8>")
 
 
 def test_the_request_carries_loras_backbone_switches_and_curves(qtbot, runner, tmp_path):

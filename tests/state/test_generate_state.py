@@ -8,26 +8,8 @@ from craftstudio.domain.errors import ModelError
 from craftstudio.library.png_params import save_png
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.settings_file import SettingsFile
-from craftstudio.workers.job_runner import JobRunner
+from tests.state.conftest import TIMEOUT, make_state
 from tests.workers.fake_engine import FakeEngine, _image, quick_request
-
-TIMEOUT = 5000
-
-
-@pytest.fixture
-def runner(qtbot):
-    runner = JobRunner()
-    yield runner
-    runner.shutdown()
-
-
-def make_state(runner, tmp_path, engine=None, settings=None) -> GenerateState:
-    state = GenerateState(runner, engine=engine or FakeEngine(), settings=settings,
-                          outputs=tmp_path / "outputs")
-    state.model, state.prompt = "/models/fake", "a ginger cat"
-    state.width = state.height = 64
-    state.steps = 3
-    return state
 
 
 def test_generate_runs_the_job_and_shows_the_images(qtbot, runner, tmp_path):

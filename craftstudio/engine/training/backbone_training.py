@@ -24,9 +24,7 @@ from craftstudio.domain.markers import strip_markers
 from craftstudio.domain.progress import ProgressCallback
 from craftstudio.domain.training import BackboneTrainRequest, TrainResult, comparable
 from craftstudio.engine.backbone import save_backbone
-from craftstudio.engine.devices import pick_device
 from craftstudio.engine.fingerprint import model_fingerprint
-from craftstudio.engine.loader import load_model
 from craftstudio.engine.training import checkpoint as ckpt
 from craftstudio.engine.training.data import check_sizes, collect_images, load_set
 from craftstudio.engine.training.denoising import (
@@ -38,13 +36,19 @@ from craftstudio.engine.training.denoising import (
     draw_batch,
     encode_caption,
     make_noise_scheduler,
-    native_resolution,
     offload_text_encoders,
     step_generator,
 )
-from craftstudio.engine.training.loop import LoopHooks, check_output, run_steps, tell, user_errors
+from craftstudio.engine.training.loop import (
+    LoopHooks,
+    check_output,
+    load_training_model,
+    report_skipped,
+    run_steps,
+    tell,
+    user_errors,
+)
 from craftstudio.engine.training.losses import make_denoising_loss, orthogonality_penalty
-from craftstudio.engine.training.precision import resolve_precision
 from craftstudio.engine.training.rank_ft import CONTENT, STYLE, Projection, ProjectionBases, layer_specs
 
 
@@ -87,13 +91,9 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
     content = collect_images([request.content_dir], what="content references", limit=request.max_content)
     style = collect_images([request.style_dir], what="style references", limit=request.max_style)
     skipped = content.skipped + style.skipped
-    for path, reason in skipped:
-        tell(progress, "prepare", f"skipped {path}: {reason}")
-    device = pick_device(request.device)
-    precision = resolve_precision(request.mixed_precision, device)
-    tell(progress, "load", "loading model")
-    model = load_model(request.model, device, precision.load_dtype)
-    resolution = request.resolution or native_resolution(model)
+    report_skipped(progress, skipped)
+    loaded = load_training_model(request, progress)
+    device, precision, model, resolution = loaded.device, loaded.precision, loaded.model, loaded.resolution
     request = dataclasses.replace(request, resolution=resolution)
     check_sizes(content.paths, resolution, upscale=request.upscale, what="content references")
     check_sizes(style.paths, resolution, upscale=request.upscale, what="style references")

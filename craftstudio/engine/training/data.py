@@ -1,7 +1,8 @@
 """Training images: finding them, checking them, resizing them, and the content low-pass filter.
 
 Files are taken from folders (sorted by name, not recursive, hidden files ignored) or given one by
-one. An image may have its own caption in a text file of the same name (`cat.png` + `cat.txt`). Anything Pillow cannot open is skipped and listed with the reason; a set with no usable image
+one. An image may have its own caption in a text file of the same name (`cat.png` + `cat.txt`).
+Anything Pillow cannot open is skipped and listed with the reason; a set with no usable image
 left is refused. Images whose shorter side is below the training resolution are refused (naming
 them) unless the user asks to upscale: enlarged images teach the model blur.
 

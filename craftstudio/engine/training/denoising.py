@@ -66,14 +66,6 @@ class TextConditioning:
         added = {k: v[indices] for k, v in self.added.items()} if self.added else None
         return TextConditioning(self.states[indices], added)
 
-    @classmethod
-    def stack(cls, items: list[TextConditioning]) -> TextConditioning:
-        if len(items) == 1:
-            return items[0]
-        added = ({k: torch.cat([item.added[k] for item in items]) for k in items[0].added}
-                 if items[0].added else None)
-        return cls(torch.cat([item.states for item in items]), added)
-
 
 @torch.no_grad()
 def encode_caption(model: LoadedModel, text: str, resolution: int) -> TextConditioning:
@@ -99,7 +91,9 @@ def encode_captions(model: LoadedModel, texts: list[str], resolution: int) -> Te
     encoded = {text: encode_caption(model, text, resolution) for text in unique}
     if len(unique) == 1:
         return encoded[unique[0]]
-    return TextConditioning.stack([encoded[text] for text in texts])
+    rows = [encoded[text] for text in texts]
+    added = {k: torch.cat([row.added[k] for row in rows]) for k in rows[0].added} if rows[0].added else None
+    return TextConditioning(torch.cat([row.states for row in rows]), added)
 
 
 @dataclass

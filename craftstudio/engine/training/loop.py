@@ -1,5 +1,6 @@
-"""The step loop both trainers share: cancel checks, progress with loss and ETA, checkpoints,
-sample images, and the user-facing errors of a run (output exists, out of memory).
+"""What both trainers share: loading the model to train, the step loop (cancel checks, progress
+with loss and ETA, checkpoints, sample images), and the user-facing errors of a run (output
+exists, out of memory).
 
 A cancel is honoured between steps: the loop writes a checkpoint of the steps done (when
 checkpoints are on), then raises `Cancelled`; the trainer has written no output file by then.
@@ -18,7 +19,10 @@ import torch
 from craftstudio.domain.cancel import Cancelled, CancelToken
 from craftstudio.domain.errors import OutOfMemory, UserError
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
-from craftstudio.engine.devices import is_out_of_memory
+from craftstudio.engine.devices import is_out_of_memory, pick_device
+from craftstudio.engine.loader import LoadedModel, load_model
+from craftstudio.engine.training.denoising import native_resolution
+from craftstudio.engine.training.precision import Precision, resolve_precision
 
 STAGE = "train"
 
@@ -35,6 +39,29 @@ def check_output(out: str | Path, overwrite: bool) -> Path:
     if path.is_dir():
         raise UserError(f"{path} is a folder: name a .safetensors file to write.")
     return path
+
+
+@dataclass
+class TrainingModel:
+    device: torch.device
+    precision: Precision
+    model: LoadedModel  # loaded fresh, never the shared cached instance: training changes it
+    resolution: int  # the request's, else the model's native size
+
+
+def load_training_model(request, progress: ProgressCallback | None) -> TrainingModel:
+    """Device, precision and model of a training request (`device`, `mixed_precision`, `model`,
+    `resolution` fields)."""
+    device = pick_device(request.device)
+    precision = resolve_precision(request.mixed_precision, device)
+    tell(progress, "load", "loading model")
+    model = load_model(request.model, device, precision.load_dtype)
+    return TrainingModel(device, precision, model, request.resolution or native_resolution(model))
+
+
+def report_skipped(progress: ProgressCallback | None, skipped: list[tuple[str, str]]) -> None:
+    for path, reason in skipped:
+        tell(progress, "prepare", f"skipped {path}: {reason}")
 
 
 def tell(progress: ProgressCallback | None, stage: str, message: str, step: int = 0, total: int = 1) -> None:

@@ -5,8 +5,8 @@ applied when a backbone is chosen (refused if it was made for another base model
 LoRA is added to exactly the role's modules: I_c for content, I_s for style (routing.LayerSets,
 with the request's per-block overrides). Every image is captioned with the template holding
 the trigger phrase, or by its own caption file (`cat.png` + `cat.txt`), markers stripped, as at
-inference. The loss is the denoising loss of
-denoising.py; LoRA matrices train in fp32 under autocast (precision.py).
+inference. The loss is the denoising loss of denoising.py; LoRA matrices train in fp32 under
+autocast (precision.py).
 
 Checkpoints (checkpoint.py) every `checkpoint_every` steps and on cancel go to
 `<out>.checkpoints/`; `resume=True` continues from there and ends with the weights an
@@ -27,9 +27,7 @@ from craftstudio.domain.errors import RequestError
 from craftstudio.domain.progress import PreviewEvent, ProgressCallback
 from craftstudio.domain.training import LoraTrainRequest, TrainResult, comparable
 from craftstudio.engine.backbone import apply_backbone, check_fits, load_backbone
-from craftstudio.engine.devices import pick_device
 from craftstudio.engine.fingerprint import file_sha256, model_fingerprint
-from craftstudio.engine.loader import load_model
 from craftstudio.engine.routing import LayerSets, modules_by_role, target_modules
 from craftstudio.engine.training import checkpoint as ckpt
 from craftstudio.engine.training.data import (
@@ -48,14 +46,20 @@ from craftstudio.engine.training.denoising import (
     draw_batch,
     encode_captions,
     make_noise_scheduler,
-    native_resolution,
     offload_text_encoders,
     step_generator,
 )
-from craftstudio.engine.training.loop import LoopHooks, check_output, run_steps, tell, user_errors
+from craftstudio.engine.training.loop import (
+    LoopHooks,
+    check_output,
+    load_training_model,
+    report_skipped,
+    run_steps,
+    tell,
+    user_errors,
+)
 from craftstudio.engine.training.lora_format import lora_metadata, save_lora
 from craftstudio.engine.training.losses import make_denoising_loss
-from craftstudio.engine.training.precision import resolve_precision
 from craftstudio.engine.training.samples import Sampler, sample_prompt
 
 ADAPTER = "craft_train"
@@ -128,17 +132,13 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
     started = time.perf_counter()
     tell(progress, "prepare", "checking images")
     images = collect_images(request.images, what="training images")
-    for path, reason in images.skipped:
-        tell(progress, "prepare", f"skipped {path}: {reason}")
+    report_skipped(progress, images.skipped)
     backbone = load_backbone(request.backbone) if request.backbone else None
-    device = pick_device(request.device)
-    precision = resolve_precision(request.mixed_precision, device)
-    tell(progress, "load", "loading model")
-    model = load_model(request.model, device, precision.load_dtype)
+    loaded = load_training_model(request, progress)
+    device, precision, model, resolution = loaded.device, loaded.precision, loaded.model, loaded.resolution
     fingerprint = model_fingerprint(model.path)
     if backbone is not None:
         check_fits(backbone, fingerprint=fingerprint, family=model.family, model_name=model.name)
-    resolution = request.resolution or native_resolution(model)
     request = dataclasses.replace(request, resolution=resolution)
     check_sizes(images.paths, resolution, upscale=request.upscale, what="training images")
     captions = [request.image_caption(text, str(caption_file(path)))
