@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from craftstudio.demo.assets import demo_model_dir
-from craftstudio.demo.world import SPLIT, render
+from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
 from craftstudio.domain.resources import demo_dir
 
 CONTENT_SHAPE = "heart"
@@ -31,8 +31,7 @@ DEMO_CFG = 5.0  # the demo prompt's style weight is tuned to this guidance scale
 
 
 def demo_prompt(style_gamma: float) -> str:
-    marker = "<s>" if style_gamma == 1 else f"<s:{style_gamma:g}>"
-    return f"a {CONTENT_TRIGGER} <c> in {STYLE_TRIGGER} style {marker}"
+    return marked_prompt(CONTENT_TRIGGER, STYLE_TRIGGER, None if style_gamma == 1 else style_gamma)
 
 
 def write_references(folder: Path, count: int, seed: int, style_name: str) -> tuple[Path, Path]:
@@ -47,7 +46,7 @@ def write_references(folder: Path, count: int, seed: int, style_name: str) -> tu
             content / f"{CONTENT_SHAPE}-{i}.png")
         shape = SPLIT.train_shapes[i % len(SPLIT.train_shapes)]
         render(shape, style_name, seed + 100 + i).save(style / f"{style_name}-{i}.png")
-        (style / f"{style_name}-{i}.txt").write_text(f"a {shape} in {{trigger}} style\n", encoding="utf-8")
+        (style / f"{style_name}-{i}.txt").write_text(caption(shape, "{trigger}") + "\n", encoding="utf-8")
     return content, style
 
 
@@ -126,17 +125,18 @@ def main(argv: list[str] | None = None) -> int:
               "--out", str(backbone), "--r-max", str(args.r_max), "--r-min", str(args.r_min),
               "--steps", str(args.backbone_steps)])
     on_backbone = [] if args.no_backbone else ["--backbone", str(backbone)]
-    for role, images, trigger, caption in (
+    for role, images, trigger, template in (
         ("content", content, CONTENT_TRIGGER, "a {trigger}"),
         ("style", style, STYLE_TRIGGER, "a picture in {trigger} style"),  # caption files name the shape
     ):
         _run(["train", "lora", *common, "--role", role, *on_backbone, "--images", str(images),
-              "--trigger", trigger, "--caption", caption, "--rank", str(args.rank), "--steps", str(args.lora_steps),
+              "--trigger", trigger, "--caption", template, "--rank", str(args.rank), "--steps", str(args.lora_steps),
               "--lr", str(args.lora_lr),
               "--batch", "4", "--title", f"ShapesWorld {role}: {CONTENT_SHAPE if role == 'content' else args.style}",
               "--out", str(args.out / f"{role}-lora.safetensors")])
     (args.out / "demo-assets.json").write_text(json.dumps({
-        "prompt": demo_prompt(args.style_gamma), "cfg_scale": DEMO_CFG, "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
+        "prompt": demo_prompt(args.style_gamma), "cfg_scale": DEMO_CFG,
+        "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
         "style": {"style": args.style, "trigger": STYLE_TRIGGER, "captions": "a {shape} in {trigger} style"},
         "refs": args.refs,
         "backbone": None if args.no_backbone else {"steps": args.backbone_steps, "r_max": args.r_max,

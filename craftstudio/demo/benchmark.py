@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from craftstudio.demo.vocabulary import TRIGGERS
-from craftstudio.demo.world import SPLIT, render
+from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
 
 CONTENT, STYLE = "content", "style"
 # The paper's ablation rows: (backbone, routing, asymmetric CFG); gates follow asymmetric CFG.
@@ -133,8 +133,8 @@ class Concept:
     def captions(self) -> list[str]:
         # DreamBooth-style: name what is not the concept, so the trigger binds only the concept.
         if self.role == CONTENT:
-            return [("a {trigger}" if self.plain else f"a {{trigger}} in {other} style") for other in self.others]
-        return [f"a {other} in {{trigger}} style" for other in self.others]
+            return [("a {trigger}" if self.plain else caption("{trigger}", other)) for other in self.others]
+        return [caption(other, "{trigger}") for other in self.others]
 
     def images(self):
         if self.role == CONTENT:
@@ -164,8 +164,7 @@ def make_concepts(pairs: Sequence[tuple[str, str]], refs: int, seed: int, ref_cl
 
 
 def prompt_for(content: Concept, style: Concept, style_gamma: float | None = None) -> str:
-    marker = "<s>" if style_gamma is None else f"<s:{style_gamma:g}>"
-    return f"a {content.trigger} <c> in {style.trigger} style {marker}"
+    return marked_prompt(content.trigger, style.trigger, style_gamma)
 
 
 def gamma_name(style_gamma: float, backbone: bool = True) -> str:
@@ -232,9 +231,9 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     for key, concept in concepts.items():
         folder = work / "refs" / f"{concept.role}-{concept.name}"
         folder.mkdir(parents=True, exist_ok=True)
-        for i, (image, caption) in enumerate(zip(concept.images(), concept.captions(), strict=True)):
+        for i, (image, text) in enumerate(zip(concept.images(), concept.captions(), strict=True)):
             image.save(folder / f"{i:02d}.png")
-            (folder / f"{i:02d}.txt").write_text(caption + "\n", encoding="utf-8")  # the image's own caption
+            (folder / f"{i:02d}.txt").write_text(text + "\n", encoding="utf-8")  # the image's own caption
         folders[key] = folder
         say(f"references: {concept.role} {concept.name!r} = trigger {concept.trigger!r}, {config.refs} image(s) "
             f"on {concept.other!r}; captions like {concept.captions()[0].format(trigger=concept.trigger)!r}")

@@ -115,6 +115,13 @@ def trigger_caption(*, content: str, style: str) -> str:
     return caption(content, style)
 
 
+def marked_prompt(content: str, style: str, style_gamma: float | None = None) -> str:
+    """A CRAFT prompt of the caption's form with the content and style markers:
+    `a sks <c> in zxq style <s>`, or `<s:0.25>` with a style weight γ_s."""
+    marker = "<s>" if style_gamma is None else f"<s:{style_gamma:g}>"
+    return f"a {content} <c> in {style} style {marker}"
+
+
 def parse_caption(text: str) -> tuple[str, str] | None:
     """(content, style) of a world caption, or None when `text` is not one."""
     words = text.strip().lower().split()

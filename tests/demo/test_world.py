@@ -123,3 +123,13 @@ def test_render_command_writes_a_contact_sheet(tmp_path, capsys):
     assert main(["render", "--out", str(out), "--shapes", "star,ring", "--styles", "dots"]) == 0
     assert Image.open(out).size == (128, 64)
     assert "1 styles x 2 shapes" in capsys.readouterr().out
+
+
+def test_marked_prompts_carry_the_markers_and_the_style_weight():
+    from craftstudio.demo.world import marked_prompt
+    from craftstudio.domain.markers import parse_prompt, strip_markers
+
+    assert marked_prompt("sks", "zxq") == "a sks <c> in zxq style <s>"
+    weighted = marked_prompt("sks", "zxq", 0.25)
+    assert strip_markers(weighted) == caption("sks", "zxq")
+    assert (parse_prompt(weighted).gamma_content, parse_prompt(weighted).gamma_style) == (1.0, 0.25)
