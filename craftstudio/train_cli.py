@@ -26,6 +26,7 @@ from craftstudio.domain.training import (
     BackboneTrainRequest,
     LoraTrainRequest,
 )
+from craftstudio.library.cli import help_command
 
 EXIT_CANCELLED = 130
 
@@ -184,18 +185,11 @@ def _run_lora(args: argparse.Namespace) -> int:
     return _run_training(request, args.resume)
 
 
-def _help(parser: argparse.ArgumentParser):  # noqa: ANN202
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-    return show
-
-
 def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     """Add `train backbone` and `train lora` to the main parser's subparsers."""
     train = subparsers.add_parser("train", help="train a backbone (W_init) or a content/style LoRA",
                                   description="Train a CRAFT backbone or a routed content/style LoRA.")
-    train.set_defaults(func=_help(train))
+    train.set_defaults(func=help_command(train))
     sub = train.add_subparsers(dest="train_command", metavar="KIND")
 
     p = sub.add_parser("backbone", help="Rank-FT: the rank-constrained backbone W_init",

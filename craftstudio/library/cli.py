@@ -246,7 +246,8 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
-def _help(parser: argparse.ArgumentParser):  # noqa: ANN202
+def help_command(parser: argparse.ArgumentParser):  # noqa: ANN202
+    """The action of a command group called without a sub-command: its help, exit status 2."""
     def show(args: argparse.Namespace) -> int:
         parser.print_help()
         return 2
@@ -264,7 +265,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     lib.add_argument("--home", metavar="DIR", default=None,
                      help="library folder (default: CRAFTSTUDIO_HOME or the user data folder)")
     lib.add_argument("--json", action="store_true", default=False, help="print JSON for scripts")
-    lib.set_defaults(func=_help(lib))
+    lib.set_defaults(func=help_command(lib))
     sub = lib.add_subparsers(dest="library_command", metavar="COMMAND")
 
     p = sub.add_parser("scan", parents=[common], help="scan folders for LoRAs and models (incremental)")
