@@ -20,6 +20,7 @@ from craftstudio.domain.cancel import Cancelled, CancelToken
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEVICES
 from craftstudio.domain.training import (
+    BASIS_INITS,
     LOSSES,
     MIXED_PRECISION,
     ROLES,
@@ -149,7 +150,7 @@ def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_eve
 def _run_backbone(args: argparse.Namespace) -> int:
     request = BackboneTrainRequest(
         model=args.model, content_dir=args.content_dir, style_dir=args.style_dir, out=str(args.out),
-        r_max=args.r_max, r_min=args.r_min, sigma=args.sigma, ortho_weight=args.ortho_weight,
+        r_max=args.r_max, r_min=args.r_min, init=args.init, sigma=args.sigma, ortho_weight=args.ortho_weight,
         steps=args.steps, learning_rate=args.lr, batch_size=args.batch, resolution=args.resolution,
         max_content=args.max_content, max_style=args.max_style, content_caption=args.content_caption,
         style_caption=args.style_caption, loss=args.loss, seed=args.seed, device=args.device,
@@ -199,6 +200,9 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--style-dir", required=True, help="folder of style references")
     p.add_argument("--r-max", type=int, default=128, help="rank of the first (shallowest) layers")
     p.add_argument("--r-min", type=int, default=4, help="rank of the last (deepest) layers")
+    p.add_argument("--init", choices=BASIS_INITS, default=BackboneTrainRequest.init,
+                   help="start the bases on the base model's least-used input directions (minor: W_init "
+                        "starts close to W0) or on random ones")
     p.add_argument("--sigma", type=float, default=0.35, help="low-pass cutoff for content images (1 = Nyquist)")
     p.add_argument("--lambda", dest="ortho_weight", type=float, default=1.0,
                    help="weight of the orthogonality penalty between content and style bases")

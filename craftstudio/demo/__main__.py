@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from craftstudio.domain.training import BASIS_INITS
+
 
 def _cmd_render(args) -> int:
     from PIL import Image
@@ -82,7 +84,8 @@ def _cmd_eval_base(args) -> int:
 
     config = EvalConfig(model=str(args.model), images=args.images, steps=args.steps, cfg=args.cfg,
                         scheduler=args.scheduler, seed=args.seed, device=args.device, threads=args.threads,
-                        oracle=str(args.oracle) if args.oracle else None)
+                        oracle=str(args.oracle) if args.oracle else None,
+                        backbone=str(args.backbone) if args.backbone else None)
     result = evaluate_base(config, log=lambda line: print(line, flush=True))
     print(json.dumps(result, indent=1))
     print(f"oracle accuracy: content {result['content_accuracy']:.3f}, style {result['style_accuracy']:.3f}, "
@@ -124,7 +127,7 @@ def _cmd_benchmark(args) -> int:
         plain_content_captions=args.plain_content_captions,
         lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
-        r_max=args.r_max, r_min=args.r_min, workdir=str(args.workdir or ""),
+        r_max=args.r_max, r_min=args.r_min, backbone_init=args.backbone_init, workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
     )
     result = run_benchmark(config, log=lambda line: print(line, flush=True))
@@ -200,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--oracle", type=Path, default=None)
+    p.add_argument("--backbone", type=Path, default=None,
+                   help="generate on this backbone's W_init (how much of the base model it keeps)")
     p.set_defaults(func=_cmd_eval_base)
 
     p = sub.add_parser("benchmark", help="CRAFT quality benchmark: train LoRAs on held-out pairs, 8 ablation rows")
@@ -227,6 +232,8 @@ def _parser() -> argparse.ArgumentParser:
                         "effect by the guidance scale; G ≈ 1/cfg undoes that)")
     p.add_argument("--r-max", type=int, default=16)
     p.add_argument("--r-min", type=int, default=4)
+    p.add_argument("--backbone-init", choices=BASIS_INITS, default="minor",
+                   help="where the Rank-FT bases start: the base model's minor input directions or random")
     p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")
     p.add_argument("--oracle", type=Path, default=None)
     p.add_argument("--workdir", type=Path, default=None, help="where references and trained files go "

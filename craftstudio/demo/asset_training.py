@@ -24,6 +24,7 @@ from pathlib import Path
 from craftstudio.demo.assets import demo_model_dir
 from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
 from craftstudio.domain.resources import demo_dir
+from craftstudio.domain.training import BASIS_INITS
 
 CONTENT_SHAPE = "heart"
 CONTENT_TRIGGER, STYLE_TRIGGER = "sks", "ohwx"
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-images", type=int, default=16, help="generated per setting to measure the result")
     parser.add_argument("--r-max", type=int, default=16)
     parser.add_argument("--r-min", type=int, default=4)
+    parser.add_argument("--backbone-init", choices=BASIS_INITS, default="minor")
     parser.add_argument("--no-backbone", action="store_true", help="train the LoRAs on the plain base model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_backbone:
         _run(["train", "backbone", *common, "--content-dir", str(content), "--style-dir", str(style),
               "--out", str(backbone), "--r-max", str(args.r_max), "--r-min", str(args.r_min),
+              "--init", args.backbone_init,
               "--steps", str(args.backbone_steps)])
     on_backbone = [] if args.no_backbone else ["--backbone", str(backbone)]
     for role, images, trigger, template in (
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "style": {"style": args.style, "trigger": STYLE_TRIGGER, "captions": "a {shape} in {trigger} style"},
         "refs": args.refs,
         "backbone": None if args.no_backbone else {"steps": args.backbone_steps, "r_max": args.r_max,
-                                                   "r_min": args.r_min},
+                                                   "r_min": args.r_min, "init": args.backbone_init},
         "lora": {"steps": args.lora_steps, "lr": args.lora_lr, "rank": args.rank}, "device": args.device,
         "seconds": round(time.perf_counter() - started, 1),
         "measured": measure(model, args.out, None if args.no_backbone else backbone, args.style, args.style_gamma,

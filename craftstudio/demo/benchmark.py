@@ -82,6 +82,7 @@ class BenchConfig:
     backbone_batch: int = 4
     r_max: int = 16
     r_min: int = 4
+    backbone_init: str = "minor"  # where the Rank-FT bases start (BackboneTrainRequest.init)
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
     style_gamma: float | None = None  # also run CRAFT with `<s:γ_s>`, with and without the backbone
@@ -248,10 +249,12 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     # 2. Training: one backbone, then 4 LoRAs per concept.
     t0 = time.perf_counter()
     backbone = work / "backbone.safetensors"
-    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min})")
+    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
+        f"{config.backbone_init} init)")
     result = train(BackboneTrainRequest(
         model=config.model, content_dir=str(work / "refs" / "all-content"), style_dir=str(work / "refs" / "all-style"),
-        out=str(backbone), r_max=config.r_max, r_min=config.r_min, steps=config.backbone_steps,
+        out=str(backbone), r_max=config.r_max, r_min=config.r_min, init=config.backbone_init,
+        steps=config.backbone_steps,
         batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
         gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
     ), progress=_Printer("backbone", say))

@@ -36,6 +36,7 @@ class EvalConfig:
     threads: int = 2
     oracle: str | None = None
     include_heldout: bool = False
+    backbone: str | None = None  # a backbone file: measures what W_init costs the base model
 
 
 def _requests(config: EvalConfig):
@@ -47,7 +48,8 @@ def _requests(config: EvalConfig):
     chosen = [pairs[order[i % len(pairs)]] for i in range(config.images)]
     return [(pair, GenerateRequest(model=config.model, prompt=caption(*pair), width=64, height=64,
                                    steps=config.steps, cfg_scale=config.cfg, seed=config.seed + i,
-                                   scheduler=config.scheduler, device=config.device))
+                                   scheduler=config.scheduler, device=config.device,
+                                   backbone=config.backbone))
             for i, pair in enumerate(chosen)]
 
 
@@ -74,6 +76,7 @@ def evaluate_base(config: EvalConfig, log: Callable[[str], None] = print) -> dic
     result = {
         "model": config.model, "images": len(images), "steps": config.steps, "cfg": config.cfg,
         "scheduler": config.scheduler, "device": config.device, "threads": config.threads,
+        "backbone": config.backbone,
         "content_accuracy": float(np.mean(content)), "style_accuracy": float(np.mean(style)),
         "both_accuracy": float(np.mean([c and s for c, s in zip(content, style, strict=True)])),
         "seconds_per_image": float(np.mean(seconds)), "seconds_per_image_median": float(np.median(seconds)),

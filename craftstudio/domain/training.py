@@ -30,6 +30,9 @@ STYLE_CAPTION = "a painting in a distinctive style"
 
 # Fields that change how a run is watched or stored, not the trained weights; a checkpoint made
 # with other values of these may still be resumed.
+# Rank-FT basis initialisations (engine/training/rank_ft.py): W0's minor input directions, or Gaussian.
+BASIS_INITS = ("minor", "random")
+
 RUN_ONLY_FIELDS = frozenset({"out", "overwrite", "checkpoint_every", "sample_every", "sample_prompt",
                              "sample_steps", "device", "title"})
 
@@ -85,6 +88,8 @@ class BackboneTrainRequest:
     out: str
     r_max: int = 128
     r_min: int = 4
+    # Where the bases start: W0's minor input directions (W_init ≈ W0 at step 0) or Gaussian.
+    init: str = "minor"
     sigma: float = 0.35  # normalised low-pass cutoff for content images (see engine/training/data.py)
     ortho_weight: float = 1.0  # λ of the orthogonality penalty λ·mean_l ‖Q_cᵀQ_s‖²_F
     steps: int = 5000  # UNet passes; even steps train content bases, odd steps style bases
@@ -114,6 +119,9 @@ class BackboneTrainRequest:
         if not 1 <= self.r_min <= self.r_max <= 4096:
             raise RequestError(f"Ranks must satisfy 1 <= r_min <= r_max <= 4096, not r_max {self.r_max} "
                                f"and r_min {self.r_min}.")
+        if self.init not in BASIS_INITS:
+            raise RequestError(f"The basis initialisation must be one of {', '.join(BASIS_INITS)}, not "
+                               f"{self.init!r}.")
         if not 0 < self.sigma <= 1:
             raise RequestError(f"The low-pass cutoff σ must be above 0 and at most 1, not {self.sigma}.")
         if not 0 <= self.ortho_weight <= 1e6:

@@ -35,6 +35,7 @@ def test_defaults_are_valid_and_follow_the_paper():
     _lora().validate()
     b = _backbone()
     assert (b.r_max, b.r_min, b.sigma, b.max_content, b.max_style, b.steps) == (128, 4, 0.35, 10, 10, 5000)
+    assert b.init == "minor"
 
 
 @pytest.mark.parametrize("kw, expected", [
@@ -43,6 +44,7 @@ def test_defaults_are_valid_and_follow_the_paper():
     (dict(steps=0), "Training steps must be between 1"),
     (dict(r_max=4, r_min=8), "r_min <= r_max"),
     (dict(sigma=0), "low-pass cutoff"),
+    (dict(init="svd"), "basis initialisation must be one of minor, random, not 'svd'"),
     (dict(resolution=100), "multiple of 8"),
     (dict(ortho_weight=-1), "orthogonality weight"),
     (dict(max_content=0), "content references must be between"),

@@ -115,7 +115,8 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
             unet.enable_gradient_checkpointing()
         unet.train()
         specs = layer_specs(unet, request.r_max, request.r_min)
-        bases = ProjectionBases(specs, request.seed, device)
+        bases = ProjectionBases(specs, request.seed, device, init=request.init,
+                                weights={s.name: unet.get_submodule(s.name).weight for s in specs})
         noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
         setup = DenoisingSetup(unet, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)
@@ -155,7 +156,7 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
     check_output(out, request.overwrite)  # it may have appeared while we trained
     fingerprint = model_fingerprint(model.path)
     extra = {
-        "craft.sigma": repr(request.sigma), "craft.lambda": repr(request.ortho_weight),
+        "craft.init": request.init, "craft.sigma": repr(request.sigma), "craft.lambda": repr(request.ortho_weight),
         "craft.steps": str(request.steps), "craft.orthonormalization": bases.method,
         "craft.request": json.dumps(request.to_dict()),
         "modelspec.title": request.title or out.stem,
@@ -168,7 +169,7 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
     return TrainResult(
         request=request, out=str(out), steps=request.steps, seconds=time.perf_counter() - started,
         device=str(device), resolution=resolution, losses=losses, resumed_from=start, skipped=skipped,
-        details={"layers": len(specs), "ranks": ranks, "merged_rank_total": sum(2 * s.rank for s in specs),
+        details={"layers": len(specs), "init": request.init, "ranks": ranks, "merged_rank_total": sum(2 * s.rank for s in specs),
                  "precision": precision.label, "family": model.family.value,
                  "content_images": [str(p) for p in content.paths],
                  "style_images": [str(p) for p in style.paths], "orthonormalization": bases.method},

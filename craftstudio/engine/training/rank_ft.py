@@ -30,9 +30,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from craftstudio.domain.training import BASIS_INITS
 from craftstudio.engine.routing import attention_modules, target_modules
 
 CONTENT, STYLE = "content", "style"
+MINOR, RANDOM = BASIS_INITS  # where the bases start (see ProjectionBases)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,18 @@ def orthonormalize(b: torch.Tensor, method: str) -> torch.Tensor:
     return cholesky_qr2(b) if method == "cholesky_qr2" else householder_q(b)
 
 
+@torch.no_grad()
+def minor_directions(weights: list[torch.Tensor], count: int) -> torch.Tensor:
+    """(G, d_in, count): for each W0 (d_out × d_in), the `count` input directions it responds to
+    least: eigenvectors of W0ᵀW0 with the smallest eigenvalues, smallest first (float32, on the CPU).
+    Projecting them out changes W0 by exactly those singular values, so W_init starts close to W0."""
+    # float64 for well-separated small eigenvalues; on CUDA where the weights are (MPS has no float64).
+    device = weights[0].device if weights[0].device.type == "cuda" else torch.device("cpu")
+    grams = torch.stack([w.T @ w for w in (w.detach().to(device, torch.float64) for w in weights)])
+    _, vectors = torch.linalg.eigh(grams)  # eigenvalues ascending
+    return vectors[..., :count].float().cpu()
+
+
 def _group_key(d_in: int, rank: int) -> str:
     return f"{d_in}x{rank}"
 
@@ -98,8 +112,13 @@ def _group_key(d_in: int, rank: int) -> str:
 class ProjectionBases(nn.Module):
     """Content and style bases B of every target layer, one (G, d_in, r) parameter per shape group."""
 
-    def __init__(self, specs: list[LayerSpec], seed: int, device: torch.device, method: str = "cholesky_qr2"):
+    def __init__(self, specs: list[LayerSpec], seed: int, device: torch.device, method: str = "cholesky_qr2",
+                 init: str = RANDOM, weights: dict[str, torch.Tensor] | None = None):
         super().__init__()
+        if init not in BASIS_INITS:
+            raise ValueError(f"unknown basis initialisation {init!r}; use one of {', '.join(BASIS_INITS)}")
+        if init == MINOR and weights is None:
+            raise ValueError("minor-direction bases need the layers' weights")
         self.specs = specs
         self.method = method
         groups: dict[str, list[str]] = {}
@@ -112,6 +131,11 @@ class ProjectionBases(nn.Module):
         self.style = nn.ParameterDict()
         for key, names in groups.items():
             d_in, rank = (int(v) for v in key.split("x"))
+            if init == MINOR:
+                first = minor_directions([weights[name] for name in names], 2 * rank)
+                self.content[key] = nn.Parameter(first[..., :rank].contiguous().to(device))
+                self.style[key] = nn.Parameter(first[..., rank:].contiguous().to(device))
+                continue
             for bank in (self.content, self.style):
                 # Gaussian columns are well conditioned (r ≤ d_in/2) and span a random subspace.
                 bank[key] = nn.Parameter(torch.randn(len(names), d_in, rank, generator=gen).to(device))

@@ -30,6 +30,7 @@ from craftstudio.engine.training.rank_ft import (
     clamp_rank,
     householder_q,
     layer_specs,
+    minor_directions,
     scheduled_rank,
 )
 from tests.engine.training.conftest import unet_out
@@ -80,6 +81,33 @@ def test_batched_orthonormalisation_equals_per_layer_qr(sd1):
         assert torch.allclose(q @ q.T, q_ref @ q_ref.T, atol=1e-5)
 
 
+
+def test_minor_init_starts_on_the_least_used_directions_with_disjoint_content_and_style(sd1):
+    specs = layer_specs(sd1.unet, 4, 2)
+    weights = {s.name: sd1.unet.get_submodule(s.name).weight for s in specs}
+    minor = ProjectionBases(specs, seed=0, device=CPU, init="minor", weights=weights)
+    random = ProjectionBases(specs, seed=0, device=CPU, init="random")
+    q_c, q_s = minor.orthonormal(CONTENT), minor.orthonormal(STYLE)
+    assert float(orthogonality_penalty((q_c[k], q_s[k]) for k in q_c)) < 1e-10
+    merged_minor, merged_random = minor.merged(), random.merged()
+    for spec in specs:
+        w = weights[spec.name].detach().double()
+        singular = torch.linalg.svdvals(w)
+        # Eckart–Young: no 2r-dimensional input subspace carries less of W0 than the minor one.
+        least = torch.cat([singular, singular.new_zeros(max(0, spec.d_in - len(singular)))]).sort().values
+        removed = (w @ merged_minor[spec.name].double()).square().sum()
+        assert torch.isclose(removed, least[:2 * spec.rank].square().sum(), rtol=1e-4, atol=1e-8)
+        assert removed <= (w @ merged_random[spec.name].double()).square().sum() + 1e-9
+    with pytest.raises(ValueError, match="weights"):
+        ProjectionBases(specs, seed=0, device=CPU, init="minor")
+    with pytest.raises(ValueError, match="unknown basis initialisation 'svd'"):
+        ProjectionBases(specs, seed=0, device=CPU, init="svd")
+
+
+def test_minor_directions_are_sorted_smallest_first():
+    w = torch.diag(torch.tensor([5.0, 1.0, 3.0, 2.0]))
+    first = minor_directions([w], 2)[0]
+    assert torch.allclose(first.abs(), torch.eye(4)[:, [1, 3]])
 
 
 def test_projection_hooks_equal_projected_weights_without_touching_w0(sd1):

@@ -37,6 +37,7 @@ def test_train_backbone_then_loras_then_generate(tmp_path, tiny_sd1, refs, capsy
     assert _run(["train", "backbone", *common, "--content-dir", str(refs["content"]), "--style-dir",
                  str(refs["style"]), "--out", str(backbone), "--r-max", "4", "--r-min", "2"]) == 0
     assert load_backbone(backbone).metadata["craft.steps"] == "2"
+    assert load_backbone(backbone).metadata["craft.init"] == "minor"
     assert _run(["train", "lora", *common, "--role", "content", "--images", str(refs["content"]), "--trigger",
                  "sks cat", "--backbone", str(backbone), "--rank", "2", "--out", str(content),
                  "--sample-every", "2", "--sample-steps", "2"]) == 0
