@@ -124,10 +124,10 @@ def _cmd_benchmark(args) -> int:
     config = BenchConfig(
         model=str(model), pairs=pairs, images=args.images, seed=args.seed, steps=args.steps, cfg=args.cfg,
         device=args.device, threads=args.threads, refs=args.refs, ref_classes=args.ref_classes,
-        plain_content_captions=args.plain_content_captions,
-        lora_steps=args.lora_steps,
+        plain_content_captions=args.plain_content_captions, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
-        r_max=args.r_max, r_min=args.r_min, backbone_init=args.backbone_init, workdir=str(args.workdir or ""),
+        r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, backbone_init=args.backbone_init,
+        workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
     )
     result = run_benchmark(config, log=lambda line: print(line, flush=True))
@@ -232,6 +232,8 @@ def _parser() -> argparse.ArgumentParser:
                         "effect by the guidance scale; G ≈ 1/cfg undoes that)")
     p.add_argument("--r-max", type=int, default=16)
     p.add_argument("--r-min", type=int, default=4)
+    p.add_argument("--lora-workers", type=int, default=1,
+                   help="train this many LoRAs at once, one process each (a GPU runs several side by side)")
     p.add_argument("--backbone-init", choices=BASIS_INITS, default="minor",
                    help="where the Rank-FT bases start: the base model's minor input directions or random")
     p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")

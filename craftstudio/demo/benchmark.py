@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from craftstudio.demo.parallel_training import train_many
 from craftstudio.demo.vocabulary import TRIGGERS
 from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
 
@@ -82,6 +83,7 @@ class BenchConfig:
     backbone_batch: int = 4
     r_max: int = 16
     r_min: int = 4
+    lora_workers: int = 1  # LoRAs trained at once, one process each (demo/parallel_training.py)
     backbone_init: str = "minor"  # where the Rank-FT bases start (BackboneTrainRequest.init)
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
@@ -260,6 +262,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     ), progress=_Printer("backbone", say))
     training: dict[str, Any] = {"backbone": {"seconds": result.seconds, "final_loss": result.final_loss}}
     loras: dict[tuple[str, str, bool, bool], Path] = {}
+    requests: dict[str, LoraTrainRequest] = {}
     for index, (key, concept) in enumerate(concepts.items()):
         everything = {"down_blocks": concept.role, "mid_block": concept.role, "up_blocks": concept.role}
         for use_backbone in (True, False):
@@ -267,18 +270,19 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 name = (f"{concept.role}-{concept.name}-{'bb' if use_backbone else 'w0'}-"
                         f"{'routed' if routed else 'all'}")
                 out = work / f"{name}.safetensors"
-                say(f"training LoRA {name} ({config.lora_steps} steps)")
-                result = train(LoraTrainRequest(
+                requests[name] = LoraTrainRequest(
                     role=concept.role, model=config.model, images=(str(folders[key]),), trigger=concept.trigger,
                     out=str(out), backbone=str(backbone) if use_backbone else None, caption=concept.captions()[0],
                     rank=config.lora_rank, learning_rate=config.lora_lr, steps=config.lora_steps,
                     batch_size=config.lora_batch, seed=config.seed + 1 + index, device=config.device,
                     gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
                     routing_overrides=None if routed else everything,
-                ), progress=_Printer(name, say))
-                training[name] = {"seconds": result.seconds, "final_loss": result.final_loss,
-                                  "layers": result.details.get("layers")}
+                )
                 loras[(*key, use_backbone, routed)] = out
+    say(f"training {len(requests)} LoRAs ({config.lora_steps} steps"
+        f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''})")
+    training.update(train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
+                               progress_for=lambda name: _Printer(name, say)))
     timing["training_s"] = time.perf_counter() - t0
 
     # 3. Generation, grouped by backbone so the cached model is loaded once per W.

@@ -1,0 +1,59 @@
+"""LoRAs trained in worker processes are the files the calling process would have trained."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from craftstudio.demo.parallel_training import train_many
+from craftstudio.domain.training import LoraTrainRequest
+from tests.engine.training.conftest import write_image
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pictures")
+    for i in range(2):
+        write_image(folder / f"{i}.png", i, size=(32, 32))
+    return folder
+
+
+def _requests(model, pictures, out_dir):
+    common = dict(model=str(model), images=(str(pictures),), steps=2, rank=2, batch_size=1, resolution=32,
+                  device="cpu", learning_rate=1e-2, checkpoint_every=0, gradient_checkpointing=False)
+    return {
+        "content": LoraTrainRequest(role="content", trigger="sks", out=str(out_dir / "c.safetensors"), seed=1,
+                                    **common),
+        "style": LoraTrainRequest(role="style", trigger="ohwx", out=str(out_dir / "s.safetensors"), seed=2, **common),
+    }
+
+
+def test_workers_train_the_same_files_as_the_calling_process(tiny_sd1, pictures, tmp_path):
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    lines = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers: the same reduction order, so the same bits
+    try:
+        serial = train_many(_requests(tiny_sd1, pictures, here), workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = train_many(_requests(tiny_sd1, pictures, there), workers=2, say=lines.append)
+    assert list(parallel) == ["content", "style"] and set(serial) == set(parallel)
+    assert all(report["layers"] and report["seconds"] > 0 for report in parallel.values())
+    assert len(lines) == 2 and all("trained" in line for line in lines)
+    for name in ("c", "s"):
+        a, b = load_file(here / f"{name}.safetensors"), load_file(there / f"{name}.safetensors")
+        assert a.keys() == b.keys()
+        assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_a_failing_worker_raises_its_error(tiny_sd1, pictures, tmp_path):
+    requests = _requests(tiny_sd1, pictures, tmp_path)
+    requests["style"] = dataclasses.replace(requests["style"], images=(str(tmp_path / "missing"),))
+    with pytest.raises(Exception, match="missing"):
+        train_many(requests, workers=2)
