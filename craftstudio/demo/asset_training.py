@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="style weight in the demo prompt (<s:G>); about 1/CFG under asymmetric CFG")
     parser.add_argument("--refs", type=int, default=12)
     parser.add_argument("--backbone-steps", type=int, default=400)
-    parser.add_argument("--lora-steps", type=int, default=500)
+    parser.add_argument("--lora-steps", type=int, default=1500)
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--check-images", type=int, default=16, help="generated per setting to measure the result")
