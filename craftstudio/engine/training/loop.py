@@ -1,6 +1,6 @@
 """What both trainers share: loading the model to train, the step loop (cancel checks, progress
 with loss and ETA, checkpoints, sample images), and the user-facing errors of a run (output
-exists, out of memory).
+exists, out of memory, a diverged loss).
 
 A cancel is honoured between steps: the loop writes a checkpoint of the steps done (when
 checkpoints are on), then raises `Cancelled`; the trainer has written no output file by then.
@@ -8,6 +8,7 @@ checkpoints are on), then raises `Cancelled`; the trainer has written no output 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -25,10 +26,17 @@ from craftstudio.engine.training.denoising import native_resolution
 from craftstudio.engine.training.precision import Precision, resolve_precision
 
 STAGE = "train"
+# Non-finite losses in a row that mean the weights are ruined. One alone is not: with fp16 loss
+# scaling an overflowing step is skipped and the scale lowered, and training goes on.
+DIVERGED_AFTER = 5
 
 
 class OutputExists(UserError):
     """The output file exists and overwriting was not asked for."""
+
+
+class Diverged(UserError):
+    """The loss stayed NaN or infinite: the weights are ruined, so nothing is saved."""
 
 
 def check_output(out: str | Path, overwrite: bool) -> Path:
@@ -99,6 +107,7 @@ def run_steps(hooks: LoopHooks, *, start: int, total: int, checkpoint_every: int
     """Steps `start` … `total`−1, appending each step's loss terms to `losses`."""
     began = time.perf_counter()
     last_checkpoint = start
+    bad_in_a_row = 0
 
     def stop(done: int) -> None:
         # Keep the work done so far for a resume, then leave (Cancelled).
@@ -112,12 +121,19 @@ def run_steps(hooks: LoopHooks, *, start: int, total: int, checkpoint_every: int
         terms = hooks.step(step)
         losses.append(terms)
         done = step + 1
+        loss = terms.get("loss", 0.0)
+        bad_in_a_row = 0 if math.isfinite(loss) else bad_in_a_row + 1
+        if bad_in_a_row >= DIVERGED_AFTER:
+            # Checkpoints skip steps with a bad loss, so the last one (if any) predates the trouble.
+            raise Diverged(f"Training diverged at step {done} of {total}: the loss has been {loss} for "
+                           f"{bad_in_a_row} steps in a row, so nothing was saved. Lower the learning rate "
+                           "(--lr) and train again.")
         elapsed = time.perf_counter() - began
         eta = elapsed / (done - start) * (total - done)
         if progress is not None:
             progress(ProgressEvent(STAGE, done, total, message=f"step {done}/{total}",
                                    values={**terms, "eta_s": eta}))
-        if checkpoint_every and done % checkpoint_every == 0 and done < total:
+        if checkpoint_every and done % checkpoint_every == 0 and done < total and not bad_in_a_row:
             hooks.checkpoint(done)
             last_checkpoint = done
         if hooks.sample is not None and sample_every and (done % sample_every == 0 or done == total):
