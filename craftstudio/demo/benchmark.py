@@ -374,9 +374,13 @@ def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not results:
         raise ValueError("Nothing to merge.")
     first = results[0]
-    settings = {k: v for k, v in first["config"].items() if k not in ("pairs", "workdir")}
+    free = ("pairs", "workdir", "lora_workers")  # settings that do not change the numbers
+
+    def settings(result: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in result["config"].items() if k not in free}
+
     for other in results[1:]:
-        if {k: v for k, v in other["config"].items() if k not in ("pairs", "workdir")} != settings:
+        if settings(other) != settings(first):
             raise ValueError("These benchmark runs used different settings; only runs that differ in their "
                              "pairs can be merged.")
     per_pair = [entry for result in results for entry in result["pairs"]]
@@ -423,6 +427,19 @@ def ablation_table(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def per_pair_table(result: dict[str, Any]) -> list[list[str]]:
+    """Header + one row per method: each pair's combination (content / style) accuracy, since the
+    std over pairs is often as large as the differences between methods."""
+    names = {method: alias for alias, method in result["aliases"].items()}
+    header = ["Method", *(f"{entry['content']}:{entry['style']}" for entry in result["pairs"])]
+    rows = [header]
+    for method in result["summary"]:
+        cells = [f"{m['both_acc']:.2f} ({m['content_acc']:.2f} / {m['style_acc']:.2f})"
+                 for m in (entry["methods"][method] for entry in result["pairs"])]
+        rows.append([names.get(method, method), *cells])
+    return rows
+
+
 def markdown(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -431,7 +448,8 @@ def markdown(rows: list[list[str]]) -> str:
 
 def json_ready(result: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in result.items() if not k.startswith("_")}
-    data["tables"] = {"table1": table1(result), "ablation": ablation_table(result)}
+    data["tables"] = {"table1": table1(result), "ablation": ablation_table(result),
+                      "per_pair": per_pair_table(result)}
     return data
 
 
@@ -486,6 +504,7 @@ def report_text(result: dict[str, Any]) -> str:
         "", "Table 1 (direct merge = every switch off; CRAFT = every switch on)", "",
         markdown(table1(result)), "", "Ablation (gates follow the paper curves when asymmetric CFG is on)", "",
         markdown(ablation_table(result)), "",
+        "Per pair: combination (content / style) accuracy", "", markdown(per_pair_table(result)), "",
         f"Time: training {timing['training_s']:.0f} s, generation {timing['generation_s']:.0f} s "
         f"({timing['seconds_per_image']:.2f} s/image), total {timing['total_s']:.0f} s.",
     ])

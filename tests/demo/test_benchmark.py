@@ -40,6 +40,10 @@ def test_benchmark_smoke(tmp_path, capsys):
                                       "CRAFT without backbone, γ_s = 0.3"]
     assert len(ablation) == 1 + len(ROWS) == 9 and all(len(r) == len(ablation[0]) for r in ablation)
     assert {tuple(r[:3]) for r in ablation[1:]} == {(a, b, c) for a in "✓✗" for b in "✓✗" for c in "✓✗"}
+    per_pair = data["tables"]["per_pair"]
+    assert per_pair[0] == ["Method", "heart:neon"] and len(per_pair) == 1 + len(data["summary"])
+    assert {"direct merge", "CRAFT (full)", "CRAFT (full), γ_s = 0.3"} <= {r[0] for r in per_pair[1:]}
+    assert "Per pair: combination" in text
     assert len(data["pairs"]) == 1 and set(data["pairs"][0]["methods"]) == set(data["summary"])
     method = data["pairs"][0]["methods"][data["aliases"]["CRAFT (full)"]]
     assert len(method["predictions"]) == 2
@@ -81,14 +85,14 @@ def test_references_cycle_through_their_classes_and_captions_name_them():
     assert plain[("style", "neon")].captions()[0].startswith("a ")  # style captions still name the shape
 
 
-def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300) -> dict:
+def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300, lora_workers: int = 1) -> dict:
     from craftstudio.demo.benchmark import METRICS, summarize
 
     names = ["m1", "m2"]
     entry = {"content": pair[0], "style": pair[1],
              "methods": {n: {m: both * (i + 1) for m in METRICS} for i, n in enumerate(names)}}
     return {"config": {"pairs": [list(pair)], "lora_steps": lora_steps, "workdir": f"/w/{pair[0]}", "images": 2,
-                       "refs": 1},
+                       "refs": 1, "lora_workers": lora_workers},
             "pairs": [entry], "summary": summarize([entry], names), "aliases": {"direct merge": "m1",
                                                                                  "CRAFT (full)": "m2"},
             "rows": [], "training": {"backbone": {"seconds": 1.0}},
@@ -98,7 +102,8 @@ def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300) -> d
 def test_merging_runs_of_different_pairs_recomputes_the_summary():
     from craftstudio.demo.benchmark import merge
 
-    merged = merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("bolt", "mosaic"), 0.6)])
+    # How many LoRAs trained at once does not change the numbers, so such runs merge.
+    merged = merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("bolt", "mosaic"), 0.6, lora_workers=8)])
     assert merged["config"]["pairs"] == [["heart", "neon"], ["bolt", "mosaic"]]
     assert merged["summary"]["m2"]["both_acc"]["mean"] == pytest.approx(0.8)
     assert merged["summary"]["m1"]["both_acc"]["std"] == pytest.approx(0.2)
@@ -118,6 +123,10 @@ def test_benchmark_merge_command_prints_one_table(tmp_path, capsys):
         files[-1].write_text(json.dumps(_fake_result(pair, both)))
     assert main(["benchmark-merge", *map(str, files), "--json", str(tmp_path / "all.json")]) == 0
     assert "Pairs: heart:neon, bolt:mosaic" in capsys.readouterr().out
-    assert json.loads((tmp_path / "all.json").read_text())["tables"]["table1"][2][3] == "0.800 ± 0.400"
+    tables = json.loads((tmp_path / "all.json").read_text())["tables"]
+    assert tables["table1"][2][3] == "0.800 ± 0.400"
+    assert tables["per_pair"] == [["Method", "heart:neon", "bolt:mosaic"],
+                                  ["direct merge", "0.20 (0.20 / 0.20)", "0.60 (0.60 / 0.60)"],
+                                  ["CRAFT (full)", "0.40 (0.40 / 0.40)", "1.20 (1.20 / 1.20)"]]
     (tmp_path / "bad.json").write_text("{")
     assert main(["benchmark-merge", str(tmp_path / "bad.json")]) == 2
