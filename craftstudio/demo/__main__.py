@@ -111,10 +111,12 @@ def _cmd_benchmark_merge(args) -> int:
 def _cmd_benchmark(args) -> int:
     from craftstudio.demo.assets import demo_model_dir
     from craftstudio.demo.benchmark import BenchConfig, choose_pairs, report_text, run_benchmark, write_json
+    from craftstudio.domain.curves import CurveError, load_preset
 
     try:
         pairs = choose_pairs(args.pair, args.pairs)
-    except ValueError as exc:
+        load_preset(args.curves)  # refuse a wrong name before any training
+    except (ValueError, CurveError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     model = args.model or demo_model_dir()
@@ -126,7 +128,7 @@ def _cmd_benchmark(args) -> int:
         device=args.device, threads=args.threads, refs=args.refs, ref_classes=args.ref_classes,
         plain_content_captions=args.plain_content_captions, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
-        r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, backbone_init=args.backbone_init,
+        r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, curves=args.curves, backbone_init=args.backbone_init,
         workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
     )
@@ -232,6 +234,8 @@ def _parser() -> argparse.ArgumentParser:
                         "effect by the guidance scale; G ≈ 1/cfg undoes that)")
     p.add_argument("--r-max", type=int, default=16)
     p.add_argument("--r-min", type=int, default=4)
+    p.add_argument("--curves", default="paper",
+                   help="curve preset for the asymmetric-CFG rows (gates and guidance over the steps)")
     p.add_argument("--lora-workers", type=int, default=1,
                    help="train this many LoRAs at once, one process each (a GPU runs several side by side)")
     p.add_argument("--backbone-init", choices=BASIS_INITS, default="minor",

@@ -10,7 +10,8 @@ For each (held-out shape, held-out style) pair the benchmark
    I_s) and an unrouted one (an override moves every block to the LoRA's role, so it trains on all
    attention layers, as LoRAs elsewhere do), each on W_init (with the Rank-FT backbone) and on W0;
 3. generates M images per pair under the paper's 8 ablation rows (backbone × routing × asymmetric
-   CFG; gates follow the `paper` curves when asymmetric CFG is on, constant otherwise). `direct`
+   CFG; gates follow the `paper` curves, or `--curves PRESET`, when asymmetric CFG is on, constant
+   otherwise). `direct`
    merge (`FusionSwitches.for_mode("direct")` with the unrouted W0 LoRAs) is exactly the row with
    every switch off, so it is generated once and reported under both names;
 4. scores every image with the oracle: content accuracy (shape right), style accuracy, combination
@@ -83,6 +84,7 @@ class BenchConfig:
     backbone_batch: int = 4
     r_max: int = 16
     r_min: int = 4
+    curves: str = "paper"  # curve preset of the asymmetric-CFG rows (gates and guidance over the steps)
     lora_workers: int = 1  # LoRAs trained at once, one process each (demo/parallel_training.py)
     backbone_init: str = "minor"  # where the Rank-FT bases start (BackboneTrainRequest.init)
     workdir: str = ""  # "" = a temporary folder
@@ -287,7 +289,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
 
     # 3. Generation, grouped by backbone so the cached model is loaded once per W.
     t0 = time.perf_counter()
-    curves = load_preset("paper").to_dict()
+    curves = load_preset(config.curves).to_dict()
     samples: dict[tuple[int, str], list] = {}
     gen_seconds: list[float] = []
     for use_backbone in (False, True):
@@ -502,7 +504,8 @@ def report_text(result: dict[str, Any]) -> str:
         f"Pairs: {', '.join(f'{c}:{s}' for c, s in cfg['pairs'])}; {cfg['images']} images per pair and method; "
         f"{cfg['refs']} reference image(s) per concept; mean ± std over pairs.",
         "", "Table 1 (direct merge = every switch off; CRAFT = every switch on)", "",
-        markdown(table1(result)), "", "Ablation (gates follow the paper curves when asymmetric CFG is on)", "",
+        markdown(table1(result)), "",
+        f"Ablation (gates and guidance follow the {cfg.get('curves', 'paper')} curves when asymmetric CFG is on)", "",
         markdown(ablation_table(result)), "",
         "Per pair: combination (content / style) accuracy", "", markdown(per_pair_table(result)), "",
         f"Time: training {timing['training_s']:.0f} s, generation {timing['generation_s']:.0f} s "

@@ -30,10 +30,11 @@ def test_benchmark_smoke(tmp_path, capsys):
     sheet = tmp_path / "sheet.png"
     code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2", "--ref-classes", "2",
                  "--lora-steps", "2", "--backbone-steps", "2", "--workdir", str(tmp_path / "work"),
-                 "--style-gamma", "0.3", "--json", str(out), "--sheet", str(sheet)])
+                 "--style-gamma", "0.3", "--curves", "guidance-interval", "--json", str(out), "--sheet", str(sheet)])
     assert code == 0
     text = capsys.readouterr().out
     assert "| Method |" in text and "| Backbone | Routing |" in text
+    assert "follow the guidance-interval curves" in text
     data = json.loads(out.read_text())
     table1, ablation = data["tables"]["table1"], data["tables"]["ablation"]
     assert [r[0] for r in table1] == ["Method", "direct merge", "CRAFT (full)", "CRAFT (full), γ_s = 0.3",
@@ -130,3 +131,11 @@ def test_benchmark_merge_command_prints_one_table(tmp_path, capsys):
                                   ["CRAFT (full)", "0.40 (0.40 / 0.40)", "1.20 (1.20 / 1.20)"]]
     (tmp_path / "bad.json").write_text("{")
     assert main(["benchmark-merge", str(tmp_path / "bad.json")]) == 2
+
+
+def test_benchmark_refuses_an_unknown_curve_preset_before_training(tmp_path, capsys):
+    from craftstudio.demo.__main__ import main
+
+    assert main(["benchmark", "--pair", "heart:neon", "--curves", "wobbly", "--workdir", str(tmp_path / "w")]) == 2
+    assert "Unknown curve preset 'wobbly': choose one of" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
