@@ -179,8 +179,11 @@ def _apply_demo_defaults(args) -> None:
             args.backbone = str(assets.demo_backbone())
         if not args.prompt:
             args.prompt = assets.demo_prompt()
+            # The demo prompt's style weight is tuned to this guidance scale and these curves.
             if args.cfg is None:
-                args.cfg = assets.demo_cfg_scale()  # the demo prompt's style weight is tuned to it
+                args.cfg = assets.demo_cfg_scale()
+            if args.curves is None:
+                args.curves = assets.demo_curves()
 
 
 def _native_size(model: Path) -> tuple[int, int]:

@@ -10,7 +10,9 @@ only the look.
 
 The demo prompt weights the style marker (`<s:γ_s>`): asymmetric CFG multiplies the conditional
 branch's LoRA delta by the guidance scale, so at CFG 5 a full-weight style LoRA overdrives the
-picture (see README, ShapesWorld).
+picture (see README, ShapesWorld). The prompt is tuned to a guidance scale and a curve preset,
+both recorded in demo-assets.json and used with the demo prompt by the CLI and the GUI.
+`--measure-only` re-measures the shipped LoRAs with another style weight or preset, no training.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from pathlib import Path
 
 from craftstudio.demo.assets import demo_model_dir
 from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
+from craftstudio.domain.curves import list_presets
 from craftstudio.domain.resources import demo_dir
 from craftstudio.domain.training import BASIS_INITS
 
 CONTENT_SHAPE = "heart"
 CONTENT_TRIGGER, STYLE_TRIGGER = "sks", "ohwx"
 DEMO_CFG = 5.0  # the demo prompt's style weight is tuned to this guidance scale (about 1/CFG)
+# Guidance only between 20 % and 80 % of the steps: the LoRAs' change is not multiplied by the
+# guidance scale while the outline forms (the noisiest steps), so the style weight can be higher.
+DEMO_CURVES = "guidance-interval"
 
 
 def demo_prompt(style_gamma: float) -> str:
@@ -52,9 +58,9 @@ def write_references(folder: Path, count: int, seed: int, style_name: str) -> tu
 
 
 def measure(model: Path, folder: Path, backbone: Path | None, style_name: str, style_gamma: float, images: int,
-            device: str) -> dict[str, dict[str, float]]:
+            device: str, curves: str = DEMO_CURVES) -> dict[str, dict[str, float]]:
     """The oracle's verdict on the shipped LoRAs together: CRAFT with the demo prompt, CRAFT at full
-    style weight, and the direct merge (20 steps, CFG 5, `paper` curves for CRAFT)."""
+    style weight, and the direct merge (20 steps, CFG 5, the `curves` preset for CRAFT)."""
     from craftstudio.demo.oracle import Oracle
     from craftstudio.domain.curves import load_preset
     from craftstudio.domain.generation import FusionSwitches, GenerateRequest, LoraRef
@@ -67,14 +73,14 @@ def measure(model: Path, folder: Path, backbone: Path | None, style_name: str, s
         "direct merge": (demo_prompt(1), FusionSwitches.for_mode("direct"), False),
     }
     out = {}
-    for name, (prompt, switches, curves) in settings.items():
+    for name, (prompt, switches, craft) in settings.items():
         pictures = generate(GenerateRequest(
             model=str(model), prompt=prompt, width=64, height=64, steps=20, cfg_scale=DEMO_CFG, seed=7,
             scheduler="dpmpp_2m_karras", batch_count=images, device=device,
             content_lora=LoraRef(str(folder / "content-lora.safetensors")),
             style_lora=LoraRef(str(folder / "style-lora.safetensors")),
             backbone=str(backbone) if backbone else None, switches=switches,
-            curves=load_preset("paper").to_dict() if curves else None)).images
+            curves=load_preset(curves).to_dict() if craft else None)).images
         scores = oracle.scores(pictures, CONTENT_SHAPE, style_name)
         out[name] = {key: round(scores[f"{key}_acc"], 3) for key in ("content", "style", "both")}
         print(f"{name}: {out[name]}", flush=True)
@@ -93,13 +99,38 @@ def _run(argv: list[str]) -> None:
         raise SystemExit(f"step failed: {' '.join(argv)}")
 
 
+def _measure_only(model: Path, args: argparse.Namespace) -> int:
+    """Re-measure the LoRAs already in `args.out` with this prompt weight and these curves, and
+    record them (prompt, curves, numbers) in its demo-assets.json; the training record stays."""
+    path = args.out / "demo-assets.json"
+    try:
+        record = json.loads(path.read_text())
+        style_name = record["style"]["style"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"{path} is missing or unreadable ({exc}): train the demo assets first.", file=sys.stderr)
+        return 2
+    backbone = args.out / "backbone.safetensors" if record.get("backbone") else None
+    record.update(prompt=demo_prompt(args.style_gamma), cfg_scale=DEMO_CFG, curves=args.curves,
+                  measured_on=args.device,
+                  measured=measure(model, args.out, backbone, style_name, args.style_gamma, args.check_images,
+                                   args.device, args.curves))
+    path.write_text(json.dumps(record, indent=1))
+    print(f"measured and recorded in {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m craftstudio.demo.asset_training")
     parser.add_argument("--out", type=Path, default=demo_dir())
     parser.add_argument("--work", type=Path, default=Path("demo-asset-work"))
     parser.add_argument("--style", default="mosaic", choices=SPLIT.heldout_styles, help="the held-out style to learn")
-    parser.add_argument("--style-gamma", type=float, default=0.25,
+    parser.add_argument("--style-gamma", type=float, default=0.35,
                         help="style weight in the demo prompt (<s:G>); about 1/CFG under asymmetric CFG")
+    parser.add_argument("--curves", default=DEMO_CURVES, choices=list_presets(),
+                        help="curve preset the demo prompt is measured with and shipped for")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="train nothing: measure the LoRAs in --out with this prompt and these curves and "
+                             "record them in its demo-assets.json")
     parser.add_argument("--refs", type=int, default=12)
     parser.add_argument("--backbone-steps", type=int, default=400)
     parser.add_argument("--lora-steps", type=int, default=1500)
@@ -117,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     if model is None:
         print("The demo model is not installed (resources/models/shapesworld).", file=sys.stderr)
         return 2
+    if args.measure_only:
+        return _measure_only(model, args)
     started = time.perf_counter()
     content, style = write_references(args.work, args.refs, args.seed, args.style)
     backbone = args.out / "backbone.safetensors"
@@ -138,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
               "--batch", "4", "--title", f"ShapesWorld {role}: {CONTENT_SHAPE if role == 'content' else args.style}",
               "--out", str(args.out / f"{role}-lora.safetensors")])
     (args.out / "demo-assets.json").write_text(json.dumps({
-        "prompt": demo_prompt(args.style_gamma), "cfg_scale": DEMO_CFG,
+        "prompt": demo_prompt(args.style_gamma), "cfg_scale": DEMO_CFG, "curves": args.curves,
         "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
         "style": {"style": args.style, "trigger": STYLE_TRIGGER, "captions": "a {shape} in {trigger} style"},
         "refs": args.refs,
@@ -146,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    "r_min": args.r_min, "init": args.backbone_init},
         "lora": {"steps": args.lora_steps, "lr": args.lora_lr, "rank": args.rank}, "device": args.device,
         "seconds": round(time.perf_counter() - started, 1),
+        "measured_on": args.device,
         "measured": measure(model, args.out, None if args.no_backbone else backbone, args.style, args.style_gamma,
-                            args.check_images, args.device)}, indent=1))
+                            args.check_images, args.device, args.curves)}, indent=1))
     print(f"demo assets written to {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
 

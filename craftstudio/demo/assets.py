@@ -44,23 +44,34 @@ def demo_oracle() -> Path | None:
     return path if path.is_file() else None
 
 
+def _demo_settings() -> dict:
+    """`resources/demo/demo-assets.json` ({} when missing or unreadable: the demo then runs on
+    the ordinary defaults)."""
+    try:
+        data = json.loads((demo_dir() / "demo-assets.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def demo_prompt() -> str | None:
     """The prompt that shows the demo LoRAs together (`resources/demo/demo-assets.json`), if any."""
-    path = demo_dir() / "demo-assets.json"
-    try:
-        return str(json.loads(path.read_text())["prompt"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    value = _demo_settings().get("prompt")
+    return value if isinstance(value, str) else None
 
 
 def demo_cfg_scale() -> float | None:
     """The guidance scale the demo prompt was measured at (its style weight is tuned to it), if any."""
-    path = demo_dir() / "demo-assets.json"
-    try:
-        value = json.loads(path.read_text()).get("cfg_scale")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    value = _demo_settings().get("cfg_scale")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def demo_curves() -> str | None:
+    """The curve preset the demo prompt was measured with, if any and if it is a shipped preset."""
+    from craftstudio.domain.curves import list_presets
+
+    value = _demo_settings().get("curves")
+    return value if isinstance(value, str) and value in list_presets() else None
 
 
 def default_model(configured: str | Path | None) -> Path | None:

@@ -33,6 +33,7 @@ class DemoDefaults:
     backbone: str = ""
     prompt: str = ""
     cfg_scale: float | None = None  # the guidance scale the demo prompt is tuned to
+    curves: str | None = None  # the curve preset the demo prompt is tuned to
 
 
 def demo_defaults() -> DemoDefaults | None:
@@ -50,7 +51,7 @@ def demo_defaults() -> DemoDefaults | None:
         prompt = demo_prompt(content, style)
     return DemoDefaults(model=str(model), content_lora=str(content or ""), style_lora=str(style or ""),
                         backbone=str(backbone or ""), prompt=prompt,
-                        cfg_scale=_call(assets, "demo_cfg_scale"))
+                        cfg_scale=_call(assets, "demo_cfg_scale"), curves=_call(assets, "demo_curves"))
 
 
 def demo_prompt(content: Path | None, style: Path | None) -> str:

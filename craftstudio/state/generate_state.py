@@ -212,8 +212,11 @@ class GenerateState(ObservableObject):
             craft.backbone = defaults.backbone
         if not self.prompt.strip() and defaults.prompt:
             self.prompt = defaults.prompt
+            # The demo prompt's style weight is tuned to this guidance scale and these curves.
             if defaults.cfg_scale:
-                self.cfg_scale = defaults.cfg_scale  # the demo prompt's style weight is tuned to it
+                self.cfg_scale = defaults.cfg_scale
+            if defaults.curves:
+                craft.curves.load_preset(defaults.curves, record=False)
         log.info("first run: the demo model %s is filled in", defaults.model)
 
     def _parse_markers(self, prompt: str) -> None:

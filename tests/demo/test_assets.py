@@ -46,19 +46,23 @@ def test_installed_artefacts_are_found(resources):
         assets.demo_lora("texture")
 
 
-@pytest.mark.parametrize(("text", "prompt", "cfg"), [
-    ('{"prompt": "a sks <c>", "cfg_scale": 5}', "a sks <c>", 5.0),
-    ('{"prompt": "a sks <c>"}', "a sks <c>", None),
-    ('{"prompt": "a sks <c>", "cfg_scale": -1}', "a sks <c>", None),
-    ('{"cfg_scale": "high"}', None, None),
-    ("[1, 2]", None, None),
-    ("{", None, None),
+@pytest.mark.parametrize(("text", "prompt", "cfg", "curves"), [
+    ('{"prompt": "a sks <c>", "cfg_scale": 5, "curves": "paper"}', "a sks <c>", 5.0, "paper"),
+    ('{"prompt": "a sks <c>"}', "a sks <c>", None, None),
+    ('{"prompt": "a sks <c>", "cfg_scale": -1, "curves": "wobbly"}', "a sks <c>", None, None),
+    ('{"cfg_scale": "high", "curves": 3}', None, None, None),
+    ('{"prompt": 7, "cfg_scale": true}', None, None, None),
+    ("[1, 2]", None, None, None),
+    ("{", None, None, None),
 ])
-def test_demo_prompt_and_guidance_are_read_leniently(resources, text, prompt, cfg):
+def test_demo_prompt_guidance_and_curves_are_read_leniently(resources, text, prompt, cfg, curves):
     (resources / "demo").mkdir()
+    (resources / "curves").mkdir()
+    (resources / "curves" / "paper.json").write_text("{}")  # a preset of that name is installed
     (resources / "demo" / "demo-assets.json").write_text(text)
     assert assets.demo_prompt() == prompt
     assert assets.demo_cfg_scale() == cfg
+    assert assets.demo_curves() == curves
 
 
 def test_first_run_default_prefers_the_configured_model(resources):

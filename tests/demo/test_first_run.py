@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from craftstudio.demo import assets
+from craftstudio.domain.curves import load_preset
 
 pytestmark = pytest.mark.skipif(assets.demo_lora("content") is None or assets.demo_model_dir() is None,
                                 reason="the demo model and LoRAs are not installed")
@@ -25,7 +26,10 @@ def test_cli_generate_without_model_uses_the_demo(tmp_path):
     backbone = assets.demo_backbone()
     assert request.backbone == (str(backbone) if backbone else None)
     assert request.prompt == assets.demo_prompt() and "<c>" in request.prompt
-    assert request.cfg_scale == assets.demo_cfg_scale() == 5.0  # the style weight <s:0.25> is tuned to it
+    # The demo prompt's style weight is tuned to its guidance scale and curve preset.
+    assert request.cfg_scale == assets.demo_cfg_scale() == 5.0
+    assert assets.demo_curves() == "guidance-interval"
+    assert request.curves == load_preset("guidance-interval").to_dict()
 
 
 def test_cli_keeps_the_users_guidance_scale_and_the_default_without_the_demo(tmp_path, tiny_sd1):
@@ -54,5 +58,7 @@ def test_gui_first_run_picks_the_demo(qtbot, tmp_path, monkeypatch):
         backbone = assets.demo_backbone()
         assert state.craft.backbone == (str(backbone) if backbone else "")
         assert state.cfg_scale == assets.demo_cfg_scale()
+        assert state.craft.curves.preset == assets.demo_curves() and not state.craft.curves.edited
+        assert state.craft.curves.to_request() == load_preset(assets.demo_curves()).to_dict()
     finally:
         studio.shutdown()
