@@ -50,7 +50,7 @@ def _add_generate(sub) -> None:
     craft.add_argument("--mode", choices=["craft", "direct"], default="craft",
                        help="craft = all CRAFT components; direct = the plain weighted merge")
     craft.add_argument("--curves", help="curve preset name or curves .json file (default: paper with "
-                                        "LoRAs, else constant)")
+                                        "LoRAs, else constant; the demo's own without --model)")
     craft.add_argument("--no-backbone", dest="use_backbone", action="store_false",
                        help="ablation: use the base weights W0 even if --backbone is given")
     craft.add_argument("--no-routing", dest="routing", action="store_false",
