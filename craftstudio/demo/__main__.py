@@ -128,8 +128,8 @@ def _cmd_benchmark(args) -> int:
         device=args.device, threads=args.threads, refs=args.refs, ref_classes=args.ref_classes,
         plain_content_captions=args.plain_content_captions, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
-        r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, curves=args.curves, backbone_init=args.backbone_init,
-        workdir=str(args.workdir or ""),
+        r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, curves=args.curves,
+        backbone_init=args.backbone_init, workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
     )
     result = run_benchmark(config, log=lambda line: print(line, flush=True))

@@ -2,9 +2,10 @@
 
 A ShapesWorld LoRA step is a few small kernels, so one training keeps a GPU (or a core) mostly
 idle waiting on Python; separate processes overlap those waits (on one H100, sixteen 1,500-step
-LoRAs trained side by side in about 290 s, where one took 170–280 s beside a few others). Every request carries its own seed, so a LoRA trained in a
-worker is the same file it would be in the calling process (tested). Workers start with `spawn`
-(CUDA cannot be forked) and get requests and results as our own dataclasses, never user files.
+LoRAs trained side by side in about 290 s, where one took 170–280 s beside a few others). Every
+request carries its own seed, so a LoRA trained in a worker is the same file it would be in the
+calling process (tested). Workers start with `spawn` (CUDA cannot be forked) and get requests and
+results as our own dataclasses, never user files.
 """
 
 from __future__ import annotations
