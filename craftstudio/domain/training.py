@@ -31,7 +31,8 @@ STYLE_CAPTION = "a painting in a distinctive style"
 # Fields that change how a run is watched or stored, not the trained weights; a checkpoint made
 # with other values of these may still be resumed.
 # Rank-FT basis initialisations (engine/training/rank_ft.py): W0's minor input directions, or Gaussian.
-BASIS_INITS = ("minor", "random")
+MINOR_INIT, RANDOM_INIT = "minor", "random"
+BASIS_INITS = (MINOR_INIT, RANDOM_INIT)
 
 RUN_ONLY_FIELDS = frozenset({"out", "overwrite", "checkpoint_every", "sample_every", "sample_prompt",
                              "sample_steps", "device", "title"})
@@ -89,7 +90,7 @@ class BackboneTrainRequest:
     r_max: int = 128
     r_min: int = 4
     # Where the bases start: W0's minor input directions (W_init ≈ W0 at step 0) or Gaussian.
-    init: str = "minor"
+    init: str = MINOR_INIT
     sigma: float = 0.35  # normalised low-pass cutoff for content images (see engine/training/data.py)
     ortho_weight: float = 1.0  # λ of the orthogonality penalty λ·mean_l ‖Q_cᵀQ_s‖²_F
     steps: int = 5000  # UNet passes; even steps train content bases, odd steps style bases

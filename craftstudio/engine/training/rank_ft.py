@@ -30,11 +30,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from craftstudio.domain.training import BASIS_INITS
+from craftstudio.domain.training import BASIS_INITS, MINOR_INIT, RANDOM_INIT
 from craftstudio.engine.routing import attention_modules, target_modules
 
 CONTENT, STYLE = "content", "style"
-MINOR, RANDOM = BASIS_INITS  # where the bases start (see ProjectionBases)
 
 
 @dataclass(frozen=True)
@@ -110,14 +109,18 @@ def _group_key(d_in: int, rank: int) -> str:
 
 
 class ProjectionBases(nn.Module):
-    """Content and style bases B of every target layer, one (G, d_in, r) parameter per shape group."""
+    """Content and style bases B of every target layer, one (G, d_in, r) parameter per shape group.
+
+    `init` "random": Gaussian columns (a random subspace). "minor" (needs the layers' `weights`):
+    the content basis starts on W0's r least-used input directions and the style basis on the next
+    r (minor_directions), so Q_c ⟂ Q_s and W_init starts as the closest rank-reduced W0."""
 
     def __init__(self, specs: list[LayerSpec], seed: int, device: torch.device, method: str = "cholesky_qr2",
-                 init: str = RANDOM, weights: dict[str, torch.Tensor] | None = None):
+                 init: str = RANDOM_INIT, weights: dict[str, torch.Tensor] | None = None):
         super().__init__()
         if init not in BASIS_INITS:
             raise ValueError(f"unknown basis initialisation {init!r}; use one of {', '.join(BASIS_INITS)}")
-        if init == MINOR and weights is None:
+        if init == MINOR_INIT and weights is None:
             raise ValueError("minor-direction bases need the layers' weights")
         self.specs = specs
         self.method = method
@@ -131,7 +134,7 @@ class ProjectionBases(nn.Module):
         self.style = nn.ParameterDict()
         for key, names in groups.items():
             d_in, rank = (int(v) for v in key.split("x"))
-            if init == MINOR:
+            if init == MINOR_INIT:
                 first = minor_directions([weights[name] for name in names], 2 * rank)
                 self.content[key] = nn.Parameter(first[..., :rank].contiguous().to(device))
                 self.style[key] = nn.Parameter(first[..., rank:].contiguous().to(device))
