@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from craftstudio.domain.training import BASIS_INITS
+from craftstudio.domain.training import BASIS_INITS, MINOR_INIT
 
 
 def _cmd_render(args) -> int:
@@ -238,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="curve preset for the asymmetric-CFG rows (gates and guidance over the steps)")
     p.add_argument("--lora-workers", type=int, default=1,
                    help="train this many LoRAs at once, one process each (a GPU runs several side by side)")
-    p.add_argument("--backbone-init", choices=BASIS_INITS, default="minor",
+    p.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT,
                    help="where the Rank-FT bases start: the base model's minor input directions or random")
     p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")
     p.add_argument("--oracle", type=Path, default=None)

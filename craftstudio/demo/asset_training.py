@@ -27,7 +27,7 @@ from craftstudio.demo.assets import demo_model_dir
 from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
 from craftstudio.domain.curves import list_presets
 from craftstudio.domain.resources import demo_dir
-from craftstudio.domain.training import BASIS_INITS
+from craftstudio.domain.training import BASIS_INITS, MINOR_INIT
 
 CONTENT_SHAPE = "heart"
 CONTENT_TRIGGER, STYLE_TRIGGER = "sks", "ohwx"
@@ -99,6 +99,14 @@ def _run(argv: list[str]) -> None:
         raise SystemExit(f"step failed: {' '.join(argv)}")
 
 
+def _write_record(path: Path, record: dict) -> None:
+    """demo-assets.json through a temporary file, so a failed write keeps the old record."""
+    from craftstudio.engine.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+
+
 def _measure_only(model: Path, args: argparse.Namespace) -> int:
     """Re-measure the LoRAs already in `args.out` with this prompt weight and these curves, and
     record them (prompt, curves, numbers) in its demo-assets.json; the training record stays."""
@@ -114,7 +122,7 @@ def _measure_only(model: Path, args: argparse.Namespace) -> int:
                   measured_on=args.device,
                   measured=measure(model, args.out, backbone, style_name, args.style_gamma, args.check_images,
                                    args.device, args.curves))
-    path.write_text(json.dumps(record, indent=1))
+    _write_record(path, record)
     print(f"measured and recorded in {path}")
     return 0
 
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-images", type=int, default=16, help="generated per setting to measure the result")
     parser.add_argument("--r-max", type=int, default=16)
     parser.add_argument("--r-min", type=int, default=4)
-    parser.add_argument("--backbone-init", choices=BASIS_INITS, default="minor")
+    parser.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT)
     parser.add_argument("--no-backbone", action="store_true", help="train the LoRAs on the plain base model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
               "--lr", str(args.lora_lr),
               "--batch", "4", "--title", f"ShapesWorld {role}: {CONTENT_SHAPE if role == 'content' else args.style}",
               "--out", str(args.out / f"{role}-lora.safetensors")])
-    (args.out / "demo-assets.json").write_text(json.dumps({
+    _write_record(args.out / "demo-assets.json", {
         "prompt": demo_prompt(args.style_gamma), "cfg_scale": DEMO_CFG, "curves": args.curves,
         "content": {"shape": CONTENT_SHAPE, "trigger": CONTENT_TRIGGER},
         "style": {"style": args.style, "trigger": STYLE_TRIGGER, "captions": "a {shape} in {trigger} style"},
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
         "measured_on": args.device,
         "measured": measure(model, args.out, None if args.no_backbone else backbone, args.style, args.style_gamma,
-                            args.check_images, args.device, args.curves)}, indent=1))
+                            args.check_images, args.device, args.curves)})
     print(f"demo assets written to {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from craftstudio.domain.curves import list_presets
 from craftstudio.domain.resources import demo_dir, resources_dir
 
 MODEL_NAME = "shapesworld"
@@ -68,8 +69,6 @@ def demo_cfg_scale() -> float | None:
 
 def demo_curves() -> str | None:
     """The curve preset the demo prompt was measured with, if any and if it is a shipped preset."""
-    from craftstudio.domain.curves import list_presets
-
     value = _demo_settings().get("curves")
     return value if isinstance(value, str) and value in list_presets() else None
 

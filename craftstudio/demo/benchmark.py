@@ -42,6 +42,7 @@ import numpy as np
 from craftstudio.demo.parallel_training import train_many
 from craftstudio.demo.vocabulary import TRIGGERS
 from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
+from craftstudio.domain.training import MINOR_INIT
 
 CONTENT, STYLE = "content", "style"
 # The paper's ablation rows: (backbone, routing, asymmetric CFG); gates follow asymmetric CFG.
@@ -86,7 +87,7 @@ class BenchConfig:
     r_min: int = 4
     curves: str = "paper"  # curve preset of the asymmetric-CFG rows (gates and guidance over the steps)
     lora_workers: int = 1  # LoRAs trained at once, one process each (demo/parallel_training.py)
-    backbone_init: str = "minor"  # where the Rank-FT bases start (BackboneTrainRequest.init)
+    backbone_init: str = MINOR_INIT  # where the Rank-FT bases start (BackboneTrainRequest.init)
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
     style_gamma: float | None = None  # also run CRAFT with `<s:γ_s>`, with and without the backbone
