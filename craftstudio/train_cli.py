@@ -151,6 +151,7 @@ def _run_backbone(args: argparse.Namespace) -> int:
     request = BackboneTrainRequest(
         model=args.model, content_dir=args.content_dir, style_dir=args.style_dir, out=str(args.out),
         r_max=args.r_max, r_min=args.r_min, init=args.init, sigma=args.sigma, ortho_weight=args.ortho_weight,
+        keep_dir=args.keep_dir or "", keep_weight=args.keep_weight,
         steps=args.steps, learning_rate=args.lr, batch_size=args.batch, resolution=args.resolution,
         max_content=args.max_content, max_style=args.max_style, content_caption=args.content_caption,
         style_caption=args.style_caption, loss=args.loss, seed=args.seed, device=args.device,
@@ -206,6 +207,11 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, default=0.35, help="low-pass cutoff for content images (1 = Nyquist)")
     p.add_argument("--lambda", dest="ortho_weight", type=float, default=1.0,
                    help="weight of the orthogonality penalty between content and style bases")
+    p.add_argument("--keep-dir", default=None,
+                   help="folder of pictures (with optional caption files) the base model should keep drawing: "
+                        "each step also pulls W_init's prediction on them toward the base model's")
+    p.add_argument("--keep-weight", type=float, default=BackboneTrainRequest.keep_weight,
+                   help="weight κ of that preservation term")
     p.add_argument("--max-content", type=int, default=10, help="use at most N content references")
     p.add_argument("--max-style", type=int, default=10, help="use at most N style references")
     p.add_argument("--content-caption", default=BackboneTrainRequest.content_caption)

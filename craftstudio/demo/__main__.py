@@ -129,7 +129,8 @@ def _cmd_benchmark(args) -> int:
         plain_content_captions=args.plain_content_captions, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
         r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, curves=args.curves,
-        backbone_init=args.backbone_init, workdir=str(args.workdir or ""),
+        backbone_init=args.backbone_init, backbone_keep=args.backbone_keep, keep_weight=args.keep_weight,
+        workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
     )
     result = run_benchmark(config, log=lambda line: print(line, flush=True))
@@ -240,6 +241,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="train this many LoRAs at once, one process each (a GPU runs several side by side)")
     p.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT,
                    help="where the Rank-FT bases start: the base model's minor input directions or random")
+    p.add_argument("--backbone-keep", type=int, default=0, metavar="N",
+                   help="train the backbone with a preservation term on N pictures of the base model's own "
+                        "classes (0 = none)")
+    p.add_argument("--keep-weight", type=float, default=1.0, help="weight κ of that preservation term")
     p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")
     p.add_argument("--oracle", type=Path, default=None)
     p.add_argument("--workdir", type=Path, default=None, help="where references and trained files go "

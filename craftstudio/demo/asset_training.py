@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from craftstudio.demo.assets import demo_model_dir
-from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
+from craftstudio.demo.world import SPLIT, caption, marked_prompt, render, write_base_pictures
 from craftstudio.domain.curves import list_presets
 from craftstudio.domain.resources import demo_dir
 from craftstudio.domain.training import BASIS_INITS, MINOR_INIT
@@ -35,6 +35,10 @@ DEMO_CFG = 5.0  # the demo prompt's style weight is tuned to this guidance scale
 # Guidance only between 20 % and 80 % of the steps: the LoRAs' change is not multiplied by the
 # guidance scale while the outline forms (the noisiest steps), so the style weight can be higher.
 DEMO_CURVES = "guidance-interval"
+DEMO_STYLE_GAMMA = 0.25
+# The backbone's preservation set and weight κ: without it a trained backbone costs the base model
+# much of what it draws (README, ShapesWorld).
+KEEP_PICTURES, KEEP_WEIGHT = 48, 1000.0
 
 
 def demo_prompt(style_gamma: float) -> str:
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=demo_dir())
     parser.add_argument("--work", type=Path, default=Path("demo-asset-work"))
     parser.add_argument("--style", default="mosaic", choices=SPLIT.heldout_styles, help="the held-out style to learn")
-    parser.add_argument("--style-gamma", type=float, default=0.35,
+    parser.add_argument("--style-gamma", type=float, default=DEMO_STYLE_GAMMA,
                         help="style weight in the demo prompt (<s:G>); about 1/CFG under asymmetric CFG")
     parser.add_argument("--curves", default=DEMO_CURVES, choices=list_presets(),
                         help="curve preset the demo prompt is measured with and shipped for")
@@ -148,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--r-max", type=int, default=16)
     parser.add_argument("--r-min", type=int, default=4)
     parser.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT)
+    parser.add_argument("--keep", type=int, default=KEEP_PICTURES,
+                        help="preservation pictures of the base model's own classes for the backbone (0 = none)")
+    parser.add_argument("--keep-weight", type=float, default=KEEP_WEIGHT, help="weight κ of the preservation term")
     parser.add_argument("--no-backbone", action="store_true", help="train the LoRAs on the plain base model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -163,11 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     backbone = args.out / "backbone.safetensors"
     common = ["--model", str(model), "--resolution", "64", "--device", args.device, "--seed", str(args.seed),
               "--overwrite"]
+    keep = []
+    if args.keep and not args.no_backbone:
+        keep = ["--keep-dir", str(write_base_pictures(args.work / "keep", args.keep, args.seed)),
+                "--keep-weight", str(args.keep_weight)]
     if not args.no_backbone:
         _run(["train", "backbone", *common, "--content-dir", str(content), "--style-dir", str(style),
               "--out", str(backbone), "--r-max", str(args.r_max), "--r-min", str(args.r_min),
-              "--init", args.backbone_init,
-              "--steps", str(args.backbone_steps)])
+              "--init", args.backbone_init, *keep, "--steps", str(args.backbone_steps)])
     on_backbone = [] if args.no_backbone else ["--backbone", str(backbone)]
     for role, images, trigger, template in (
         ("content", content, CONTENT_TRIGGER, "a {trigger}"),
@@ -184,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         "style": {"style": args.style, "trigger": STYLE_TRIGGER, "captions": "a {shape} in {trigger} style"},
         "refs": args.refs,
         "backbone": None if args.no_backbone else {"steps": args.backbone_steps, "r_max": args.r_max,
-                                                   "r_min": args.r_min, "init": args.backbone_init},
+                                                   "r_min": args.r_min, "init": args.backbone_init,
+                                                   "keep": args.keep, "keep_weight": args.keep_weight},
         "lora": {"steps": args.lora_steps, "lr": args.lora_lr, "rank": args.rank}, "device": args.device,
         "seconds": round(time.perf_counter() - started, 1),
         "measured_on": args.device,

@@ -41,7 +41,7 @@ import numpy as np
 
 from craftstudio.demo.parallel_training import train_many
 from craftstudio.demo.vocabulary import TRIGGERS
-from craftstudio.demo.world import SPLIT, caption, marked_prompt, render
+from craftstudio.demo.world import SPLIT, caption, marked_prompt, render, write_base_pictures
 from craftstudio.domain.training import MINOR_INIT
 
 CONTENT, STYLE = "content", "style"
@@ -88,6 +88,8 @@ class BenchConfig:
     curves: str = "paper"  # curve preset of the asymmetric-CFG rows (gates and guidance over the steps)
     lora_workers: int = 1  # LoRAs trained at once, one process each (demo/parallel_training.py)
     backbone_init: str = MINOR_INIT  # where the Rank-FT bases start (BackboneTrainRequest.init)
+    backbone_keep: int = 0  # preservation pictures of the base model's classes (0 = no preservation term)
+    keep_weight: float = 1.0  # κ of the preservation term (BackboneTrainRequest.keep_weight)
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
     style_gamma: float | None = None  # also run CRAFT with `<s:γ_s>`, with and without the backbone
@@ -255,11 +257,12 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     t0 = time.perf_counter()
     backbone = work / "backbone.safetensors"
     say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
-        f"{config.backbone_init} init)")
+        f"{config.backbone_init} init, {config.backbone_keep} preservation pictures at κ {config.keep_weight:g})")
+    keep = write_base_pictures(work / "refs" / "keep", config.backbone_keep, config.seed) if config.backbone_keep else None
     result = train(BackboneTrainRequest(
         model=config.model, content_dir=str(work / "refs" / "all-content"), style_dir=str(work / "refs" / "all-style"),
         out=str(backbone), r_max=config.r_max, r_min=config.r_min, init=config.backbone_init,
-        steps=config.backbone_steps,
+        keep_dir=str(keep or ""), keep_weight=config.keep_weight, steps=config.backbone_steps,
         batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
         gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
     ), progress=_Printer("backbone", say))

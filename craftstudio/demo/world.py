@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -138,6 +139,18 @@ def random_scenes(count: int, seed: int, shapes: tuple[str, ...] = SHAPES,
     looks = rng.integers(len(styles), size=count)
     seeds = rng.integers(2**62, size=count)
     return [Scene(shapes[int(c)], styles[int(s)], int(k)) for c, s, k in zip(contents, looks, seeds, strict=True)]
+
+
+def write_base_pictures(folder: Path, count: int, seed: int) -> Path:
+    """`count` random pictures of the base model's own classes (training shapes and styles), each
+    with its caption file: the preservation set that keeps a demo backbone close to the base model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for i, scene in enumerate(random_scenes(count, seed, SPLIT.train_shapes, SPLIT.train_styles)):
+        scene.render().save(folder / f"{i:03d}.png")
+        (folder / f"{i:03d}.txt").write_text(scene.caption + "\n", encoding="utf-8")
+    return folder
 
 
 # Batches of pictures as arrays, rendered in worker processes (numpy only, so workers start fast;

@@ -93,6 +93,10 @@ class BackboneTrainRequest:
     init: str = MINOR_INIT
     sigma: float = 0.35  # normalised low-pass cutoff for content images (see engine/training/data.py)
     ortho_weight: float = 1.0  # λ of the orthogonality penalty λ·mean_l ‖Q_cᵀQ_s‖²_F
+    # Prior preservation (DESIGN.md §1): a folder of pictures the base model should go on drawing
+    # (each may have a caption file); every step adds κ·‖ε(W_init) − ε(W0)‖² on one of them.
+    keep_dir: str = ""
+    keep_weight: float = 1.0  # κ; unused without keep_dir
     steps: int = 5000  # UNet passes; even steps train content bases, odd steps style bases
     learning_rate: float = 1e-3
     batch_size: int = 1
@@ -127,6 +131,8 @@ class BackboneTrainRequest:
             raise RequestError(f"The low-pass cutoff σ must be above 0 and at most 1, not {self.sigma}.")
         if not 0 <= self.ortho_weight <= 1e6:
             raise RequestError(f"The orthogonality weight λ must be between 0 and 1e6, not {self.ortho_weight}.")
+        if not 0 <= self.keep_weight <= 1e6:
+            raise RequestError(f"The preservation weight κ must be between 0 and 1e6, not {self.keep_weight}.")
         for name, value in (("content", self.max_content), ("style", self.max_style)):
             if not 1 <= value <= 10_000:
                 raise RequestError(f"The number of {name} references must be between 1 and 10000, not {value}.")

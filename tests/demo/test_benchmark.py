@@ -30,7 +30,8 @@ def test_benchmark_smoke(tmp_path, capsys):
     sheet = tmp_path / "sheet.png"
     code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2", "--ref-classes", "2",
                  "--lora-steps", "2", "--backbone-steps", "2", "--workdir", str(tmp_path / "work"),
-                 "--style-gamma", "0.3", "--curves", "guidance-interval", "--json", str(out), "--sheet", str(sheet)])
+                 "--style-gamma", "0.3", "--curves", "guidance-interval", "--backbone-keep", "2", "--keep-weight", "10",
+                 "--json", str(out), "--sheet", str(sheet)])
     assert code == 0
     text = capsys.readouterr().out
     assert "| Method |" in text and "| Backbone | Routing |" in text
@@ -53,6 +54,7 @@ def test_benchmark_smoke(tmp_path, capsys):
     assert {"content_acc", "style_acc", "both_acc", "content_leak", "style_leak"} <= set(method)
     assert set(data["summary"][data["aliases"]["direct merge"]]["both_acc"]) == {"mean", "std"}
     assert sheet.stat().st_size > 0
+    assert data["config"]["backbone_keep"] == 2 and len(list((tmp_path / "work" / "refs" / "keep").glob("*.png"))) == 2
 
 
 def test_the_style_weight_goes_into_the_prompt_marker():

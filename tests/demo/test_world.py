@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from craftstudio.demo.shapes import SIZE
 from craftstudio.demo.styles import outline
@@ -97,6 +98,20 @@ def test_random_scenes_are_deterministic_and_keep_to_their_classes():
     for image, c, s, k in zip(pictures.images, pictures.contents, pictures.styles, pictures.seeds, strict=True):
         assert np.array_equal(image, render_array(SHAPES[c], STYLES[s], int(k)))
     assert pictures.captions()[0] == caption(SHAPES[pictures.contents[0]], STYLES[pictures.styles[0]])
+
+
+def test_base_pictures_show_training_classes_named_by_their_caption_files(tmp_path):
+    from craftstudio.demo.world import write_base_pictures
+
+    folder = write_base_pictures(tmp_path / "keep", 6, seed=2)
+    (folder / "stale.png").write_bytes(b"old")
+    write_base_pictures(folder, 6, seed=2)  # a second write replaces the folder's pictures
+    pictures = sorted(folder.glob("*.png"))
+    assert len(pictures) == 6 and len(list(folder.glob("*.txt"))) == 6
+    for path, scene in zip(pictures, random_scenes(6, 2, SPLIT.train_shapes, SPLIT.train_styles), strict=True):
+        shape, style = parse_caption(path.with_suffix(".txt").read_text())
+        assert (shape, style) == (scene.content, scene.style) and shape in SPLIT.train_shapes
+        assert np.array_equal(np.asarray(Image.open(path)), render_array(shape, style, scene.seed))
 
 
 def test_unknown_classes_and_bad_seeds_are_refused():

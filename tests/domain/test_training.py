@@ -47,6 +47,7 @@ def test_defaults_are_valid_and_follow_the_paper():
     (dict(init="svd"), "basis initialisation must be one of minor, random, not 'svd'"),
     (dict(resolution=100), "multiple of 8"),
     (dict(ortho_weight=-1), "orthogonality weight"),
+    (dict(keep_weight=-1), "preservation weight κ"),
     (dict(max_content=0), "content references must be between"),
     (dict(mixed_precision="fp8"), "Unknown mixed precision 'fp8'"),
     (dict(device="tpu"), "Unknown device 'tpu'"),

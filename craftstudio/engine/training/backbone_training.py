@@ -5,7 +5,11 @@ images are low-pass filtered. The N×M (content, style) pairs are visited in a s
 epoch; step 2k is the content step of pair k (content bases applied, trained on the low-passed
 content image with the neutral caption), step 2k+1 its style step (style bases, style image,
 style caption). Every step also adds the orthogonality penalty λ·mean_l ‖Q_cᵀQ_s‖²_F, whose
-gradient reaches both banks. The frozen UNet is never copied (see rank_ft.Projection).
+gradient reaches both banks. With a preservation folder (`keep_dir`) every step also adds
+κ·‖ε(W_init) − ε(W0)‖² on a noised preservation picture with its caption, the step's bases
+applied: W0's own prediction is the target, so the bases are pulled toward directions the base
+model does not need for what it already draws (prior preservation by distillation). The frozen
+UNet is never copied (see rank_ft.Projection).
 
 The result is saved with engine.backbone.save_backbone: the merged Q per layer plus the base
 model's fingerprint and family, r_max, r_min, σ, λ, steps and the full (resolved) request.
@@ -26,17 +30,20 @@ from craftstudio.domain.training import BackboneTrainRequest, TrainResult, compa
 from craftstudio.engine.backbone import save_backbone
 from craftstudio.engine.fingerprint import model_fingerprint
 from craftstudio.engine.training import checkpoint as ckpt
-from craftstudio.engine.training.data import check_sizes, collect_images, load_set
+from craftstudio.engine.training.data import check_sizes, collect_images, load_set, read_captions
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
     LatentCache,
+    NoisyBatch,
     TextConditioning,
     batch_indices,
     denoising_loss,
     draw_batch,
     encode_caption,
+    encode_captions,
     make_noise_scheduler,
     offload_text_encoders,
+    predict,
     step_generator,
 )
 from craftstudio.engine.training.loop import (
@@ -61,19 +68,34 @@ class RankFtStep:
     projection: Projection
     optimizer: torch.optim.Optimizer
     ortho_weight: float
+    keep_weight: float = 0.0
 
-    def __call__(self, role: str, batch, text: TextConditioning) -> dict[str, torch.Tensor]:
+    def __call__(self, role: str, batch: NoisyBatch, text: TextConditioning,
+                 keep: tuple[NoisyBatch, TextConditioning] | None = None) -> dict[str, torch.Tensor]:
         q_c = self.bases.orthonormal(CONTENT)
         q_s = self.bases.orthonormal(STYLE)
         self.projection.set_bases(self.bases.per_layer(q_c if role == CONTENT else q_s, self.projection.dtype))
         denoise = denoising_loss(self.setup, batch, text)
         ortho = orthogonality_penalty((q_c[k], q_s[k]) for k in q_c)
         total = denoise + self.ortho_weight * ortho
+        terms = {"denoise": denoise.detach(), "ortho": ortho.detach()}
+        if keep is not None:
+            kept = preservation_loss(self.setup, self.projection, *keep)
+            total = total + self.keep_weight * kept
+            terms["keep"] = kept.detach()
         self.setup.precision.backward(total)
         self.setup.precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         self.projection.set_bases(None)  # drop this step's graph
-        return {"loss": total.detach(), "denoise": denoise.detach(), "ortho": ortho.detach()}
+        return {"loss": total.detach(), **terms}
+
+
+def preservation_loss(setup: DenoisingSetup, projection: Projection, batch: NoisyBatch,
+                      text: TextConditioning) -> torch.Tensor:
+    """‖ε(W_init) − ε(W0)‖² on one noised preservation batch, the active bases applied."""
+    with torch.no_grad(), projection.suspended():
+        teacher = predict(setup, batch, text)
+    return (predict(setup, batch, text).float() - teacher.float()).pow(2).mean()
 
 
 def make_optimizer(params, learning_rate: float) -> torch.optim.Optimizer:
@@ -90,13 +112,16 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
     tell(progress, "prepare", "checking images")
     content = collect_images([request.content_dir], what="content references", limit=request.max_content)
     style = collect_images([request.style_dir], what="style references", limit=request.max_style)
-    skipped = content.skipped + style.skipped
+    keep = collect_images([request.keep_dir], what="preservation pictures") if request.keep_dir else None
+    skipped = content.skipped + style.skipped + (keep.skipped if keep else [])
     report_skipped(progress, skipped)
     loaded = load_training_model(request, progress)
     device, precision, model, resolution = loaded.device, loaded.precision, loaded.model, loaded.resolution
     request = dataclasses.replace(request, resolution=resolution)
     check_sizes(content.paths, resolution, upscale=request.upscale, what="content references")
     check_sizes(style.paths, resolution, upscale=request.upscale, what="style references")
+    if keep is not None:
+        check_sizes(keep.paths, resolution, upscale=request.upscale, what="preservation pictures")
     if cancel is not None:
         cancel.raise_if_cancelled()
 
@@ -108,6 +133,10 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
                                         resolution),
                 STYLE: encode_caption(model, strip_markers(request.style_caption.format(trigger="")),
                                       resolution)}
+        if keep is not None:  # a picture without a caption file keeps the unconditional prediction
+            keep_latents = LatentCache.encode(model, load_set(keep.paths, resolution))
+            keep_text = encode_captions(model, [strip_markers(c or "").strip() for c in read_captions(keep.paths)],
+                                        resolution)
         offload_text_encoders(model, keep_vae=False)
         unet = model.unet
         unet.requires_grad_(False)
@@ -121,7 +150,7 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         setup = DenoisingSetup(unet, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)
         projection = Projection(unet, [s.name for s in specs])
-        step_fn = RankFtStep(setup, bases, projection, optimizer, request.ortho_weight)
+        step_fn = RankFtStep(setup, bases, projection, optimizer, request.ortho_weight, request.keep_weight)
         params = dict(bases.named_parameters())
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []
@@ -138,7 +167,11 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
             m = len(latents[STYLE])
             indices = [p // m for p in chosen] if role == CONTENT else [p % m for p in chosen]
             batch = draw_batch(latents[role], indices, gen, num_timesteps, device)
-            terms = step_fn(role, batch, text[role])
+            kept = None
+            if keep is not None:  # drawn after the step's own batch, which stays as without it
+                picked = batch_indices(len(keep_latents), request.batch_size, request.seed + 1, step)
+                kept = (draw_batch(keep_latents, picked, gen, num_timesteps, device), keep_text.take(picked))
+            terms = step_fn(role, batch, text[role], kept)
             return {k: float(v) for k, v in terms.items()}
 
         def save_state(step: int) -> None:
@@ -157,6 +190,7 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
     fingerprint = model_fingerprint(model.path)
     extra = {
         "craft.init": request.init, "craft.sigma": repr(request.sigma), "craft.lambda": repr(request.ortho_weight),
+        "craft.keep_weight": repr(request.keep_weight if keep is not None else 0.0),
         "craft.steps": str(request.steps), "craft.orthonormalization": bases.method,
         "craft.request": json.dumps(request.to_dict()),
         "modelspec.title": request.title or out.stem,
@@ -172,6 +206,7 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         details={"layers": len(specs), "init": request.init, "ranks": ranks, "merged_rank_total": sum(2 * s.rank for s in specs),
                  "precision": precision.label, "family": model.family.value,
                  "content_images": [str(p) for p in content.paths],
-                 "style_images": [str(p) for p in style.paths], "orthonormalization": bases.method},
+                 "style_images": [str(p) for p in style.paths], "orthonormalization": bases.method,
+                 "keep_images": [str(p) for p in keep.paths] if keep else []},
     )
 

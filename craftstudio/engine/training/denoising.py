@@ -181,14 +181,16 @@ def make_noise_scheduler(model_scheduler_config):
     return DDPMScheduler.from_config(model_scheduler_config)
 
 
+def predict(setup: DenoisingSetup, batch: NoisyBatch, text: TextConditioning) -> torch.Tensor:
+    """The UNet's prediction on the noised batch (ε, v or x₀, as the model was trained)."""
+    noisy = setup.noise_scheduler.add_noise(batch.latents, batch.noise, batch.timesteps)
+    states, added = text.expand(batch.latents.shape[0])
+    with setup.precision.autocast():
+        return setup.unet(noisy.to(setup.precision.load_dtype), batch.timesteps, encoder_hidden_states=states,
+                          added_cond_kwargs=added, return_dict=False)[0]
+
+
 def denoising_loss(setup: DenoisingSetup, batch: NoisyBatch, text: TextConditioning) -> torch.Tensor:
     """Forward pass on the noised batch and the denoising loss (not yet backpropagated)."""
-    scheduler = setup.noise_scheduler
-    noisy = scheduler.add_noise(batch.latents, batch.noise, batch.timesteps)
-    target = denoising_target(scheduler, batch.latents, batch.noise, batch.timesteps)
-    states, added = text.expand(batch.latents.shape[0])
-    dtype = setup.precision.load_dtype
-    with setup.precision.autocast():
-        pred = setup.unet(noisy.to(dtype), batch.timesteps, encoder_hidden_states=states,
-                          added_cond_kwargs=added, return_dict=False)[0]
-    return setup.loss_fn(pred, target, batch.timesteps)
+    target = denoising_target(setup.noise_scheduler, batch.latents, batch.noise, batch.timesteps)
+    return setup.loss_fn(predict(setup, batch, text), target, batch.timesteps)

@@ -188,6 +188,15 @@ class Projection:
             q = q.to(weight.dtype)
             self.active[name] = (q, weight @ q)
 
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """W0 inside the block (the preservation term's teacher); the active Q are kept for after."""
+        active, self.active = self.active, {}
+        try:
+            yield
+        finally:
+            self.active = active
+
     def _hook(self, name: str):
         def hook(module, inputs, output):
             pair = self.active.get(name)

@@ -113,3 +113,26 @@ def test_existing_output_and_small_images_are_refused(tmp_path, tiny_sd1, refs, 
     with pytest.raises(ImageSetError, match="smaller than the training resolution 32"):
         train_backbone(backbone_request(tiny_sd1, small, tmp_path / "x.safetensors"))
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_preservation_pictures_add_a_term_that_is_recorded_and_inert_at_zero_weight(tmp_path, tiny_sd1, refs):
+    plain = train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "plain.safetensors"))
+    zero = train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "zero.safetensors",
+                                           keep_dir=str(refs["style"]), keep_weight=0.0))
+    kept = train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "kept.safetensors",
+                                           keep_dir=str(refs["style"]), keep_weight=100.0))
+    a, b, c = (load_backbone(r.out) for r in (plain, zero, kept))
+    # The preservation batch is drawn after the step's own: at κ = 0 the result is unchanged.
+    assert all(torch.equal(a.bases[k], b.bases[k]) for k in a.bases)
+    assert any(not torch.equal(a.bases[k], c.bases[k]) for k in a.bases)
+    assert "keep" not in plain.losses[0] and all(t["keep"] > 0 for t in kept.losses)
+    assert (a.metadata["craft.keep_weight"], c.metadata["craft.keep_weight"]) == ("0.0", "100.0")
+    assert train_request_from_dict(json.loads(c.metadata["craft.request"])).keep_dir == str(refs["style"])
+    assert kept.details["keep_images"] == [str(p) for p in sorted(refs["style"].iterdir())]
+
+
+def test_a_missing_preservation_folder_is_named(tmp_path, tiny_sd1, refs):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ImageSetError, match=f"preservation pictures {missing} does not exist"):
+        train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "x.safetensors", keep_dir=str(missing)))
+    assert not (tmp_path / "x.safetensors").exists()

@@ -10,13 +10,14 @@ import torch
 from craftstudio.engine.backbone import apply_backbone
 from craftstudio.engine.loader import load_model
 from craftstudio.engine.routing import attention_modules
-from craftstudio.engine.training.backbone_training import RankFtStep, make_optimizer
+from craftstudio.engine.training.backbone_training import RankFtStep, make_optimizer, preservation_loss
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
     LatentCache,
     TextConditioning,
     draw_batch,
     make_noise_scheduler,
+    predict,
     step_generator,
 )
 from craftstudio.engine.training.losses import make_denoising_loss, orthogonality_penalty
@@ -205,3 +206,40 @@ def test_gradient_checkpointing_gives_the_same_gradients(sd1):
             step(STYLE, draw_batch(cache, [1], step_generator(0, 2), 1000, CPU), text)
         grads.append({k: v.detach().clone() for k, v in bases.named_parameters()})
     assert all(torch.allclose(grads[0][k], grads[1][k], atol=1e-6) for k in grads[0])
+
+
+def test_preservation_loss_is_the_gap_to_w0_and_keeps_the_bases_active(sd1):
+    setup, cache, text = _setup(sd1)
+    specs = layer_specs(setup.unet, 4, 2)
+    bases = ProjectionBases(specs, seed=8, device=CPU)
+    projection = Projection(setup.unet, [s.name for s in specs])
+    batch = draw_batch(cache, [0, 1], step_generator(0, 3), 1000, CPU)
+    with projection.installed(), torch.no_grad():
+        w0 = predict(setup, batch, text)
+        q = bases.per_layer(bases.orthonormal(CONTENT))
+        projection.set_bases(q)
+        projected = predict(setup, batch, text)
+        kept = preservation_loss(setup, projection, batch, text)
+        assert set(projection.active) == set(q)  # the teacher pass put the bases back
+        assert float(kept) > 0 and torch.allclose(kept, (projected - w0).pow(2).mean())
+        projection.set_bases(None)
+        assert float(preservation_loss(setup, projection, batch, text)) == 0  # no bases: W_init = W0
+
+
+def test_the_preservation_weight_pulls_w_init_toward_w0(sd1):
+    gaps = {}
+    for weight in (0.0, 1e3):
+        setup, cache, text = _setup(sd1)
+        specs = layer_specs(setup.unet, 4, 2)
+        bases = ProjectionBases(specs, seed=9, device=CPU)  # random bases: W_init starts far from W0
+        projection = Projection(setup.unet, [s.name for s in specs])
+        step = RankFtStep(setup, bases, projection, make_optimizer(bases.parameters(), 5e-2), 1.0, weight)
+        batch = draw_batch(cache, [0, 1], step_generator(0, 4), 1000, CPU)
+        keep = (draw_batch(cache, [0, 1], step_generator(0, 5), 1000, CPU), text)
+        with projection.installed():
+            terms = [{k: float(v) for k, v in step(CONTENT, batch, text, keep).items()} for _ in range(8)]
+        assert all(abs(t["loss"] - t["denoise"] - t["ortho"] - weight * t["keep"]) < 1e-4 * max(1, t["loss"])
+                   for t in terms)  # every term is logged
+        gaps[weight] = (terms[0]["keep"], terms[-1]["keep"])
+    assert gaps[0.0][0] == gaps[1e3][0]  # same start
+    assert gaps[1e3][1] < 0.5 * gaps[1e3][0] and gaps[1e3][1] < 0.5 * gaps[0.0][1]
