@@ -122,6 +122,10 @@ def _measure_only(model: Path, args: argparse.Namespace) -> int:
         print(f"{path} is missing or unreadable ({exc}): train the demo assets first.", file=sys.stderr)
         return 2
     backbone = args.out / "backbone.safetensors" if record.get("backbone") else None
+    if backbone is not None and not backbone.is_file():
+        print(f"{backbone} is missing although {path} records a backbone: train the demo assets again.",
+              file=sys.stderr)
+        return 2
     record.update(prompt=demo_prompt(args.style_gamma), cfg_scale=DEMO_CFG, curves=args.curves,
                   measured_on=args.device,
                   measured=measure(model, args.out, backbone, style_name, args.style_gamma, args.check_images,

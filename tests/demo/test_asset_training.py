@@ -17,8 +17,9 @@ pytestmark = pytest.mark.skipif(assets.demo_lora("content") is None or assets.de
 
 def test_measure_only_records_the_prompt_curves_and_numbers(tmp_path, capsys):
     demo = assets.demo_lora("content").parent
-    for name in ("content-lora.safetensors", "style-lora.safetensors", "demo-assets.json"):
-        shutil.copy(demo / name, tmp_path / name)
+    for name in ("content-lora.safetensors", "style-lora.safetensors", "demo-assets.json", "backbone.safetensors"):
+        if (demo / name).is_file():
+            shutil.copy(demo / name, tmp_path / name)
     before = json.loads((tmp_path / "demo-assets.json").read_text())
     assert main(["--out", str(tmp_path), "--measure-only", "--style-gamma", "0.3", "--curves", "paper",
                  "--check-images", "1"]) == 0
@@ -34,3 +35,15 @@ def test_measure_only_records_the_prompt_curves_and_numbers(tmp_path, capsys):
 def test_measure_only_without_a_record_says_to_train_first(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--measure-only"]) == 2
     assert "train the demo assets first" in capsys.readouterr().err
+
+
+def test_measure_only_names_a_missing_backbone(tmp_path, capsys):
+    demo = assets.demo_lora("content").parent
+    for name in ("content-lora.safetensors", "style-lora.safetensors"):
+        shutil.copy(demo / name, tmp_path / name)
+    record = json.loads((demo / "demo-assets.json").read_text())
+    record["backbone"] = {"steps": 1}
+    (tmp_path / "demo-assets.json").write_text(json.dumps(record))
+    assert main(["--out", str(tmp_path), "--measure-only", "--check-images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "backbone.safetensors") in err and "train the demo assets again" in err

@@ -23,8 +23,7 @@ def test_cli_generate_without_model_uses_the_demo(tmp_path):
     assert (request.width, request.height) == (64, 64)  # the demo model's native size
     assert request.content_lora.path == str(assets.demo_lora("content"))
     assert request.style_lora.path == str(assets.demo_lora("style"))
-    backbone = assets.demo_backbone()
-    assert request.backbone == (str(backbone) if backbone else None)
+    assert request.backbone == str(assets.demo_backbone())  # the shipped W_init is on by default
     assert request.prompt == assets.demo_prompt() and "<c>" in request.prompt
     # The demo prompt's style weight is tuned to its guidance scale and curve preset.
     assert request.cfg_scale == assets.demo_cfg_scale() == 5.0
@@ -55,8 +54,7 @@ def test_gui_first_run_picks_the_demo(qtbot, tmp_path, monkeypatch):
         assert state.model == str(assets.demo_model_dir())
         assert state.craft.content_lora == str(assets.demo_lora("content"))
         assert state.craft.style_lora == str(assets.demo_lora("style"))
-        backbone = assets.demo_backbone()
-        assert state.craft.backbone == (str(backbone) if backbone else "")
+        assert state.craft.backbone == str(assets.demo_backbone())
         assert state.cfg_scale == assets.demo_cfg_scale()
         assert state.craft.curves.preset == assets.demo_curves() and not state.craft.curves.edited
         assert state.craft.curves.to_request() == load_preset(assets.demo_curves()).to_dict()

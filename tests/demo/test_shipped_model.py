@@ -40,3 +40,22 @@ def test_demo_model_loads_and_draws_a_64px_picture():
     result = generate(GenerateRequest(model=str(MODEL), prompt="a star in stripes style", width=64, height=64,
                                       steps=4, device="cpu"))
     assert result.images[0].size == (64, 64)
+
+
+def test_the_shipped_backbone_and_loras_belong_to_the_demo_model_and_to_each_other():
+    from craftstudio.demo import assets
+    from craftstudio.engine.backbone import load_backbone
+    from craftstudio.engine.fingerprint import file_sha256, model_fingerprint
+    from craftstudio.library.header import read_header
+
+    backbone = load_backbone(assets.demo_backbone())
+    assert backbone.fingerprint == model_fingerprint(MODEL)
+    recorded = json.loads((assets.demo_backbone().parent / "demo-assets.json").read_text())["backbone"]
+    assert float(backbone.metadata["craft.keep_weight"]) == recorded["keep_weight"] > 0  # trained with preservation
+    sha = file_sha256(assets.demo_backbone())
+    for role in ("content", "style"):
+        header = read_header(assets.demo_lora(role))
+        assert header.metadata["craft.backbone"] == sha  # trained on this W_init
+        assert header.metadata["craft.role"] == role
+    sizes = [p.stat().st_size for p in assets.demo_backbone().parent.glob("*.safetensors")]
+    assert max(sizes) <= 5 * 1024 * 1024
