@@ -2,7 +2,8 @@
 
 `python -m craftstudio.demo.asset_training [--out resources/demo] [--style mosaic] [--device cpu]`
 renders reference pictures of a held-out shape (content) and a held-out style (style), trains a
-Rank-FT backbone on them (unless `--no-backbone`), then a content LoRA and a style LoRA on W_init.
+Rank-FT backbone on them (unless `--no-backbone`) with the preservation term on pictures of the
+base model's own classes (`--keep`, `--keep-weight`), then a content LoRA and a style LoRA on W_init.
 The content references show the shape in several training styles and the style references show
 the style on several training shapes. Each style reference has a caption file naming its shape
 (`a star in ohwx style`), so the style LoRA is not asked to invent the shape: the trigger binds
