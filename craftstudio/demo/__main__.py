@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from craftstudio.domain.training import BASIS_INITS, MINOR_INIT
+from craftstudio.domain.training import BASIS_INITS, MINOR_INIT, BackboneTrainRequest
 
 
 def _cmd_render(args) -> int:
@@ -244,7 +244,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-keep", type=int, default=0, metavar="N",
                    help="train the backbone with a preservation term on N pictures of the base model's own "
                         "classes (0 = none)")
-    p.add_argument("--keep-weight", type=float, default=1.0, help="weight κ of that preservation term")
+    p.add_argument("--keep-weight", type=float, default=BackboneTrainRequest.keep_weight,
+                   help="weight κ of that preservation term")
     p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")
     p.add_argument("--oracle", type=Path, default=None)
     p.add_argument("--workdir", type=Path, default=None, help="where references and trained files go "

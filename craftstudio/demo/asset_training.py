@@ -28,7 +28,7 @@ from craftstudio.demo.assets import demo_model_dir
 from craftstudio.demo.world import SPLIT, caption, marked_prompt, render, write_base_pictures
 from craftstudio.domain.curves import list_presets
 from craftstudio.domain.resources import demo_dir
-from craftstudio.domain.training import BASIS_INITS, MINOR_INIT
+from craftstudio.domain.training import BASIS_INITS, MINOR_INIT, BackboneTrainRequest
 
 CONTENT_SHAPE = "heart"
 CONTENT_TRIGGER, STYLE_TRIGGER = "sks", "ohwx"
@@ -37,9 +37,9 @@ DEMO_CFG = 5.0  # the demo prompt's style weight is tuned to this guidance scale
 # guidance scale while the outline forms (the noisiest steps), so the style weight can be higher.
 DEMO_CURVES = "guidance-interval"
 DEMO_STYLE_GAMMA = 0.25
-# The backbone's preservation set and weight κ: without it a trained backbone costs the base model
+# The backbone's preservation set: without it a trained backbone costs the base model
 # much of what it draws (README, ShapesWorld).
-KEEP_PICTURES, KEEP_WEIGHT = 48, 1000.0
+KEEP_PICTURES = 48
 
 
 def demo_prompt(style_gamma: float) -> str:
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT)
     parser.add_argument("--keep", type=int, default=KEEP_PICTURES,
                         help="preservation pictures of the base model's own classes for the backbone (0 = none)")
-    parser.add_argument("--keep-weight", type=float, default=KEEP_WEIGHT, help="weight κ of the preservation term")
+    parser.add_argument("--keep-weight", type=float, default=BackboneTrainRequest.keep_weight,
+                        help="weight κ of the preservation term")
     parser.add_argument("--no-backbone", action="store_true", help="train the LoRAs on the plain base model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)

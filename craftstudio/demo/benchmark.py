@@ -42,7 +42,7 @@ import numpy as np
 from craftstudio.demo.parallel_training import train_many
 from craftstudio.demo.vocabulary import TRIGGERS
 from craftstudio.demo.world import SPLIT, caption, marked_prompt, render, write_base_pictures
-from craftstudio.domain.training import MINOR_INIT
+from craftstudio.domain.training import MINOR_INIT, BackboneTrainRequest
 
 CONTENT, STYLE = "content", "style"
 # The paper's ablation rows: (backbone, routing, asymmetric CFG); gates follow asymmetric CFG.
@@ -89,7 +89,7 @@ class BenchConfig:
     lora_workers: int = 1  # LoRAs trained at once, one process each (demo/parallel_training.py)
     backbone_init: str = MINOR_INIT  # where the Rank-FT bases start (BackboneTrainRequest.init)
     backbone_keep: int = 0  # preservation pictures of the base model's classes (0 = no preservation term)
-    keep_weight: float = 1.0  # κ of the preservation term (BackboneTrainRequest.keep_weight)
+    keep_weight: float = BackboneTrainRequest.keep_weight  # κ of the preservation term
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
     style_gamma: float | None = None  # also run CRAFT with `<s:γ_s>`, with and without the backbone
@@ -216,7 +216,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     from craftstudio.demo.oracle import Oracle
     from craftstudio.domain.curves import load_preset
     from craftstudio.domain.generation import FusionSwitches, GenerateRequest, LoraRef
-    from craftstudio.domain.training import BackboneTrainRequest, LoraTrainRequest
+    from craftstudio.domain.training import LoraTrainRequest
     from craftstudio.engine.generation import generate
     from craftstudio.engine.training import train
 

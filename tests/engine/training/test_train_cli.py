@@ -35,8 +35,10 @@ def test_train_backbone_then_loras_then_generate(tmp_path, tiny_sd1, refs, capsy
     backbone, content, style = (tmp_path / f"{n}.safetensors" for n in ("backbone", "content", "style"))
     common = ["--model", str(tiny_sd1), "--device", "cpu", "--resolution", "32", "--steps", "2"]
     assert _run(["train", "backbone", *common, "--content-dir", str(refs["content"]), "--style-dir",
-                 str(refs["style"]), "--out", str(backbone), "--r-max", "4", "--r-min", "2"]) == 0
+                 str(refs["style"]), "--out", str(backbone), "--r-max", "4", "--r-min", "2",
+                 "--keep-dir", str(refs["style"])]) == 0
     assert load_backbone(backbone).metadata["craft.steps"] == "2"
+    assert load_backbone(backbone).metadata["craft.keep_weight"] == "1000.0"  # the default κ
     assert load_backbone(backbone).metadata["craft.init"] == "minor"
     assert _run(["train", "lora", *common, "--role", "content", "--images", str(refs["content"]), "--trigger",
                  "sks cat", "--backbone", str(backbone), "--rank", "2", "--out", str(content),
