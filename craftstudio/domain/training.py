@@ -93,7 +93,7 @@ class BackboneTrainRequest:
     init: str = MINOR_INIT
     sigma: float = 0.35  # normalised low-pass cutoff for content images (see engine/training/data.py)
     ortho_weight: float = 1.0  # λ of the orthogonality penalty λ·mean_l ‖Q_cᵀQ_s‖²_F
-    # Prior preservation (DESIGN.md §1): a folder of pictures the base model should go on drawing
+    # Prior preservation (README, The backbone): a folder of pictures the base model should go on drawing
     # (each may have a caption file); every step adds κ·‖ε(W_init) − ε(W0)‖² on one of them.
     keep_dir: str = ""
     # κ; unused without keep_dir. The preservation loss is small (≈1e-3 once the bases have moved),
