@@ -129,7 +129,8 @@ def _cmd_benchmark(args) -> int:
         plain_content_captions=args.plain_content_captions, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
         r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, curves=args.curves,
-        backbone_init=args.backbone_init, backbone_keep=args.backbone_keep, keep_weight=args.keep_weight,
+        backbone_init=args.backbone_init, keep_weight=args.keep_weight,
+        **({} if args.backbone_keep is None else {"backbone_keep": args.backbone_keep}),
         workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
     )
@@ -241,9 +242,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="train this many LoRAs at once, one process each (a GPU runs several side by side)")
     p.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT,
                    help="where the Rank-FT bases start: the base model's minor input directions or random")
-    p.add_argument("--backbone-keep", type=int, default=0, metavar="N",
+    p.add_argument("--backbone-keep", type=int, default=None, metavar="N",
                    help="train the backbone with a preservation term on N pictures of the base model's own "
-                        "classes (0 = none)")
+                        "classes (0 = none; default: as many as the shipped demo backbone)")
     p.add_argument("--keep-weight", type=float, default=BackboneTrainRequest.keep_weight,
                    help="weight κ of that preservation term")
     p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")

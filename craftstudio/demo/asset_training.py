@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from craftstudio.demo.assets import demo_model_dir
-from craftstudio.demo.world import SPLIT, caption, marked_prompt, render, write_base_pictures
+from craftstudio.demo.world import KEEP_PICTURES, SPLIT, caption, marked_prompt, render, write_base_pictures
 from craftstudio.domain.curves import list_presets
 from craftstudio.domain.resources import demo_dir
 from craftstudio.domain.training import BASIS_INITS, MINOR_INIT, BackboneTrainRequest
@@ -37,9 +37,6 @@ DEMO_CFG = 5.0  # the demo prompt's style weight is tuned to this guidance scale
 # guidance scale while the outline forms (the noisiest steps), so the style weight can be higher.
 DEMO_CURVES = "guidance-interval"
 DEMO_STYLE_GAMMA = 0.25
-# The backbone's preservation set: without it a trained backbone costs the base model
-# much of what it draws (README, ShapesWorld).
-KEEP_PICTURES = 48
 
 
 def demo_prompt(style_gamma: float) -> str:

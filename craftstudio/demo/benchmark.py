@@ -41,7 +41,7 @@ import numpy as np
 
 from craftstudio.demo.parallel_training import train_many
 from craftstudio.demo.vocabulary import TRIGGERS
-from craftstudio.demo.world import SPLIT, caption, marked_prompt, render, write_base_pictures
+from craftstudio.demo.world import KEEP_PICTURES, SPLIT, caption, marked_prompt, render, write_base_pictures
 from craftstudio.domain.training import MINOR_INIT, BackboneTrainRequest
 
 CONTENT, STYLE = "content", "style"
@@ -88,7 +88,7 @@ class BenchConfig:
     curves: str = "paper"  # curve preset of the asymmetric-CFG rows (gates and guidance over the steps)
     lora_workers: int = 1  # LoRAs trained at once, one process each (demo/parallel_training.py)
     backbone_init: str = MINOR_INIT  # where the Rank-FT bases start (BackboneTrainRequest.init)
-    backbone_keep: int = 0  # preservation pictures of the base model's classes (0 = no preservation term)
+    backbone_keep: int = KEEP_PICTURES  # preservation pictures of the base model's classes (0 = none)
     keep_weight: float = BackboneTrainRequest.keep_weight  # κ of the preservation term
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None

@@ -141,6 +141,11 @@ def random_scenes(count: int, seed: int, shapes: tuple[str, ...] = SHAPES,
     return [Scene(shapes[int(c)], styles[int(s)], int(k)) for c, s, k in zip(contents, looks, seeds, strict=True)]
 
 
+# How many pictures the demo backbones' preservation term uses (asset_training, the benchmark):
+# without it a trained backbone costs the base model much of what it draws (README, ShapesWorld).
+KEEP_PICTURES = 48
+
+
 def write_base_pictures(folder: Path, count: int, seed: int) -> Path:
     """`count` random pictures of the base model's own classes (training shapes and styles), each
     with its caption file: the preservation set that keeps a demo backbone close to the base model."""
