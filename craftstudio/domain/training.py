@@ -28,12 +28,12 @@ DEFAULT_CAPTIONS = {"content": "a photo of {trigger}", "style": "an image in {tr
 NEUTRAL_CONTENT_CAPTION = "a photo"
 STYLE_CAPTION = "a painting in a distinctive style"
 
-# Fields that change how a run is watched or stored, not the trained weights; a checkpoint made
-# with other values of these may still be resumed.
 # Rank-FT basis initialisations (engine/training/rank_ft.py): W0's minor input directions, or Gaussian.
 MINOR_INIT, RANDOM_INIT = "minor", "random"
 BASIS_INITS = (MINOR_INIT, RANDOM_INIT)
 
+# Fields that change how a run is watched or stored, not the trained weights; a checkpoint made
+# with other values of these may still be resumed.
 RUN_ONLY_FIELDS = frozenset({"out", "overwrite", "checkpoint_every", "sample_every", "sample_prompt",
                              "sample_steps", "device", "title"})
 

@@ -133,10 +133,11 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
                                         resolution),
                 STYLE: encode_caption(model, strip_markers(request.style_caption.format(trigger="")),
                                       resolution)}
+        keep_set: tuple[LatentCache, TextConditioning] | None = None
         if keep is not None:  # a picture without a caption file keeps the unconditional prediction
-            keep_latents = LatentCache.encode(model, load_set(keep.paths, resolution))
-            keep_text = encode_captions(model, [strip_markers(c or "").strip() for c in read_captions(keep.paths)],
-                                        resolution)
+            captions = [strip_markers(c or "").strip() for c in read_captions(keep.paths)]
+            keep_set = (LatentCache.encode(model, load_set(keep.paths, resolution)),
+                        encode_captions(model, captions, resolution))
         offload_text_encoders(model, keep_vae=False)
         unet = model.unet
         unet.requires_grad_(False)
@@ -168,7 +169,8 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
             indices = [p // m for p in chosen] if role == CONTENT else [p % m for p in chosen]
             batch = draw_batch(latents[role], indices, gen, num_timesteps, device)
             kept = None
-            if keep is not None:  # drawn after the step's own batch, which stays as without it
+            if keep_set is not None:  # drawn after the step's own batch, which stays as without it
+                keep_latents, keep_text = keep_set
                 picked = batch_indices(len(keep_latents), request.batch_size, request.seed + 1, step)
                 kept = (draw_batch(keep_latents, picked, gen, num_timesteps, device), keep_text.take(picked))
             terms = step_fn(role, batch, text[role], kept)
