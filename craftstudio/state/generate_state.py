@@ -27,6 +27,7 @@ from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
 from craftstudio.domain.markers import MarkerError, ParsedPrompt, parse_prompt
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
+from craftstudio.domain.trigger_phrases import insert_trigger
 from craftstudio.library.png_params import read_request
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
@@ -90,6 +91,8 @@ class GenerateState(ObservableObject):
     marker_error_changed = Signal(str)
     # A Generate refused for a malformed marker: its 1-based position, for the prompt's cursor.
     marker_error_at = Signal(int)
+    # Another page put something to use here (a LoRA, a model, restored settings): show Generate.
+    show_requested = Signal()
 
     def __init__(self, runner: JobRunner, *, engine: GenerateFn | None = None,
                  settings: SettingsFile | None = None, outputs: Path | None = None,
@@ -166,6 +169,23 @@ class GenerateState(ObservableObject):
     def cancel(self) -> None:
         if self._job_id is not None and self._runner.cancel(self._job_id):
             self.status = "Cancelling…"
+
+    def use_lora(self, path: str | Path, role: str, trigger: str = "") -> None:
+        """Load a LoRA as the content or style LoRA (by `role`) and put its trigger phrase in
+        the prompt with that role's marker, unless the prompt already names it."""
+        if role not in ("content", "style"):
+            raise ValueError(f"role must be content or style, not {role!r}")
+        setattr(self.craft, f"{role}_lora", str(path))
+        self.prompt = insert_trigger(self.prompt, trigger, role)
+        self.show_requested.emit()
+
+    def use_model(self, path: str | Path) -> None:
+        self.model = str(path)
+        self.show_requested.emit()
+
+    def use_backbone(self, path: str | Path) -> None:
+        self.craft.backbone = str(path)
+        self.show_requested.emit()
 
     def apply_request(self, request: GenerateRequest) -> list[str]:
         """Show a recorded request's settings (e.g. from a dropped PNG) in the panel. Its

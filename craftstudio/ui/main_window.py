@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.statusBar().showMessage("Ready")
         generate_state.error_changed.connect(self._show_error_in_status_bar)
+        generate_state.show_requested.connect(lambda: self.show_area("Generate"))
 
     def show_area(self, area: str) -> None:
         self.navigation.setCurrentRow(AREAS.index(area))

@@ -142,3 +142,25 @@ def test_apply_png_restores_the_recorded_settings(qtbot, runner, tmp_path):
     not_png.write_text("hello")
     assert not state.apply_png(not_png)
     assert "not a readable image" in state.error
+
+
+def test_use_lora_loads_it_by_role_and_tags_its_trigger(qtbot, runner, tmp_path):
+    state = make_state(runner, tmp_path, prompt="a ginger cat <c>")
+    with qtbot.waitSignal(state.show_requested, timeout=TIMEOUT):
+        state.use_lora("/loras/ink.safetensors", "style", "ink sketch")
+    assert state.craft.style_lora == "/loras/ink.safetensors"
+    assert state.prompt == "a ginger cat <c>, ink sketch <s>"
+    assert "style γ 1.0" in state.markers
+    state.use_lora("/loras/cat.safetensors", "content", "ginger cat")  # already named: kept
+    assert state.craft.content_lora == "/loras/cat.safetensors"
+    assert state.prompt == "a ginger cat <c>, ink sketch <s>"
+    with pytest.raises(ValueError, match="content or style"):
+        state.use_lora("/loras/x.safetensors", "other")
+
+
+def test_use_model_and_backbone_fill_generate(qtbot, runner, tmp_path):
+    state = make_state(runner, tmp_path)
+    with qtbot.waitSignal(state.show_requested, timeout=TIMEOUT):
+        state.use_model("/models/sd15")
+    state.use_backbone("/backbones/b.safetensors")
+    assert (state.model, state.craft.backbone) == ("/models/sd15", "/backbones/b.safetensors")
