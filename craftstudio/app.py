@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from craftstudio.domain.resources import resources_dir
@@ -72,10 +74,16 @@ def _log_uncaught(kind, value, traceback) -> None:
     log.error("uncaught exception", exc_info=(kind, value, traceback))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exit_after: float | None = None) -> int:
+    """Open the window and run the event loop; `exit_after` seconds closes it (smoke tests)."""
     t0 = time.perf_counter()
     app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
     app.setApplicationName("CraftStudio")
+    app.setApplicationDisplayName("CraftStudio")
+    app.setDesktopFileName("craftstudio")  # matches packaging/linux/craftstudio.desktop
+    icon = resources_dir() / "icons" / "craftstudio-256.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     app.setStyle("Fusion")
     style_sheet = resources_dir() / "styles" / "studio.qss"
     if style_sheet.is_file():  # optional: the app works unstyled
@@ -86,4 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     app.aboutToQuit.connect(studio.shutdown)
     studio.window.show()
     log.info("window shown in %.2f s (log: %s)", time.perf_counter() - t0, log_file)
+    if exit_after is not None:
+        QTimer.singleShot(round(exit_after * 1000), app.quit)
     return app.exec()

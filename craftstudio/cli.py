@@ -213,7 +213,7 @@ def _infotext_extra(result) -> dict[str, str]:
 def _run_gui(args) -> int:
     from craftstudio.app import main as gui_main
 
-    return gui_main([])
+    return gui_main([], exit_after=args.exit_after)
 
 
 def _add_engine_bench(bench_sub) -> None:
@@ -240,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"CraftStudio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("gui", help="open the desktop application").set_defaults(func=_run_gui)
+    gui = sub.add_parser("gui", help="open the desktop application")
+    gui.add_argument("--exit-after", type=float, metavar="SECONDS",
+                     help="close the window after this many seconds (for smoke tests of an install)")
+    gui.set_defaults(func=_run_gui)
     _add_generate(sub)
     train_cli.add_commands(sub)
     library_cli.add_commands(sub)
