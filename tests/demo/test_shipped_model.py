@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from craftstudio.demo.assets import demo_model_dir
-from craftstudio.demo.base_model import MODEL_CARD, folder_report
-from craftstudio.demo.vocabulary import WORDS
+from craftstudio.demo.lab.base_model import MODEL_CARD, folder_report
+from craftstudio.demo.lab.vocabulary import WORDS
 
 MODEL = demo_model_dir()
 pytestmark = pytest.mark.skipif(MODEL is None, reason="demo model not installed (train-base has not been run)")

@@ -132,7 +132,7 @@ def test_worker_processes_render_the_same_pictures():
 def test_render_command_writes_a_contact_sheet(tmp_path, capsys):
     from PIL import Image
 
-    from craftstudio.demo.__main__ import main
+    from craftstudio.demo.lab.commands import main
 
     out = tmp_path / "sheet.png"
     assert main(["render", "--out", str(out), "--shapes", "star,ring", "--styles", "dots"]) == 0

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from craftstudio.demo.assets import demo_model_dir, demo_oracle
-from craftstudio.demo.benchmark import ROWS, choose_pairs
+from craftstudio.demo.lab.benchmark import ROWS, choose_pairs
 
 MODEL = demo_model_dir()
 
@@ -24,7 +24,7 @@ def test_pairs_default_count_and_validation():
 
 @pytest.mark.skipif(MODEL is None or demo_oracle() is None, reason="demo model or oracle not installed")
 def test_benchmark_smoke(tmp_path, capsys):
-    from craftstudio.demo.__main__ import main
+    from craftstudio.demo.lab.commands import main
 
     out = tmp_path / "bench.json"
     sheet = tmp_path / "sheet.png"
@@ -58,7 +58,7 @@ def test_benchmark_smoke(tmp_path, capsys):
 
 
 def test_the_style_weight_goes_into_the_prompt_marker():
-    from craftstudio.demo.benchmark import BenchConfig, Concept, methods, prompt_for
+    from craftstudio.demo.lab.benchmark import BenchConfig, Concept, methods, prompt_for
     from craftstudio.domain.markers import parse_prompt
 
     c = Concept("content", "heart", "sks", "flat", (1,))
@@ -71,7 +71,7 @@ def test_the_style_weight_goes_into_the_prompt_marker():
 
 
 def test_references_cycle_through_their_classes_and_captions_name_them():
-    from craftstudio.demo.benchmark import make_concepts
+    from craftstudio.demo.lab.benchmark import make_concepts
     from craftstudio.demo.world import SPLIT
 
     one = make_concepts([("heart", "neon")], refs=4, seed=0)
@@ -89,7 +89,7 @@ def test_references_cycle_through_their_classes_and_captions_name_them():
 
 
 def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300, lora_workers: int = 1) -> dict:
-    from craftstudio.demo.benchmark import METRICS, summarize
+    from craftstudio.demo.lab.benchmark import METRICS, summarize
 
     names = ["m1", "m2"]
     entry = {"content": pair[0], "style": pair[1],
@@ -103,7 +103,7 @@ def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300, lora
 
 
 def test_merging_runs_of_different_pairs_recomputes_the_summary():
-    from craftstudio.demo.benchmark import merge
+    from craftstudio.demo.lab.benchmark import merge
 
     # How many LoRAs trained at once does not change the numbers, so such runs merge.
     merged = merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("bolt", "mosaic"), 0.6, lora_workers=8)])
@@ -118,7 +118,7 @@ def test_merging_runs_of_different_pairs_recomputes_the_summary():
 
 
 def test_benchmark_merge_command_prints_one_table(tmp_path, capsys):
-    from craftstudio.demo.__main__ import main
+    from craftstudio.demo.lab.commands import main
 
     files = []
     for pair, both in ((("heart", "neon"), 0.2), (("bolt", "mosaic"), 0.6)):
@@ -136,7 +136,7 @@ def test_benchmark_merge_command_prints_one_table(tmp_path, capsys):
 
 
 def test_benchmark_refuses_an_unknown_curve_preset_before_training(tmp_path, capsys):
-    from craftstudio.demo.__main__ import main
+    from craftstudio.demo.lab.commands import main
 
     assert main(["benchmark", "--pair", "heart:neon", "--curves", "wobbly", "--workdir", str(tmp_path / "w")]) == 2
     assert "Unknown curve preset 'wobbly': choose one of" in capsys.readouterr().err

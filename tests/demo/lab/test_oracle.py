@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from craftstudio.demo.lab.oracle_training import augment
 from craftstudio.demo.oracle import Oracle, OracleNet, oracle_path
-from craftstudio.demo.oracle_training import augment
 from craftstudio.demo.world import SHAPES, STYLES, render
 
 FRESH_SEED = 55_555  # not a stream the oracle was trained or measured on

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from craftstudio.demo.parallel_training import train_many
+from craftstudio.demo.lab.parallel_training import train_many
 from craftstudio.domain.training import LoraTrainRequest
 from tests.engine.training.conftest import write_image
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from craftstudio.demo import assets
-from craftstudio.demo.asset_training import main
+from craftstudio.demo.lab.asset_training import main
 
 pytestmark = pytest.mark.skipif(assets.demo_lora("content") is None or assets.demo_model_dir() is None,
                                 reason="the demo model and LoRAs are not installed")

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from craftstudio.demo.autoencoder_training import AutoencoderPhase
-from craftstudio.demo.base_model import MODEL_CARD, ModelSizes, folder_report
-from craftstudio.demo.base_training import BaseTrainConfig, DiffusionPhase, TrainLog, train_base
+from craftstudio.demo.lab.autoencoder_training import AutoencoderPhase
+from craftstudio.demo.lab.base_model import MODEL_CARD, ModelSizes, folder_report
+from craftstudio.demo.lab.base_training import BaseTrainConfig, DiffusionPhase, TrainLog, train_base
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from craftstudio.demo.vocabulary import MAX_LENGTH, vocab_size, write_tokenizer
+from craftstudio.demo.lab.vocabulary import MAX_LENGTH, vocab_size, write_tokenizer
 
 SCHEDULE = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
             "num_train_timesteps": 1000, "prediction_type": "epsilon"}

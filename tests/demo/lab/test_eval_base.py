@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from craftstudio.demo.__main__ import main
 from craftstudio.demo.assets import demo_model_dir, demo_oracle
+from craftstudio.demo.lab.commands import main
 from craftstudio.domain.family import Family
 from craftstudio.engine.backbone import save_backbone
 from craftstudio.engine.fingerprint import model_fingerprint

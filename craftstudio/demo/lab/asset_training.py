@@ -1,6 +1,6 @@
 """Train the shipped demo backbone and LoRAs with the project's own training code.
 
-`python -m craftstudio.demo.asset_training [--out resources/demo] [--style mosaic] [--device cpu]`
+`python -m craftstudio.demo.lab.asset_training [--out resources/demo] [--style mosaic] [--device cpu]`
 renders reference pictures of a held-out shape (content) and a held-out style (style), trains a
 Rank-FT backbone on them (unless `--no-backbone`) with the preservation term on pictures of the
 base model's own classes (`--keep`, `--keep-weight`), then a content LoRA and a style LoRA on W_init.
@@ -134,7 +134,7 @@ def _measure_only(model: Path, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m craftstudio.demo.asset_training")
+    parser = argparse.ArgumentParser(prog="python -m craftstudio.demo.lab.asset_training")
     parser.add_argument("--out", type=Path, default=demo_dir())
     parser.add_argument("--work", type=Path, default=Path("demo-asset-work"))
     parser.add_argument("--style", default="mosaic", choices=SPLIT.heldout_styles, help="the held-out style to learn")

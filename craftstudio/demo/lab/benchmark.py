@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from craftstudio.demo.parallel_training import train_many
-from craftstudio.demo.vocabulary import TRIGGERS
+from craftstudio.demo.lab.parallel_training import train_many
+from craftstudio.demo.lab.vocabulary import TRIGGERS
 from craftstudio.demo.world import KEEP_PICTURES, SPLIT, caption, marked_prompt, render, write_base_pictures
 from craftstudio.domain.training import MINOR_INIT, BackboneTrainRequest
 

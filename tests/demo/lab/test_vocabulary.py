@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from craftstudio.demo.vocabulary import TRIGGERS, WORDS, bpe, write_tokenizer
+from craftstudio.demo.lab.vocabulary import TRIGGERS, WORDS, bpe, write_tokenizer
 from craftstudio.demo.world import SHAPES, STYLES, caption
 
 

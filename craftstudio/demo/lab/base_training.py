@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from craftstudio.demo.autoencoder_training import (
+from craftstudio.demo.lab.autoencoder_training import (
     AutoencoderPhase,
     StepBudget,
     cosine_lr,
@@ -39,7 +39,7 @@ from craftstudio.demo.autoencoder_training import (
     reconstruction_error,
     train_autoencoder,
 )
-from craftstudio.demo.base_model import (
+from craftstudio.demo.lab.base_model import (
     ModelSizes,
     build_components,
     folder_report,
@@ -181,8 +181,8 @@ def train_diffusion(unet, text_encoder, tokenizer, means: torch.Tensor, stds: to
 
 def _check(components: dict[str, Any], out: Path, config: BaseTrainConfig, log: TrainLog) -> dict[str, Any] | None:
     """Generate pictures of training classes, save a sheet beside the model, ask the oracle."""
-    from craftstudio.demo.base_model import inference_scheduler
-    from craftstudio.demo.evaluation import contact_sheet, sample_batch
+    from craftstudio.demo.lab.base_model import inference_scheduler
+    from craftstudio.demo.lab.evaluation import contact_sheet, sample_batch
     from craftstudio.demo.oracle import Oracle, oracle_path
 
     pairs = SPLIT.train_pairs()

@@ -1,0 +1,283 @@
+"""`python -m craftstudio.demo {render, train-oracle, eval-oracle, train-base, eval-base, benchmark}`.
+
+Heavy libraries load only inside the command that needs them; nothing here imports Qt, so the
+commands run on headless training machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from craftstudio.domain.training import BASIS_INITS, MINOR_INIT, BackboneTrainRequest
+
+
+def _cmd_render(args) -> int:
+    from PIL import Image
+
+    from craftstudio.demo.world import SHAPES, STYLES, render
+
+    shapes = args.shapes.split(",") if args.shapes else list(SHAPES)
+    styles = args.styles.split(",") if args.styles else list(STYLES)
+    sheet = Image.new("RGB", (64 * len(shapes), 64 * len(styles)))
+    for row, style in enumerate(styles):
+        for col, shape in enumerate(shapes):
+            sheet.paste(render(shape, style, args.seed + row * len(shapes) + col), (64 * col, 64 * row))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.out)
+    print(f"wrote {args.out} ({len(styles)} styles x {len(shapes)} shapes)")
+    return 0
+
+
+def _cmd_train_oracle(args) -> int:
+    from craftstudio.demo.lab.oracle_training import OracleTrainConfig, train_oracle
+    from craftstudio.demo.oracle import oracle_path
+
+    config = OracleTrainConfig(steps=args.steps, batch=args.batch, seed=args.seed, eval_images=args.eval_images,
+                               threads=args.threads)
+    out = args.out or oracle_path()
+    train_oracle(config, out, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def _cmd_eval_oracle(args) -> int:
+    import torch
+
+    from craftstudio.demo.lab.oracle_training import evaluate
+    from craftstudio.demo.oracle import Oracle
+
+    torch.set_num_threads(args.threads)
+    oracle = Oracle.load(args.oracle)
+    result = evaluate(oracle, args.images, args.seed)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _cmd_train_base(args) -> int:
+    import dataclasses
+
+    from craftstudio.demo.lab.autoencoder_training import AutoencoderPhase
+    from craftstudio.demo.lab.base_model import ModelSizes
+    from craftstudio.demo.lab.base_training import BaseTrainConfig, DiffusionPhase, train_base
+
+    sizes = ModelSizes.tiny() if args.tiny else ModelSizes()
+    config = BaseTrainConfig(
+        seed=args.seed, device=args.device, vae_images=args.vae_images, images=args.images,
+        autoencoder=dataclasses.replace(AutoencoderPhase(), steps=args.vae_steps, batch=args.vae_batch),
+        diffusion=dataclasses.replace(DiffusionPhase(), steps=args.steps, batch=args.batch, lr=args.lr,
+                                      text_lr=args.lr / 2),
+        sizes=sizes, time_budget=args.time_budget, workers=args.workers, log_every=args.log_every,
+        check_images=args.check_images,
+    )
+    if args.device == "cpu":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    train_base(config, args.out)
+    return 0
+
+
+def _cmd_eval_base(args) -> int:
+    from craftstudio.demo.lab.evaluation import EvalConfig, evaluate_base
+
+    config = EvalConfig(model=str(args.model), images=args.images, steps=args.steps, cfg=args.cfg,
+                        scheduler=args.scheduler, seed=args.seed, device=args.device, threads=args.threads,
+                        oracle=str(args.oracle) if args.oracle else None,
+                        backbone=str(args.backbone) if args.backbone else None)
+    result = evaluate_base(config, log=lambda line: print(line, flush=True))
+    print(json.dumps(result, indent=1))
+    print(f"oracle accuracy: content {result['content_accuracy']:.3f}, style {result['style_accuracy']:.3f}, "
+          f"both {result['both_accuracy']:.3f}; {result['seconds_per_image']:.2f} s/image "
+          f"({config.device}, {config.threads} threads, {config.steps} steps)")
+    return 0
+
+
+def _cmd_benchmark_merge(args) -> int:
+    from craftstudio.demo.lab.benchmark import merge, report_text, write_json
+
+    try:
+        result = merge([json.loads(Path(p).read_text()) for p in args.results])
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report_text(result))
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    return 0
+
+
+def _cmd_benchmark(args) -> int:
+    from craftstudio.demo.assets import demo_model_dir
+    from craftstudio.demo.lab.benchmark import (
+        BenchConfig,
+        choose_pairs,
+        report_text,
+        run_benchmark,
+        write_json,
+    )
+    from craftstudio.domain.curves import CurveError, load_preset
+
+    try:
+        pairs = choose_pairs(args.pair, args.pairs)
+        load_preset(args.curves)  # refuse a wrong name before any training
+    except (ValueError, CurveError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model = args.model or demo_model_dir()
+    if model is None:
+        print("error: the demo model is not installed; pass --model", file=sys.stderr)
+        return 2
+    config = BenchConfig(
+        model=str(model), pairs=pairs, images=args.images, seed=args.seed, steps=args.steps, cfg=args.cfg,
+        device=args.device, threads=args.threads, refs=args.refs, ref_classes=args.ref_classes,
+        plain_content_captions=args.plain_content_captions, lora_steps=args.lora_steps,
+        lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
+        r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, curves=args.curves,
+        backbone_init=args.backbone_init, keep_weight=args.keep_weight,
+        **({} if args.backbone_keep is None else {"backbone_keep": args.backbone_keep}),
+        workdir=str(args.workdir or ""),
+        oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
+    )
+    result = run_benchmark(config, log=lambda line: print(line, flush=True))
+    print()
+    print(report_text(result))
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    if args.sheet:
+        from craftstudio.demo.lab.benchmark import contact_sheet
+
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        contact_sheet(result).save(args.sheet)
+        print(f"wrote {args.sheet}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m craftstudio.demo",
+                                     description="ShapesWorld: the built-in demo world, oracle and model.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="write a contact sheet of world pictures")
+    p.add_argument("--out", type=Path, required=True, help="PNG file")
+    p.add_argument("--shapes", default="", help="comma-separated shapes (default all)")
+    p.add_argument("--styles", default="", help="comma-separated styles (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("train-oracle", help="train the oracle CNN on the CPU and save it")
+    p.add_argument("--out", type=Path, default=None, help="weights file (default resources/demo/oracle.safetensors)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-images", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU threads (on a busy 2-core machine, 1 is several times faster)")
+    p.set_defaults(func=_cmd_train_oracle)
+
+    p = sub.add_parser("eval-oracle", help="measure the oracle on fresh pictures")
+    p.add_argument("--oracle", type=Path, default=None)
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=123_456_789)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_cmd_eval_oracle)
+
+    p = sub.add_parser("train-base", help="train the demo base model (GPU) and save a diffusers folder")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write (e.g. resources/models/shapesworld)")
+    p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=6000, help="diffusion (UNet + text encoder) steps")
+    p.add_argument("--batch", type=int, default=512, help="diffusion batch size")
+    p.add_argument("--lr", type=float, default=4e-4, help="UNet learning rate (text encoder: half)")
+    p.add_argument("--vae-steps", type=int, default=2500)
+    p.add_argument("--vae-batch", type=int, default=256)
+    p.add_argument("--images", type=int, default=150_000, help="pictures of the training classes")
+    p.add_argument("--vae-images", type=int, default=60_000, help="pictures of all classes for the autoencoder")
+    p.add_argument("--time-budget", type=float, default=400.0,
+                   help="seconds for both training phases; step counts shrink to fit (0 = no limit)")
+    p.add_argument("--workers", type=int, default=0, help="rendering processes (0 = one per core)")
+    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--check-images", type=int, default=280, help="generated and classified at the end (0 = skip)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads when --device cpu")
+    p.add_argument("--tiny", action="store_true", help="tiny networks (smoke tests)")
+    p.set_defaults(func=_cmd_train_base)
+
+    p = sub.add_parser("eval-base", help="oracle accuracy and CPU speed of a demo base model")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--images", type=int, default=56)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", type=float, default=5.0)
+    p.add_argument("--scheduler", default="dpmpp_2m_karras")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--oracle", type=Path, default=None)
+    p.add_argument("--backbone", type=Path, default=None,
+                   help="generate on this backbone's W_init (how much of the base model it keeps)")
+    p.set_defaults(func=_cmd_eval_base)
+
+    p = sub.add_parser("benchmark", help="CRAFT quality benchmark: train LoRAs on held-out pairs, 8 ablation rows")
+    p.add_argument("--pair", action="append", default=[], metavar="CONTENT:STYLE",
+                   help="a held-out shape:style pair (repeatable; default all held-out pairs)")
+    p.add_argument("--pairs", type=int, default=0, help="use the first K held-out pairs (0 = all)")
+    p.add_argument("--images", type=int, default=8, help="images per pair and method")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=20, help="sampler steps")
+    p.add_argument("--cfg", type=float, default=5.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--refs", type=int, default=4, help="reference images per concept")
+    p.add_argument("--plain-content-captions", action="store_true",
+                   help="caption content references `a {trigger}` only, not `a {trigger} in <style> style`")
+    p.add_argument("--ref-classes", type=int, default=1,
+                   help="training classes a concept's references show it with (1 = one, as leakage is "
+                        "measured against; more lets each LoRA see its concept in several contexts)")
+    p.add_argument("--lora-steps", type=int, default=300)
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--lora-lr", type=float, default=2e-3)
+    p.add_argument("--backbone-steps", type=int, default=200)
+    p.add_argument("--style-gamma", type=float, default=None, metavar="G",
+                   help="also run full CRAFT with the style weight <s:G> (asymmetric CFG scales a LoRA's "
+                        "effect by the guidance scale; G ≈ 1/cfg undoes that)")
+    p.add_argument("--r-max", type=int, default=16)
+    p.add_argument("--r-min", type=int, default=4)
+    p.add_argument("--curves", default="paper",
+                   help="curve preset for the asymmetric-CFG rows (gates and guidance over the steps)")
+    p.add_argument("--lora-workers", type=int, default=1,
+                   help="train this many LoRAs at once, one process each (a GPU runs several side by side)")
+    p.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT,
+                   help="where the Rank-FT bases start: the base model's minor input directions or random")
+    p.add_argument("--backbone-keep", type=int, default=None, metavar="N",
+                   help="train the backbone with a preservation term on N pictures of the base model's own "
+                        "classes (0 = none; default: as many as the shipped demo backbone)")
+    p.add_argument("--keep-weight", type=float, default=BackboneTrainRequest.keep_weight,
+                   help="weight κ of that preservation term")
+    p.add_argument("--model", type=Path, default=None, help="default: the shipped demo model")
+    p.add_argument("--oracle", type=Path, default=None)
+    p.add_argument("--workdir", type=Path, default=None, help="where references and trained files go "
+                   "(default a temporary folder)")
+    p.add_argument("--json", type=Path, default=None, help="write every number to this JSON file")
+    p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG")
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("benchmark-merge", help="one table from benchmark JSON files of different pairs")
+    p.add_argument("results", nargs="+", type=Path, help="JSON files written by `benchmark --json`")
+    p.add_argument("--json", type=Path, default=None, help="write the merged numbers to this JSON file")
+    p.set_defaults(func=_cmd_benchmark_merge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from craftstudio.domain.errors import UserError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:  # a wrong file or setting: one sentence, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
