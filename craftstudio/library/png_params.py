@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from craftstudio.domain.atomic_file import atomic_path
 from craftstudio.domain.errors import RequestError, UserError
 from craftstudio.domain.generation import GenerateRequest
 from craftstudio.domain.infotext import format_infotext, request_from_infotext
@@ -39,16 +38,8 @@ def save_png(image: Image.Image, path: str | Path, request: GenerateRequest, *, 
     if record:
         payload["record"] = record
     info.add_itxt(CHUNK_CRAFT, json.dumps(payload, ensure_ascii=False))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"Could not write {path}: {exc.strerror or exc}; free some disk space or "
-                        "choose another folder.") from exc
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        image.save(fh, format="PNG", pnginfo=info)
     return path
 
 

@@ -18,13 +18,13 @@ import binascii
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from craftstudio.domain.atomic_file import temp_file
 from craftstudio.domain.family import Family
 from craftstudio.library.identify import Identity, family_from_words, split_phrases
 
@@ -139,13 +139,12 @@ def apply_sidecars(identity: Identity, sidecars: Sidecars) -> None:
 
 def atomic_write_bytes(dest: Path, data: bytes) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    tmp = temp_file(dest)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        tmp.write_bytes(data)
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return dest
 
