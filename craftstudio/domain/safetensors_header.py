@@ -85,7 +85,7 @@ def parse_header(raw: bytes, size: int) -> SafetensorsHeader:
     """Validate the JSON header `raw` of a file of `size` bytes."""
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise UnreadableFile("the header is not JSON: not a safetensors file or damaged") from None
     if not isinstance(data, dict):
         raise UnreadableFile("the header is not a JSON object: not a safetensors file")

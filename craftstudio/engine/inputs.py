@@ -101,7 +101,7 @@ def read_model_index(path: Path) -> dict:
     index = path / "model_index.json"
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelError(f"{index} is not valid JSON: the model folder is damaged; download or copy it "
                          "again.") from exc
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ import binascii
 import io
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,11 @@ def sidecar_names(path: Path) -> list[str]:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        if path.stat().st_size > MAX_SIDECAR_BYTES:
+        st = path.stat()
+        if st.st_size > MAX_SIDECAR_BYTES or not stat.S_ISREG(st.st_mode):  # a FIFO would block
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
