@@ -141,14 +141,15 @@ class GenerateRequest:
             raise RequestError(f"The recorded request is incomplete or malformed ({exc}).") from exc
 
     @classmethod
-    def from_record(cls, data: Any) -> tuple[GenerateRequest, list[str]]:
+    def from_record(cls, data: Any) -> tuple[GenerateRequest, dict[str, str]]:
         """A request from recorded JSON (a PNG, the history) that keeps every valid setting and
-        drops each invalid one (wrong type, not finite, out of range) with a sentence saying which:
-        returns (request, dropped). A record that is not an object is a `RequestError`."""
+        drops each invalid one (wrong type, not finite, out of range; left at its default):
+        returns (request, {dropped field: sentence saying why}). A record that is not an object
+        is a `RequestError`."""
         if not isinstance(data, dict):
             raise RequestError(f"The recorded request is not an object but {type(data).__name__}.")
         request = cls(model="", prompt="")
-        dropped: list[str] = []
+        dropped: dict[str, str] = {}
         for f in dataclasses.fields(cls):
             if f.name not in data:
                 continue
@@ -159,10 +160,10 @@ class GenerateRequest:
                 if isinstance(checked, int | float):  # 20.0 recorded for steps is 20
                     value = checked
             except RequestError as exc:
-                dropped.append(str(exc))
+                dropped[f.name] = str(exc)
                 continue
             except (TypeError, ValueError):
-                dropped.append(f"The recorded {f.name.replace('_', ' ')} is malformed.")
+                dropped[f.name] = f"The recorded {f.name.replace('_', ' ')} is malformed."
                 continue
             request = dataclasses.replace(request, **{f.name: value})
         return request, dropped

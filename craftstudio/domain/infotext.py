@@ -130,11 +130,11 @@ def parse_infotext(text: str) -> dict[str, Any]:
     }
 
 
-def request_from_infotext(text: str, model: str = "", dropped: list[str] | None = None) -> GenerateRequest:
+def request_from_infotext(text: str, model: str = "", dropped: dict[str, str] | None = None) -> GenerateRequest:
     """Turn infotext into a `GenerateRequest`; `model` stands in for the recorded model name.
 
     A setting that is unreadable, not finite or out of range is left at its default: with a
-    `dropped` list a sentence naming it is appended there, without one it is a `RequestError`."""
+    `dropped` dict, {field: sentence naming it} is added there; without one it is a `RequestError`."""
     parsed = parse_infotext(text)
     s = parsed["settings"]
     record: dict[str, Any] = {
@@ -142,19 +142,19 @@ def request_from_infotext(text: str, model: str = "", dropped: list[str] | None 
         "prompt": parsed["prompt"],
         "negative_prompt": parsed["negative_prompt"],
     }
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     for key, field, kind in (("Steps", "steps", int), ("CFG scale", "cfg_scale", float), ("Seed", "seed", int)):
         if key in s:
             try:
                 record[field] = kind(s[key])
             except ValueError:
-                problems.append(f"{key} {s[key][:40]!r} is not a number.")
+                problems[field] = f"{key} {s[key][:40]!r} is not a number."
     if "Size" in s:
         try:
             width, height = s["Size"].lower().split("x")
             record["width"], record["height"] = int(width), int(height)
         except ValueError:
-            problems.append(f"Size {s['Size'][:40]!r} is not WIDTHxHEIGHT.")
+            problems["width"] = problems["height"] = f"Size {s['Size'][:40]!r} is not WIDTHxHEIGHT."
     if "Sampler" in s:
         label = s["Sampler"].lower()
         if s.get("Schedule type", "").lower() == "karras" and not label.endswith("karras"):
@@ -162,9 +162,9 @@ def request_from_infotext(text: str, model: str = "", dropped: list[str] | None 
         if label in _LABEL_TO_SCHEDULER:
             record["scheduler"] = _LABEL_TO_SCHEDULER[label]
     request, invalid = GenerateRequest.from_record(record)
-    problems += invalid
+    problems.update(invalid)
     if problems and dropped is None:
-        raise RequestError(f"The image's parameters have an unreadable setting: {problems[0]}")
+        raise RequestError(f"The image's parameters have an unreadable setting: {next(iter(problems.values()))}")
     if dropped is not None:
-        dropped.extend(problems)
+        dropped.update(problems)
     return request

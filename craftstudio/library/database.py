@@ -141,6 +141,9 @@ class Database:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
+            except UnicodeEncodeError:  # a file name with bytes that are not UTF-8
+                raise DatabaseError("A file name holding bytes that are not UTF-8 cannot be stored or looked "
+                                    "up in the library: rename the file.") from None
             except sqlite3.Error as exc:
                 if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
                     raise

@@ -140,7 +140,9 @@ def _from_infotext(text: str, items: ItemStore | None, result: ImageParams) -> N
     parsed = parse_infotext(text)
     settings = parsed["settings"]
     result.settings = settings
-    request = request_from_infotext(text, dropped=result.notes)
+    dropped: dict[str, str] = {}
+    request = request_from_infotext(text, dropped=dropped)
+    result.notes.extend(dict.fromkeys(dropped.values()))
     prompt, mentions = split_lora_tags(request.prompt)
     hashes = parse_lora_hashes(settings.get("Lora hashes", ""))
     for m in mentions:
@@ -185,7 +187,7 @@ def read_image_params(path: str | Path, items: ItemStore | None = None) -> Image
     if CHUNK_CRAFT in chunks and path.suffix.lower() == ".png":
         result.source, result.text = "craftstudio", chunks[CHUNK_CRAFT]
         request, dropped = request_from_chunk(path, chunks[CHUNK_CRAFT])
-        result.notes.extend(dropped)
+        result.notes.extend(dict.fromkeys(dropped.values()))
         mentions = []
         for slot, ref in (("content", request.content_lora), ("style", request.style_lora)):
             if ref is None:

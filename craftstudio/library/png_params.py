@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,9 @@ def open_text_chunks(path: str | Path, *, exif_parameters: bool = False) -> dict
     not an image, a decompression bomb (Pillow's pixel limit), a text chunk over Pillow's limits
     or ours (`MAX_INFOTEXT_CHARS`, `MAX_RECORD_CHARS`)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read for ever
+            kind = "a folder" if os.path.isdir(path) else "not a regular file"
+            raise UserError(f"{path} is {kind}, not an image.")
         with warnings.catch_warnings():
             # Pillow warns between its pixel limit and twice it; a picture that large is refused too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -61,8 +66,6 @@ def open_text_chunks(path: str | Path, *, exif_parameters: bool = False) -> dict
                         chunks[CHUNK_PARAMETERS] = _decode_user_comment(comment).strip("\0").strip()
     except FileNotFoundError as exc:
         raise UserError(f"{path} does not exist.") from exc
-    except IsADirectoryError as exc:
-        raise UserError(f"{path} is a folder, not an image.") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UserError(f"{path} is too large a picture to open ({_first_sentence(exc)}): it may be a "
                         "decompression bomb.") from exc
@@ -101,7 +104,7 @@ def read_text_chunks(path: str | Path) -> dict[str, str]:
     return open_text_chunks(path)
 
 
-def request_from_chunk(path: str | Path, text: str) -> tuple[GenerateRequest, list[str]]:
+def request_from_chunk(path: str | Path, text: str) -> tuple[GenerateRequest, dict[str, str]]:
     """The request in our JSON chunk `text` of `path`: (request, settings dropped as invalid).
     A chunk that is not JSON or holds no request object is one `RequestError`."""
     try:
@@ -116,19 +119,19 @@ def request_from_chunk(path: str | Path, text: str) -> tuple[GenerateRequest, li
     request, dropped = GenerateRequest.from_record(data["request"])
     # The recorded seed is the image's own seed (image i of a batch has seed + i).
     seed, more = GenerateRequest.from_record({"seed": data.get("seed", request.seed)})
-    dropped += more
+    dropped.update(more)
     return dataclasses.replace(request, seed=seed.seed if not more else request.seed, batch_count=1), dropped
 
 
-def read_recorded(path: str | Path) -> tuple[GenerateRequest, list[str]]:
-    """The request recorded in an image (our JSON chunk first, else A1111 `parameters` text) and
-    the sentences naming each recorded setting that was invalid and left at its default."""
+def read_recorded(path: str | Path) -> tuple[GenerateRequest, dict[str, str]]:
+    """The request recorded in an image (our JSON chunk first, else A1111 `parameters` text) and,
+    for each recorded setting that was invalid and left at its default, {field: sentence}."""
     path = Path(path)
     chunks = open_text_chunks(path)
     if CHUNK_CRAFT in chunks:
         return request_from_chunk(path, chunks[CHUNK_CRAFT])
     if CHUNK_PARAMETERS in chunks:
-        dropped: list[str] = []
+        dropped: dict[str, str] = {}
         try:
             request = request_from_infotext(chunks[CHUNK_PARAMETERS], dropped=dropped)
         except RequestError as exc:

@@ -16,6 +16,7 @@ filled in when it is installed (`demo_defaults`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from pathlib import Path
@@ -213,8 +214,12 @@ class GenerateState(ObservableObject):
             log.exception("reading the settings of %s failed", path)
             self.error = f"The settings in {Path(path).name} could not be read ({type(exc).__name__})."
             return False
+        # An invalid recorded setting is not restored: the panel keeps what it shows now.
+        current = self.request()
+        request = dataclasses.replace(request, **{name: getattr(current, name) for name in dropped})
         missing = self.apply_request(request)
-        self.error = f"Not restored from {Path(path).name}: {' '.join(dropped)}" if dropped else ""
+        reasons = " ".join(dict.fromkeys(dropped.values()))
+        self.error = f"Not restored from {Path(path).name}: {reasons}" if dropped else ""
         self.status = f"Settings restored from {Path(path).name}."
         if missing:
             self.status += f" Not found here: {', '.join(missing)}."
