@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from craftstudio import __version__, train_cli
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_CFG, DEFAULT_SCHEDULER, DEVICES, SCHEDULERS
+from craftstudio.domain.terminal_text import one_line
 from craftstudio.library import bench as library_bench
 from craftstudio.library import cli as library_cli
 
@@ -43,6 +45,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--out", required=True, type=Path, help="output PNG (FILE-2.png etc. for a batch)")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     craft = p.add_argument_group("CRAFT fusion")
     craft.add_argument("--content-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="content LoRA")
     craft.add_argument("--style-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="style LoRA")
@@ -100,6 +103,28 @@ def _output_paths(out: Path, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(count)]
 
 
+def check_outputs(outputs: list[Path], *, overwrite: bool) -> None:
+    """Before any work: refuse to replace existing files without --overwrite, and make sure the
+    folder can be written (a read-only folder would otherwise fail after the images were made)."""
+    from craftstudio.domain.atomic_file import temp_file
+
+    if not overwrite:
+        taken = [p for p in outputs if os.path.lexists(p)]
+        if taken:
+            more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+            raise UserError(f"{taken[0]}{more} already exists: choose another --out or pass --overwrite.")
+    folder = outputs[0].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp_file(outputs[0]).unlink()
+    except OSError as exc:
+        raise UserError(f"Cannot write into {folder} ({exc.strerror or exc}): make it writable or choose "
+                        "another --out.") from exc
+    for path in outputs:
+        if path.is_dir():
+            raise UserError(f"{path} is a folder: choose a .png file name for --out.")
+
+
 class _TerminalProgress:
     """One tqdm bar per image on stderr."""
 
@@ -146,6 +171,7 @@ def _run_generate(args) -> int:
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)
+    check_outputs(outputs, overwrite=args.overwrite)
     bar = _TerminalProgress()
     try:
         result = generate(request, progress=bar)
@@ -266,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"craftstudio: error: {exc}", file=sys.stderr)
+        print(f"craftstudio: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("craftstudio: interrupted", file=sys.stderr)

@@ -40,6 +40,7 @@ import bisect
 import json
 import math
 import re
+import stat
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -53,6 +54,7 @@ GATE_RANGE = (0.0, 1.0)
 GUIDANCE_RANGE = (0.0, 30.0)
 RELATIVE_GUIDANCE_RANGE = (0.0, 5.0)
 FORMAT_VERSION = 1
+MAX_CURVE_FILE_BYTES = 1024 * 1024  # a curve file is a few hundred bytes
 # Tolerance when a sampled x meets a step point's x (e.g. a point dragged to 0.7000000001).
 _X_EPS = 1e-9
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -296,7 +298,7 @@ class CurveSet:
     def from_json(cls, text: str) -> CurveSet:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise CurveError(f"Curves are not valid JSON ({exc}).") from exc
         return cls.from_dict(data)
 
@@ -305,6 +307,12 @@ class CurveSet:
         """Load a curve file; every error is one sentence naming the file."""
         path = Path(path)
         try:
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read for ever
+                raise CurveError(f"Curve file {path} is not a regular file: choose a .json file.")
+            if st.st_size > MAX_CURVE_FILE_BYTES:
+                raise CurveError(f"Curve file {path} is {st.st_size:,} bytes, more than a curve file holds "
+                                 f"({MAX_CURVE_FILE_BYTES:,}): choose a curves .json file.")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise CurveError(f"Curve file {path} does not exist.") from None
@@ -312,7 +320,7 @@ class CurveSet:
             raise CurveError(f"Curve file {path} cannot be read ({exc}).") from exc
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise CurveError(f"Curve file {path} is not valid JSON ({exc}).") from exc
         try:
             return cls.from_dict(data)

@@ -23,3 +23,7 @@ class RequestError(UserError):
 
 class OutOfMemory(UserError):
     """The device ran out of memory; the message says what to lower."""
+
+
+class NonFiniteOutput(UserError):
+    """Sampling or training produced NaN/Inf values; nothing was written."""

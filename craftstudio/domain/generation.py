@@ -7,11 +7,25 @@ request recorded in its PNG. Image `i` of a batch uses seed `seed + i`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from craftstudio.domain.curves import CurveSet
 from craftstudio.domain.errors import RequestError
+from craftstudio.domain.limits import (
+    BATCH_RANGE,
+    CFG_RANGE,
+    LORA_WEIGHT_RANGE,
+    MAX_PROMPT_CHARS,
+    MAX_SIDE,
+    SEED_RANGE,
+    STEPS_RANGE,
+    check_number,
+    check_text_size,
+    check_utf8,
+)
 
 # Scheduler ids and the names A1111 writes in its `Sampler:` field.
 SCHEDULERS: dict[str, str] = {
@@ -24,7 +38,6 @@ SCHEDULERS: dict[str, str] = {
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"
 DEFAULT_CFG = 7.0  # classifier-free guidance scale of a request that names none
 DEVICES = ("auto", "cuda", "mps", "cpu")
-MAX_SIDE = 4096
 
 
 class FusionMode(StrEnum):
@@ -97,29 +110,12 @@ class GenerateRequest:
 
     def validate(self) -> None:
         """Raise `RequestError` with one clear sentence for the first invalid setting."""
-        if not self.model:
+        if not isinstance(self.model, str) or not self.model:
             raise RequestError("No model is chosen: pick a base model folder or .safetensors file.")
-        for name, side in (("width", self.width), ("height", self.height)):
-            if side < 8 or side % 8 or side > MAX_SIDE:
-                raise RequestError(
-                    f"Image {name} {side} is not allowed: use a multiple of 8 between 8 and {MAX_SIDE}."
-                )
-        if self.steps < 1 or self.steps > 1000:
-            raise RequestError(f"Steps must be between 1 and 1000, not {self.steps}.")
-        if self.cfg_scale < 0 or self.cfg_scale > 100:
-            raise RequestError(f"CFG scale must be between 0 and 100, not {self.cfg_scale}.")
-        if self.scheduler not in SCHEDULERS:
-            raise RequestError(
-                f"Unknown scheduler {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}."
-            )
-        if self.batch_count < 1 or self.batch_count > 100:
-            raise RequestError(f"Batch count must be between 1 and 100, not {self.batch_count}.")
-        if not 0 <= self.seed < 2**63:
-            raise RequestError(f"Seed must be between 0 and 2^63-1, not {self.seed}.")
-        if self.device not in DEVICES:
-            raise RequestError(f"Unknown device {self.device!r}: choose one of {', '.join(DEVICES)}.")
-        if self.preview_every < 0:
-            raise RequestError("Preview interval cannot be negative.")
+        for name in dataclasses.asdict(self):
+            check = _FIELD_CHECKS.get(name)
+            if check is not None:
+                check(getattr(self, name))
 
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_count)]
@@ -130,17 +126,145 @@ class GenerateRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerateRequest:
         """Build a request from JSON data; unknown keys (from newer versions) are ignored."""
+        if not isinstance(data, dict):
+            raise RequestError(f"The recorded request is not an object ({type(data).__name__}).")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        for key in ("content_lora", "style_lora"):
-            if isinstance(kwargs.get(key), dict):
-                kwargs[key] = LoraRef(**kwargs[key])
-        if isinstance(kwargs.get("switches"), dict):
-            kwargs["switches"] = FusionSwitches(**kwargs["switches"])
         try:
+            for key in ("content_lora", "style_lora"):
+                if isinstance(kwargs.get(key), dict):
+                    kwargs[key] = LoraRef(**kwargs[key])
+            if isinstance(kwargs.get("switches"), dict):
+                kwargs["switches"] = FusionSwitches(**kwargs["switches"])
             return cls(**kwargs)
         except TypeError as exc:
             raise RequestError(f"The recorded request is incomplete or malformed ({exc}).") from exc
+
+    @classmethod
+    def from_record(cls, data: Any) -> tuple[GenerateRequest, dict[str, str]]:
+        """A request from recorded JSON (a PNG, the history) that keeps every valid setting and
+        drops each invalid one (wrong type, not finite, out of range; left at its default):
+        returns (request, {dropped field: sentence saying why}). A record that is not an object
+        is a `RequestError`."""
+        if not isinstance(data, dict):
+            raise RequestError(f"The recorded request is not an object but {type(data).__name__}.")
+        request = cls(model="", prompt="")
+        dropped: dict[str, str] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            try:
+                value = _coerce(f.name, data[f.name])
+                check = _FIELD_CHECKS.get(f.name)
+                checked = check(value) if check is not None else None
+                if isinstance(checked, int | float):  # 20.0 recorded for steps is 20
+                    value = checked
+            except RequestError as exc:
+                dropped[f.name] = str(exc)
+                continue
+            except (TypeError, ValueError):
+                dropped[f.name] = f"The recorded {f.name.replace('_', ' ')} is malformed."
+                continue
+            request = dataclasses.replace(request, **{f.name: value})
+        return request, dropped
+
+
+def _lora_check(role: str) -> Callable[[Any], None]:
+    def check(ref: Any) -> None:
+        if ref is None:
+            return
+        if not isinstance(ref, LoraRef) or not isinstance(ref.path, str) or not ref.path:
+            raise RequestError(f"The {role} LoRA must be a file with a weight, not {ref!r}.")
+        if ref.sha256 is not None and not isinstance(ref.sha256, str):
+            raise RequestError(f"The {role} LoRA's recorded hash {ref.sha256!r} is not text.")
+        check_utf8(f"The {role} LoRA path", ref.path)
+        check_number(f"The {role} LoRA weight", ref.weight, *LORA_WEIGHT_RANGE)
+    return check
+
+
+def _side_check(name: str) -> Callable[[Any], Any]:
+    def check(side: Any) -> Any:
+        side = check_number(f"Image {name}", side, 8, MAX_SIDE, integer=True)
+        if side % 8:
+            raise RequestError(f"Image {name} {side} is not allowed: use a multiple of 8 between 8 and {MAX_SIDE}.")
+        return side
+    return check
+
+
+def _text_check(label: str, *, optional: bool = False) -> Callable[[Any], None]:
+    def check(text: Any) -> None:
+        if text is None and optional:
+            return
+        if not isinstance(text, str):
+            raise RequestError(f"{label} must be text, not {text!r}.")
+        check_utf8(label, text)
+        check_text_size(label, text, MAX_PROMPT_CHARS)
+    return check
+
+
+def _choice_check(label: str, choices: Any) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if not isinstance(value, str) or value not in choices:
+            raise RequestError(f"Unknown {label} {value!r}: choose one of {', '.join(choices)}.")
+    return check
+
+
+def _check_switches(value: Any) -> None:
+    if not isinstance(value, FusionSwitches) or not all(isinstance(v, bool) for v in dataclasses.astuple(value)):
+        raise RequestError(f"The fusion switches must be four true/false values, not {value!r}.")
+
+
+def _check_mapping(label: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value is not None and not isinstance(value, dict):
+            raise RequestError(f"{label} must be an object, not {value!r}.")
+    return check
+
+
+def _check_curves(value: Any) -> None:
+    if value is not None:
+        CurveSet.from_dict(value)  # CurveError (a RequestError) names the curve and point
+
+
+def _check_preview(value: Any) -> None:
+    check_number("The preview interval", value, 0, 1000, integer=True)
+
+
+# One check per field: `validate` runs them all, `from_record` drops the fields that fail theirs.
+_FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "model": _text_check("The model path"),
+    "prompt": _text_check("The prompt"),
+    "negative_prompt": _text_check("The negative prompt"),
+    "width": _side_check("width"),
+    "height": _side_check("height"),
+    "steps": lambda v: check_number("Steps", v, *STEPS_RANGE, integer=True),
+    "cfg_scale": lambda v: check_number("CFG scale", v, *CFG_RANGE),
+    "scheduler": _choice_check("scheduler", SCHEDULERS),
+    "batch_count": lambda v: check_number("Batch count", v, *BATCH_RANGE, integer=True),
+    "seed": lambda v: check_number("Seed", v, *SEED_RANGE, integer=True),
+    "device": _choice_check("device", DEVICES),
+    "preview_every": _check_preview,
+    "content_lora": _lora_check("content"),
+    "style_lora": _lora_check("style"),
+    "backbone": _text_check("The backbone path", optional=True),
+    "switches": _check_switches,
+    "curves": _check_curves,
+    "routing_overrides": _check_mapping("The routing overrides"),
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """JSON form → field value for the nested fields; TypeError when the shape is wrong."""
+    if name in ("content_lora", "style_lora") and value is not None:
+        if not isinstance(value, dict):
+            raise RequestError(f"The {name.split('_')[0]} LoRA must be an object with a path and a weight, "
+                               f"not {value!r}.")
+        return LoraRef(**value)
+    if name == "switches":
+        if not isinstance(value, dict):
+            raise RequestError(f"The fusion switches must be an object, not {value!r}.")
+        return FusionSwitches(**value)
+    return value
 
 
 @dataclass

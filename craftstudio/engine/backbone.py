@@ -13,9 +13,11 @@ from pathlib import Path
 
 import torch
 
-from craftstudio.domain.errors import LoraError
+from craftstudio.domain.errors import LoraError, NonFiniteOutput
 from craftstudio.domain.family import Family
-from craftstudio.engine.loader import PICKLE_SUFFIXES, check_safetensors_file
+from craftstudio.engine.fingerprint import file_sha256
+from craftstudio.engine.inputs import check_finite, regular_safetensors
+from craftstudio.engine.loader import check_safetensors_file
 
 FORMAT = "craft-backbone"
 FORMAT_VERSION = "1"
@@ -50,6 +52,10 @@ def save_backbone(path: str | Path, bases: dict[str, torch.Tensor], *, fingerpri
         **(extra or {}),
     }
     tensors = {f"{name}.q": q.detach().to("cpu", torch.float32).contiguous() for name, q in bases.items()}
+    bad = next((name for name, q in tensors.items() if not bool(torch.isfinite(q).all())), None)
+    if bad is not None:
+        raise NonFiniteOutput(f"The trained backbone holds non-finite values (NaN or Inf) in {bad}, so "
+                              f"{path} was not written: lower the learning rate and train again.")
     with atomic_path(Path(path)) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
@@ -58,17 +64,8 @@ def save_backbone(path: str | Path, bases: dict[str, torch.Tensor], *, fingerpri
 def load_backbone(path: str | Path) -> Backbone:
     from safetensors import safe_open
 
-    path = Path(path).expanduser()
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise LoraError(f"{path} is a pickle file; backbones are .safetensors files made by CraftStudio.")
-    if not path.is_file():
-        raise LoraError(f"Backbone file {path} does not exist: choose an existing backbone or turn the "
-                        "backbone off.")
-    try:
-        header = check_safetensors_file(path)
-    except Exception as exc:
-        raise LoraError(f"Backbone file {path} is damaged: train it again or turn the backbone off.") from exc
-    metadata = header.get("__metadata__") or {}
+    path = regular_safetensors(path, "Backbone file", LoraError)
+    metadata = check_safetensors_file(path)["__metadata__"]
     if metadata.get("craft.format") != FORMAT:
         raise LoraError(f"{path} is not a CraftStudio backbone file (it may be a LoRA or a model).")
     bases = {}
@@ -76,6 +73,11 @@ def load_backbone(path: str | Path) -> Backbone:
         for key in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
             if key.endswith(".q"):
                 bases[key[:-2]] = fh.get_tensor(key)
+    check_finite(file_sha256(path), path, lambda: bases.items(), "Backbone file")
+    for name, q in bases.items():
+        if q.ndim != 2:
+            raise LoraError(f"Backbone file {path} is damaged: the basis of {name} has shape {tuple(q.shape)}, "
+                            "not a matrix; train it again or turn the backbone off.")
     return Backbone(path=path, bases=bases, metadata=dict(metadata))
 
 

@@ -14,7 +14,7 @@ import time
 import torch
 
 from craftstudio.domain.cancel import CancelToken
-from craftstudio.domain.errors import OutOfMemory
+from craftstudio.domain.errors import NonFiniteOutput, OutOfMemory
 from craftstudio.domain.generation import GenerateRequest, GenerateResult
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
 from craftstudio.engine import model_cache
@@ -22,6 +22,7 @@ from craftstudio.engine.conditioning import encode
 from craftstudio.engine.craft_layers import BranchState, installed
 from craftstudio.engine.craft_plan import CraftHooks, CraftPlan
 from craftstudio.engine.devices import is_out_of_memory, pick_device, pick_dtype
+from craftstudio.engine.inputs import check_inputs
 from craftstudio.engine.loader import LoadedModel
 from craftstudio.engine.previews import latent_preview
 from craftstudio.engine.routing import CONTENT, STYLE, LayerSets
@@ -49,7 +50,18 @@ def decode(model: LoadedModel, latents: torch.Tensor):
     if vae.dtype == torch.float16 and vae.config.get("force_upcast", False):
         vae.to(torch.float32)
     image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    check_finite_output(image, "decoding", model.dtype)
     return model.pipeline.image_processor.postprocess(image, output_type="pil")[0]
+
+
+def check_finite_output(values: torch.Tensor, stage: str, dtype: torch.dtype) -> None:
+    """Stop, rather than save a black picture, when values went NaN or Inf (fp16 overflow)."""
+    if bool(torch.isfinite(values).all()):
+        return
+    hint = ("run on the CPU (--device cpu) or in float32, or lower the CFG scale and LoRA weights"
+            if dtype == torch.float16 else "lower the CFG scale and the LoRA weights")
+    raise NonFiniteOutput(f"The picture went non-finite (NaN or Inf) during {stage}, so nothing was saved: "
+                          f"{hint}.")
 
 
 def generate(request: GenerateRequest, *, progress: ProgressCallback | None = None,
@@ -57,6 +69,7 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
     """Generate `request.batch_count` images; raises `Cancelled` or a `UserError` on bad input."""
     request.validate()
     plan = CraftPlan.build(request, request.steps)  # bad markers / curves fail before any loading
+    check_inputs(request)  # so do missing, looping, special or damaged files
     started = time.perf_counter()
     device = pick_device(request.device)
     dtype = pick_dtype(device)
@@ -112,6 +125,7 @@ def _generate_one(model: LoadedModel, request: GenerateRequest, plan: CraftPlan,
                       progress=progress, cancel=cancel)
     if cancel is not None:
         cancel.raise_if_cancelled()
+    check_finite_output(latents, "sampling", model.dtype)
     if progress:
         progress(ProgressEvent("decode", index + 1, request.batch_count, index, request.batch_count))
     return decode(model, latents)

@@ -7,9 +7,7 @@ else SD2.x when the UNet's cross-attention width is 1024, else SD1.x.
 
 from __future__ import annotations
 
-import json
 import logging
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,13 @@ import torch
 
 from craftstudio.domain.errors import ModelError
 from craftstudio.domain.family import Family
+from craftstudio.domain.safetensors_header import UnreadableFile, read_header
+from craftstudio.engine.devices import is_out_of_memory
+from craftstudio.engine.inputs import check_model, read_model_index
 
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
-_HEADER_LIMIT = 100 * 1024 * 1024  # a real safetensors header is at most a few MB
 
 
 @dataclass
@@ -53,30 +53,19 @@ def family_of(pipeline: Any) -> Family:
 
 
 def check_safetensors_file(path: Path) -> dict[str, Any]:
-    """Read and sanity-check a safetensors header; raise `ModelError` naming the file if broken."""
+    """Read and judge a safetensors header (`domain/safetensors_header.py`, the same rules as the
+    library's); raise `ModelError` naming the file if it is broken. Returns the header as JSON
+    data: tensor name → {"dtype", "shape"}, plus "__metadata__" (text → text)."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            raw = fh.read(8)
-            if len(raw) < 8:
-                raise ModelError(f"{path} is empty or truncated: download or copy it again.")
-            (length,) = struct.unpack("<Q", raw)
-            if length > min(_HEADER_LIMIT, size - 8):
-                raise ModelError(f"{path} is not a valid .safetensors file (damaged or truncated header): "
-                                 "download or copy it again.")
-            header = json.loads(fh.read(length))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not a valid .safetensors file: download or copy it again.") from exc
+        header = read_header(path)
+    except UnreadableFile as exc:
+        raise ModelError(f"{path} is not a valid .safetensors file ({exc.reason}): download or copy it "
+                         "again.") from exc
     except OSError as exc:
         raise ModelError(f"{path} cannot be read ({exc.strerror or exc}).") from exc
-    if not isinstance(header, dict):
-        raise ModelError(f"{path} is not a valid .safetensors file: download or copy it again.")
-    data_end = max((v["data_offsets"][1] for k, v in header.items()
-                    if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
-    if 8 + length + data_end > size:
-        raise ModelError(f"{path} is truncated ({size} bytes, {8 + length + data_end} expected): "
-                         "download or copy it again.")
-    return header
+    data: dict[str, Any] = {name: {"dtype": t.dtype, "shape": list(t.shape)} for name, t in header.tensors.items()}
+    data["__metadata__"] = dict(header.metadata)
+    return data
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -86,10 +75,12 @@ def _refuse_pickle(path: Path) -> None:
                          "safetensors weights: convert it to .safetensors first.")
 
 
-def _check_folder(path: Path) -> None:
+def check_folder(path: Path) -> None:
+    """A diffusers folder: a model_index.json object, unet/ and vae/ with sound safetensors headers."""
     if not (path / "model_index.json").is_file():
         raise ModelError(f"{path} is not a diffusers model folder (no model_index.json): choose the "
                          "folder that holds model_index.json, unet/ and vae/, or a .safetensors file.")
+    read_model_index(path)
     for component in ("unet", "vae"):
         sub = path / component
         if not sub.is_dir():
@@ -107,7 +98,7 @@ def _check_folder(path: Path) -> None:
 def _pipeline_class(path: Path):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    index = json.loads((path / "model_index.json").read_text())
+    index = read_model_index(path)
     if "text_encoder_2" in index or "XL" in index.get("_class_name", ""):
         return StableDiffusionXLPipeline
     return StableDiffusionPipeline
@@ -126,11 +117,9 @@ def load_model(path: str | Path, device: torch.device, dtype: torch.dtype) -> Lo
     """Load a base model from a diffusers folder or a single `.safetensors` checkpoint."""
     _quiet_libraries()
     path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelError(f"{path} does not exist: choose an existing model folder or .safetensors file.")
     _refuse_pickle(path)
+    check_model(path)
     if path.is_dir():
-        _check_folder(path)
         cls = _pipeline_class(path)
         kwargs: dict[str, Any] = {}
         if cls.__name__ == "StableDiffusionPipeline":
@@ -138,8 +127,11 @@ def load_model(path: str | Path, device: torch.device, dtype: torch.dtype) -> Lo
         try:
             pipeline = cls.from_pretrained(path, local_files_only=True, use_safetensors=True,
                                            dtype=dtype, **kwargs)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"{path} could not be loaded as a diffusers model ({exc}).") from exc
+        except Exception as exc:  # a damaged config or weight file: any library error, one sentence
+            if is_out_of_memory(exc):
+                raise
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelError(f"{path} could not be loaded as a diffusers model ({detail}).") from exc
     elif path.suffix.lower() == ".safetensors":
         from craftstudio.engine.single_file import load_single_file
 

@@ -21,7 +21,8 @@ from torch import nn
 from craftstudio.domain.errors import LoraError
 from craftstudio.domain.family import Family
 from craftstudio.engine.fingerprint import file_sha256
-from craftstudio.engine.loader import PICKLE_SUFFIXES, LoadedModel, check_safetensors_file
+from craftstudio.engine.inputs import check_finite, regular_safetensors
+from craftstudio.engine.loader import LoadedModel, check_safetensors_file
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,7 @@ def family_of_lora(state_dict: dict[str, torch.Tensor], metadata: dict[str, str]
 
 
 def _read(path: Path, model: LoadedModel):
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise LoraError(f"{path} is a pickle file ({path.suffix}), which can run code when loaded: "
-                        "use the .safetensors version of this LoRA.")
-    if not path.is_file():
-        raise LoraError(f"LoRA file {path} does not exist: choose an existing .safetensors file.")
-    try:
-        check_safetensors_file(path)
-    except Exception as exc:  # ModelError wording talks of models; re-word for LoRAs
-        raise LoraError(f"LoRA file {path} is damaged or not a .safetensors file: download or copy it "
-                        "again.") from exc
+    regular_safetensors(path, "LoRA file", LoraError)
     try:
         out = type(model.pipeline).lora_state_dict(str(path), return_lora_metadata=True)
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
@@ -99,6 +91,8 @@ def load_lora(path: str | Path, model: LoadedModel, adapter_name: str = "craft_t
     """Read `path` into per-module deltas for `model`'s UNet; raise `LoraError` if it does not fit."""
     path = Path(path).expanduser()
     state_dict, alphas, metadata = _read(path, model)
+    sha256 = file_sha256(path)
+    check_finite(sha256, path, lambda: state_dict.items(), "LoRA file")
     file_meta = _file_metadata(path)
     unet_sd = {k: v for k, v in state_dict.items() if k.startswith("unet.")}
     _check_pairs(path, unet_sd)
@@ -130,7 +124,7 @@ def load_lora(path: str | Path, model: LoadedModel, adapter_name: str = "craft_t
                         f"{model.name}: it was made for another base model.")
     if te_keys:
         log.info("%s: %d text-encoder tensors are not used (CRAFT routes UNet layers)", path.name, te_keys)
-    return LoraWeights(path=path, sha256=file_sha256(path), family=model.family, deltas=deltas,
+    return LoraWeights(path=path, sha256=sha256, family=model.family, deltas=deltas,
                        text_encoder_keys=te_keys, metadata=file_meta)
 
 

@@ -8,14 +8,18 @@ only hides it from the catalog; the file is never moved or deleted.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from craftstudio.domain.atomic_file import TEMP_SUFFIX, stale_temp_files, temp_file
 from craftstudio.domain.cancel import CancelToken
 from craftstudio.domain.errors import LoraError, UserError
 from craftstudio.domain.progress import ProgressEvent
@@ -43,6 +47,35 @@ class Registered:
     reason: str | None = None
 
 
+def _source_stat(src: Path) -> os.stat_result:
+    """The stat of a file to import; every way the path itself is bad is one `UserError`."""
+    try:
+        str(src).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(src).encode("utf-8", "replace").decode("utf-8")
+        raise UserError(f"{shown} has a name that is not valid UTF-8: rename the file, then import it.") from None
+    try:
+        st = src.stat()
+    except FileNotFoundError:
+        raise UserError(f"{src} does not exist: check the path.") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{src} is a loop of symbolic links: point it at a real file.") from None
+        raise UserError(f"{src} cannot be read ({exc.strerror or exc}): check its permissions.") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a special file"
+        raise UserError(f"{src} is {kind}, not a LoRA, model or backbone file: import a regular file.")
+    return st
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _move(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -67,7 +100,20 @@ class Catalog:
         except OSError as exc:
             raise UserError(f"Cannot create the library folder {paths.root} ({exc.strerror or exc}): "
                             "choose another folder with --home or CRAFTSTUDIO_HOME.") from exc
-        return cls(paths, Database(paths.database))
+        catalog = cls(paths, Database(paths.database))
+        if not catalog.db.read_only:
+            catalog.remove_stale_temp_files()
+        return catalog
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temporary copies a killed import or write left in the library's folders."""
+        removed = []
+        for folder in (self.paths.loras, self.paths.models, self.paths.backbones, self.paths.previews):
+            for tmp in stale_temp_files(folder):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed.append(tmp)
+        return removed
 
     @classmethod
     def in_memory(cls, home: str | Path) -> Catalog:
@@ -195,11 +241,14 @@ class Catalog:
 
     # ---------- import
     def import_file(self, path: str | Path, *, in_place: bool = False) -> Registered:
-        """Add a file or diffusers folder: copied into the library (default) or registered where it is."""
+        """Add a file or diffusers folder: copied into the library (default) or registered where it is.
+
+        The copy is made under a temporary name; the content hash is checked again and the copy
+        renamed into place inside one write transaction, so concurrent imports of one file (other
+        processes included) leave one copy. Any failure leaves no copy behind."""
         src = Path(path).expanduser().absolute()
-        if not src.exists():
-            raise UserError(f"{src} does not exist: check the path.")
-        if src.is_dir() and not (src / MODEL_INDEX).is_file():
+        st = _source_stat(src)
+        if stat.S_ISDIR(st.st_mode) and not (src / MODEL_INDEX).is_file():
             raise UserError(f"{src} is a folder without {MODEL_INDEX}: import a diffusers model folder or "
                             "a .safetensors file, or use `library scan` for folders of LoRAs.")
         if self._inside_library(src):  # already in a library folder: the library owns it
@@ -219,14 +268,32 @@ class Catalog:
             except OSError as exc:
                 raise LoraError(f"{src} cannot be read ({exc.strerror or exc}): check its permissions.") from exc
             sha = digest.sha256
+        known = self._known_copy(sha)
+        if known is not None:
+            return known
+        folder = {"lora": self.paths.loras, "model": self.paths.models}.get(identity.kind, self.paths.backbones)
+        staged = self._stage(src, folder)
+        try:
+            with self.db.transaction():  # BEGIN IMMEDIATE: a concurrent import of the same file waits here
+                known = self._known_copy(sha)
+                if known is not None:
+                    return known
+                dest = self._place(src, staged, folder)
+                try:
+                    return self._checked(self.register(dest, in_place=False, digest=digest), dest)
+                except BaseException:
+                    _remove(dest)
+                    raise
+        finally:
+            _remove(staged)
+
+    def _known_copy(self, sha: str | None) -> Registered | None:
         existing = self.items.get(sha) if sha else None
         if existing and existing.trashed:
             return Registered(existing.path, "ok", item=self.restore(existing.id))
         if existing and Path(existing.path).exists() and not existing.missing:
             return Registered(existing.path, "ok", item=existing)
-        folder = {"lora": self.paths.loras, "model": self.paths.models}.get(identity.kind, self.paths.backbones)
-        dest = self._copy_in(src, folder)
-        return self._checked(self.register(dest, in_place=False, digest=digest), dest)
+        return None
 
     def _checked(self, result: Registered, path: Path) -> Registered:
         if result.status != "ok":
@@ -236,31 +303,40 @@ class Catalog:
     def _inside_library(self, path: Path) -> bool:
         return path.is_relative_to(self.paths.root)
 
-    def _copy_in(self, src: Path, folder: Path) -> Path:
-        stem, suffix = model_stem(src), src.suffix if src.is_file() else ""
+    def _stage(self, src: Path, folder: Path) -> Path:
+        """A copy of `src` under a temporary name in `folder` (a file or a model folder)."""
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            dest = folder / (stem + suffix)
-            n = 2
-            while dest.exists():
-                dest = folder / f"{stem}-{n}{suffix}"
-                n += 1
             if src.is_dir():
-                tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=folder))
+                tmp = Path(tempfile.mkdtemp(prefix=f".{src.name}.", suffix=TEMP_SUFFIX, dir=folder))
                 shutil.rmtree(tmp)
                 shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*("*" + s for s in SKIP_IN_FOLDERS)))
-                os.replace(tmp, dest)
-            else:
-                fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-                os.close(fd)
-                try:
-                    shutil.copyfile(src, tmp_name)
-                    os.replace(tmp_name, dest)
-                finally:
-                    Path(tmp_name).unlink(missing_ok=True)
+                return tmp
+            tmp = temp_file(folder / src.name)
+            try:
+                shutil.copyfile(src, tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return tmp
+        except OSError as exc:
+            raise UserError(f"Cannot copy {src} into the library folder {folder} ({exc.strerror or exc}): "
+                            "make the folder writable, free some space, or add the file with --in-place.") from exc
+
+    def _place(self, src: Path, staged: Path, folder: Path) -> Path:
+        """Rename a staged copy to a free name (`name`, `name-2`...) with copies of its sidecars."""
+        stem, suffix = model_stem(src), src.suffix if src.is_file() else ""
+        dest = folder / (stem + suffix)
+        n = 2
+        while dest.exists():
+            dest = folder / f"{stem}-{n}{suffix}"
+            n += 1
+        try:
+            os.replace(staged, dest)
             for sidecar in find_sidecars(src, read=False).files:
                 shutil.copyfile(sidecar, folder / (model_stem(dest) + sidecar.name[len(stem):]))
         except OSError as exc:
+            _remove(dest)
             raise UserError(f"Cannot copy {src} into the library folder {folder} ({exc.strerror or exc}): "
                             "make the folder writable, free some space, or add the file with --in-place.") from exc
         return dest

@@ -19,6 +19,7 @@ from typing import Any
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.family import Family
 from craftstudio.domain.progress import ProgressEvent
+from craftstudio.domain.terminal_text import one_line, printable
 from craftstudio.library.catalog import Catalog
 from craftstudio.library.header import UnreadableFile, read_header
 from craftstudio.library.identify import KINDS, ROLES, NotRecognised, identify
@@ -32,7 +33,7 @@ FAMILIES = [f.value for f in Family]
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, max_width: int = 48) -> str:
     """A plain-text table with aligned columns (long cells are shortened with …)."""
     def cell(v: Any) -> str:
-        s = "" if v is None else str(v)
+        s = "" if v is None else one_line(str(v))
         return s if len(s) <= max_width else s[: max_width - 1] + "…"
 
     cells = [[cell(v) for v in row] for row in rows]
@@ -43,10 +44,11 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, max_width: i
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    # Names and prompts come from files: escape sequences and stray bytes are shown, not obeyed.
     if getattr(args, "json", False):
-        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        print(printable(json.dumps(data, ensure_ascii=False, indent=2, default=str)))
     else:
-        print(text)
+        print(printable(text))
 
 
 def _open(args: argparse.Namespace) -> Catalog:
@@ -73,7 +75,7 @@ def _describe(item: Item) -> str:
               ("base model", item.base_model_hash), ("family from", item.meta.get("family_evidence")),
               ("status", "in the trash" if item.trashed else "missing: file not found" if item.missing else "ok"),
               ("updated", time.strftime("%Y-%m-%d %H:%M", time.localtime(item.updated_at)))]
-    return "\n".join(f"{k + ':':<13}{v}" for k, v in fields if v not in (None, ""))
+    return "\n".join(f"{k + ':':<13}{one_line(str(v))}" for k, v in fields if v not in (None, ""))
 
 
 # ---------- commands

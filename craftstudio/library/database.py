@@ -9,6 +9,7 @@ transaction after re-reading `PRAGMA user_version`, so two processes never apply
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,13 @@ def explain(exc: sqlite3.Error, path: str | Path) -> DatabaseError:
     return DatabaseError(f"The library database {path} failed ({exc}).")
 
 
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write `path`: the file (if any) and its folder (WAL needs side files)."""
+    if path.exists() and not os.access(path, os.W_OK):
+        return False
+    return os.access(path.parent, os.W_OK) or not path.parent.exists()
+
+
 class Database:
     """`Database(path)` opens (creating and migrating) a library file; `Database()` is in memory."""
 
@@ -55,19 +63,41 @@ class Database:
         self.path = str(path)
         self._lock = threading.RLock()
         self._depth = 0
+        # A library the user cannot write (a read-only folder or file) is opened read-only, so it
+        # can still be listed and searched; a write then fails with the read-only sentence.
+        self.read_only = self.path != MEMORY and not _writable(Path(self.path))
         try:
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
+            if self.read_only:
+                uri = f"{Path(self.path).absolute().as_uri()}?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                             isolation_level=None, check_same_thread=False)
+            else:
+                self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                             isolation_level=None, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            if self.path != MEMORY:
+            if self.path != MEMORY and not self.read_only:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")
-            if migrate:
+            if migrate and self.read_only:
+                if self.version < migrations.SCHEMA_VERSION:
+                    raise DatabaseError(f"The library {self.path} is read-only and was made by an older "
+                                        "CraftStudio: make its folder writable once so it can be updated.")
+            elif migrate:
                 migrations.migrate(self._conn)
         except sqlite3.Error as exc:
             raise explain(exc, self.path) from exc
+
+    def check_integrity(self) -> None:
+        """Refuse to write into a damaged database (a scan would add rows, then fail half-way)."""
+        try:
+            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from exc
+        if [tuple(r) for r in rows] != [("ok",)]:
+            raise DatabaseError(f"{self.path} is damaged ({rows[0][0][:120]}): move it away and scan your "
+                                "folders again.")
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -111,6 +141,9 @@ class Database:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
+            except UnicodeEncodeError:  # a file name with bytes that are not UTF-8
+                raise DatabaseError("A file name holding bytes that are not UTF-8 cannot be stored or looked "
+                                    "up in the library: rename the file.") from None
             except sqlite3.Error as exc:
                 if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
                     raise

@@ -131,7 +131,7 @@ def triggers_from_tag_frequency(raw: str, limit: int = TRIGGERS_FROM_TAGS) -> li
     """The most frequent caption tags of a kohya training set (`ss_tag_frequency`)."""
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return []
     counts: Counter[str] = Counter()
     if isinstance(data, dict):
@@ -267,7 +267,7 @@ def identify_folder(folder: Path) -> Identity:
     """A diffusers pipeline folder (`model_index.json`). Raises `NotRecognised`."""
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise NotRecognised(f"model_index.json is unreadable ({exc})") from None
     cls = str(index.get("_class_name", "")) if isinstance(index, dict) else ""
     if "StableDiffusion" not in cls:
@@ -277,7 +277,7 @@ def identify_folder(folder: Path) -> Identity:
     try:
         config = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
         cross = config.get("cross_attention_dim")
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError, RecursionError):
         pass
     if "XL" in cls:
         ident.family, evidence = Family.SDXL, f"pipeline {cls}"

@@ -22,17 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
-from craftstudio.domain.errors import RequestError, UserError
+from craftstudio.domain.errors import RequestError
 from craftstudio.domain.generation import SCHEDULERS, GenerateRequest, LoraRef
 from craftstudio.domain.infotext import parse_infotext, request_from_infotext
+from craftstudio.domain.limits import LORA_WEIGHT_RANGE, check_number
 from craftstudio.library.item_store import ItemStore
-from craftstudio.library.png_params import CHUNK_CRAFT, CHUNK_PARAMETERS, read_request
+from craftstudio.library.png_params import CHUNK_CRAFT, CHUNK_PARAMETERS, open_text_chunks, request_from_chunk
 
-_LORA_TAG = re.compile(r"<(lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
-_EXIF_IFD = 0x8769
-_USER_COMMENT = 0x9286
+# No part of a tag may hold `<`: a match attempt then ends at the next tag, so a prompt of many
+# unclosed `<lora:` is scanned in linear time.
+_LORA_TAG = re.compile(r"<(lora|lyco):([^:<>]+)(?::([^:<>]*))?(?::[^<>]*)?>", re.IGNORECASE)
 _USED_SETTINGS = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash",
                   "Lora hashes", "Version"}
 
@@ -72,32 +71,9 @@ class ImageParams:
         return data
 
 
-def _decode_user_comment(raw: bytes | str) -> str:
-    if isinstance(raw, str):
-        return raw
-    head, body = raw[:8], raw[8:]
-    if head == b"UNICODE\0":
-        candidates = [body.decode(enc, errors="replace") for enc in ("utf-16-be", "utf-16-le")]
-        return min(candidates, key=lambda t: sum(not (c.isprintable() or c in "\n\r\t") for c in t))
-    if head.startswith(b"ASCII"):
-        return body.decode("ascii", errors="replace")
-    return raw.decode("utf-8", errors="ignore")
-
-
 def read_parameter_chunks(path: str | Path) -> dict[str, str]:
     """Text chunks (PNG) plus A1111's EXIF UserComment (JPEG/WebP) as `parameters`."""
-    try:
-        with Image.open(path) as im:
-            chunks = {k: v for k, v in im.info.items() if isinstance(v, str)}
-            if CHUNK_PARAMETERS not in chunks:
-                comment = im.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
-                if comment:
-                    chunks[CHUNK_PARAMETERS] = _decode_user_comment(comment).strip("\0").strip()
-            return chunks
-    except FileNotFoundError as exc:
-        raise UserError(f"{path} does not exist.") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path} is not a readable image ({exc}).") from exc
+    return open_text_chunks(path, exif_parameters=True)
 
 
 def split_lora_tags(prompt: str) -> tuple[str, list[LoraMention]]:
@@ -112,9 +88,9 @@ def split_lora_tags(prompt: str) -> tuple[str, list[LoraMention]]:
     if not mentions:
         return prompt, []
     clean = _LORA_TAG.sub("", prompt)
-    clean = re.sub(r"[ \t]+,", ",", clean)  # "cat ," left where a tag was
-    clean = re.sub(r",(?:[ \t]*,)+", ",", clean)  # ", ,"
-    clean = re.sub(r"[ \t]{2,}", " ", clean)
+    # Each pattern is linear: runs of blanks first become one space.
+    clean = re.sub(r"[ \t]+", " ", clean).replace(" ,", ",")  # "cat ," left where a tag was
+    clean = re.sub(r",(?: ?,)+", ",", clean)  # ", ,"
     clean = "\n".join(line.strip() for line in clean.split("\n")).strip()
     return clean.rstrip(",").rstrip(), mentions
 
@@ -144,6 +120,11 @@ def _place(request: GenerateRequest, mentions: list[LoraMention], notes: list[st
         if m.item_id is None:
             notes.append(f"LoRA {m.name!r} is not in the library: scan or import it.")
             continue
+        try:
+            check_number(f"The weight of LoRA {m.name!r}", m.weight, *LORA_WEIGHT_RANGE)
+        except RequestError as exc:
+            notes.append(f"{exc} It is left out.")
+            continue
         if m.role in slots and slots[m.role] is None:
             slots[m.role] = LoraRef(path=m.path or "", weight=m.weight, sha256=m.item_id)
             m.placed = m.role
@@ -159,7 +140,9 @@ def _from_infotext(text: str, items: ItemStore | None, result: ImageParams) -> N
     parsed = parse_infotext(text)
     settings = parsed["settings"]
     result.settings = settings
-    request = request_from_infotext(text)
+    dropped: dict[str, str] = {}
+    request = request_from_infotext(text, dropped=dropped)
+    result.notes.extend(dict.fromkeys(dropped.values()))
     prompt, mentions = split_lora_tags(request.prompt)
     hashes = parse_lora_hashes(settings.get("Lora hashes", ""))
     for m in mentions:
@@ -203,7 +186,8 @@ def read_image_params(path: str | Path, items: ItemStore | None = None) -> Image
     result = ImageParams(str(path), None)
     if CHUNK_CRAFT in chunks and path.suffix.lower() == ".png":
         result.source, result.text = "craftstudio", chunks[CHUNK_CRAFT]
-        request = read_request(path)
+        request, dropped = request_from_chunk(path, chunks[CHUNK_CRAFT])
+        result.notes.extend(dict.fromkeys(dropped.values()))
         mentions = []
         for slot, ref in (("content", request.content_lora), ("style", request.style_lora)):
             if ref is None:

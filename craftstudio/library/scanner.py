@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -96,6 +98,12 @@ def hash_folder(folder: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _stat_problem(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a loop of symbolic links: skipped"
+    return f"cannot be read: {exc.strerror or exc}"
+
+
 def _is_under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -120,6 +128,7 @@ class Scanner:
             if not root.exists():
                 raise UserError(f"{root} does not exist: check the folder name.")
             roots.append(str(root))
+        self.db.check_integrity()  # a damaged database must not be half-written
         started = time.perf_counter()
         report = ScanReport(roots)
         with self.db.transaction() as conn:
@@ -192,6 +201,8 @@ class Scanner:
             try:
                 st = os.stat(folder)
                 if (st.st_dev, st.st_ino) in visited:
+                    if os.path.islink(folder):
+                        report.other.append((folder, "a symbolic link to a folder already scanned (a loop)"))
                     continue
                 visited.add((st.st_dev, st.st_ino))
                 with os.scandir(folder) as it:
@@ -210,7 +221,8 @@ class Scanner:
                     continue
                 try:
                     is_dir = entry.is_dir()
-                except OSError:
+                except OSError as exc:
+                    report.unreadable.append((entry.path, _stat_problem(exc)))
                     continue
                 if is_dir:
                     if entry.path not in self._skip_dirs:
@@ -232,7 +244,11 @@ class Scanner:
             report.vanished.append(path)
             return
         except OSError as exc:
-            report.unreadable.append((path, f"cannot be read: {exc.strerror or exc}"))
+            report.unreadable.append((path, _stat_problem(exc)))
+            return
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read for ever
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a special file"
+            report.unreadable.append((path, f"{kind}, not a regular file: skipped"))
             return
         yield Candidate(path, False, siblings, st.st_size, st.st_mtime_ns)
 

@@ -18,13 +18,14 @@ import binascii
 import io
 import json
 import os
-import tempfile
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from craftstudio.domain.atomic_file import temp_file
 from craftstudio.domain.family import Family
 from craftstudio.library.identify import Identity, family_from_words, split_phrases
 
@@ -64,10 +65,11 @@ def sidecar_names(path: Path) -> list[str]:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        if path.stat().st_size > MAX_SIDECAR_BYTES:
+        st = path.stat()
+        if st.st_size > MAX_SIDECAR_BYTES or not stat.S_ISREG(st.st_mode):  # a FIFO would block
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -139,13 +141,12 @@ def apply_sidecars(identity: Identity, sidecars: Sidecars) -> None:
 
 def atomic_write_bytes(dest: Path, data: bytes) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    tmp = temp_file(dest)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        tmp.write_bytes(data)
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return dest
 

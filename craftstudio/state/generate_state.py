@@ -16,6 +16,7 @@ filled in when it is installed (`demo_defaults`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from pathlib import Path
@@ -28,7 +29,7 @@ from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
 from craftstudio.domain.markers import MarkerError, ParsedPrompt, parse_prompt
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.domain.trigger_phrases import insert_trigger
-from craftstudio.library.png_params import read_request
+from craftstudio.library.png_params import read_recorded
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
@@ -201,14 +202,24 @@ class GenerateState(ObservableObject):
         return self.craft.apply_request(request)
 
     def apply_png(self, path: str | Path) -> bool:
-        """Restore the settings recorded in a PNG; a file without them sets `error`."""
+        """Restore the settings recorded in a PNG. Never raises: a file without valid settings
+        sets `error`; recorded settings that were invalid are left as they were and named in
+        `error`, the valid ones are restored."""
         try:
-            request = read_request(path)
+            request, dropped = read_recorded(path)
         except UserError as exc:
             self.error = str(exc)
             return False
+        except Exception as exc:  # the reading layer words every known fault; this is the last guard
+            log.exception("reading the settings of %s failed", path)
+            self.error = f"The settings in {Path(path).name} could not be read ({type(exc).__name__})."
+            return False
+        # An invalid recorded setting is not restored: the panel keeps what it shows now.
+        current = self.request()
+        request = dataclasses.replace(request, **{name: getattr(current, name) for name in dropped})
         missing = self.apply_request(request)
-        self.error = ""
+        reasons = " ".join(dict.fromkeys(dropped.values()))
+        self.error = f"Not restored from {Path(path).name}: {reasons}" if dropped else ""
         self.status = f"Settings restored from {Path(path).name}."
         if missing:
             self.status += f" Not found here: {', '.join(missing)}."

@@ -34,7 +34,7 @@ def _bad(tmp_path, name: str, content: bytes):
     ("pickle", "pickle checkpoint"),
     ("text_renamed", "not a valid .safetensors file"),
     ("truncated", "truncated"),
-    ("empty", "empty or truncated"),
+    ("empty", "the file is empty"),
     ("bin_only_folder", "only pickle weights"),
 ])
 def test_bad_inputs_name_the_file(tmp_path, tiny_sd1, case, expected):

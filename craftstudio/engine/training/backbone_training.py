@@ -108,6 +108,8 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
     """Train content/style bases and save the merged backbone to `request.out`."""
     request.validate()
     out = check_output(request.out, request.overwrite)
+    if resume:  # a damaged or implausible checkpoint fails before the model loads
+        ckpt.load_checkpoint(ckpt.checkpoint_folder(out), request.steps)
     started = time.perf_counter()
     tell(progress, "prepare", "checking images")
     content = collect_images([request.content_dir], what="content references", limit=request.max_content)
@@ -156,7 +158,7 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []
         start = ckpt.resume_or_start(folder, resume, comparable(request), params, optimizer, precision,
-                                     losses, lambda text: tell(progress, "prepare", text))
+                                     losses, lambda text: tell(progress, "prepare", text), request.steps)
         pairs = len(latents[CONTENT]) * len(latents[STYLE])
         num_timesteps = noise_scheduler.config.num_train_timesteps
 

@@ -81,27 +81,42 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     return path
 
 
-def load_checkpoint(folder: Path) -> Checkpoint | None:
-    """The checkpoint in `folder`, or None if there is none; a damaged one is a `UserError`."""
+def load_checkpoint(folder: Path, total_steps: int | None = None) -> Checkpoint | None:
+    """The checkpoint in `folder`, or None if there is none. A damaged or implausible one (step
+    outside 0..`total_steps`, NaN/Inf in any tensor, a malformed document) is a `UserError`."""
     from safetensors import safe_open
 
     path = folder / FILE_NAME
     if not path.is_file():
         return None
+    start_over = f"delete the folder {folder} and train without resuming"
     try:
         with safe_open(str(path), framework="pt") as fh:
             document = json.loads((fh.metadata() or {})["craft.checkpoint"])
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
     except Exception as exc:  # any damage: the message tells what to do
-        raise UserError(f"The checkpoint {path} is damaged ({type(exc).__name__}): delete the folder "
-                        f"{folder} and train without resuming.") from exc
-    if document.get("format") != FORMAT:
-        raise UserError(f"{path} is not a CraftStudio training checkpoint.")
-    params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
-    optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
-    return Checkpoint(step=int(document["step"]), params=params,
-                      optimizer=_join_optimizer(optim, document["optimizer"]), request=document["request"],
-                      losses=document.get("losses", []), scaler=document.get("scaler", {}))
+        raise UserError(f"The checkpoint {path} is damaged ({type(exc).__name__}): {start_over}.") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise UserError(f"{path} is not a CraftStudio training checkpoint: {start_over}.")
+    step = document.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0 or (
+            total_steps is not None and step > total_steps):
+        limit = f" of a run of {total_steps} steps" if total_steps is not None else ""
+        raise UserError(f"The checkpoint {path} records step {step!r}, not a step{limit}: {start_over}.")
+    bad = next((name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())),
+               None)
+    if bad is not None:
+        raise UserError(f"The checkpoint {path} holds non-finite values (NaN or Inf) in {bad}: {start_over}.")
+    try:
+        params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
+        optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+        losses, scaler = document.get("losses", []), document.get("scaler", {})
+        if not isinstance(losses, list) or not isinstance(scaler, dict) or not isinstance(document["request"], dict):
+            raise TypeError("losses, scaler or request")
+        return Checkpoint(step=step, params=params, optimizer=_join_optimizer(optim, document["optimizer"]),
+                          request=document["request"], losses=losses, scaler=scaler)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"The checkpoint {path} is damaged (malformed {exc}): {start_over}.") from exc
 
 
 def check_matches(checkpoint: Checkpoint, request: dict[str, Any], folder: Path) -> None:
@@ -128,19 +143,23 @@ def restore(checkpoint: Checkpoint, params: dict[str, torch.nn.Parameter],
                 raise UserError(f"The checkpoint in {folder} does not fit this model ({name} has shape "
                                 f"{tuple(saved.shape)}): start over without resuming.")
             param.copy_(saved.to(param.device, param.dtype))
-    optimizer.load_state_dict(checkpoint.optimizer)
+    try:
+        optimizer.load_state_dict(checkpoint.optimizer)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+        raise UserError(f"The checkpoint in {folder} has an optimizer state that does not fit this run "
+                        f"({type(exc).__name__}): start over without resuming.") from exc
 
 
 def resume_or_start(folder: Path, resume: bool, request: dict[str, Any], params: dict[str, torch.nn.Parameter],
                     optimizer: torch.optim.Optimizer, precision, losses: list[dict[str, float]],
-                    say: Callable[[str], None]) -> int:
+                    say: Callable[[str], None], total_steps: int | None = None) -> int:
     """The step to start from: a matching checkpoint's when resuming, else 0 (old ones removed)."""
     if not resume:
         if (folder / FILE_NAME).is_file():
             say(f"starting over: the checkpoint of an earlier run in {folder} is replaced (resume to keep it)")
         remove_checkpoints(folder)
         return 0
-    saved = load_checkpoint(folder)
+    saved = load_checkpoint(folder, total_steps)
     if saved is None:
         say(f"no checkpoint in {folder}: starting from step 0")
         return 0

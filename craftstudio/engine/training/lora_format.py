@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from craftstudio.domain.errors import UserError
+from craftstudio.domain.errors import NonFiniteOutput, UserError
 from craftstudio.domain.family import Family
 from craftstudio.domain.training import LoraTrainRequest
 from craftstudio.engine.atomic import atomic_path
@@ -86,6 +86,10 @@ def save_lora(unet: torch.nn.Module, adapter_name: str, pipeline_class: type, ou
 
     state = {k: v.detach().to("cpu", torch.float32).contiguous()
              for k, v in get_peft_model_state_dict(unet, adapter_name=adapter_name).items()}
+    bad = next((name for name, t in state.items() if not bool(torch.isfinite(t).all())), None)
+    if bad is not None:
+        raise NonFiniteOutput(f"The trained LoRA holds non-finite values (NaN or Inf) in {bad}, so {out} was "
+                              "not written: lower the learning rate or use float32, and train again.")
     config = unet.peft_config[adapter_name].to_dict()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -129,6 +129,8 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
     """Train a content or style LoRA and save it to `request.out`."""
     request.validate()
     out = check_output(request.out, request.overwrite)
+    if resume:  # a damaged or implausible checkpoint fails before the model loads
+        ckpt.load_checkpoint(ckpt.checkpoint_folder(out), request.steps)
     started = time.perf_counter()
     tell(progress, "prepare", "checking images")
     images = collect_images(request.images, what="training images")
@@ -171,7 +173,7 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []
         start = ckpt.resume_or_start(folder, resume, comparable(request), params, optimizer, precision,
-                                     losses, lambda message: tell(progress, "prepare", message))
+                                     losses, lambda message: tell(progress, "prepare", message), request.steps)
         num_timesteps = noise_scheduler.config.num_train_timesteps
 
         def one_step(step: int) -> dict[str, float]:
