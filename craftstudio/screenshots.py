@@ -40,9 +40,10 @@ def file_name(area: str) -> str:
     return area.lower().replace(" ", "-") + ".png"
 
 
-def take_screenshots(out: Path, *, size: tuple[int, int] = SIZE,
+def take_screenshots(out: Path, *, size: tuple[int, int] = SIZE, steps: int = 20, engine=None,
                      pages: Iterable[tuple[str, object]] = ()) -> list[Shot]:
-    """Capture every area into `out` (made if needed); a QApplication must exist."""
+    """Capture every area into `out` (made if needed); a QApplication must exist. `steps`: the
+    demo generation's; `engine` replaces the real one (tests)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     previous = os.environ.get("CRAFTSTUDIO_HOME")
@@ -50,7 +51,7 @@ def take_screenshots(out: Path, *, size: tuple[int, int] = SIZE,
         home = Path(tmp) / "home"
         os.environ["CRAFTSTUDIO_HOME"] = str(home)
         try:
-            return _capture(home, Path(tmp) / "My LoRAs", out, size, pages)
+            return _capture(home, Path(tmp) / "My LoRAs", out, size, steps, engine, pages)
         finally:
             if previous is None:
                 os.environ.pop("CRAFTSTUDIO_HOME", None)
@@ -58,7 +59,8 @@ def take_screenshots(out: Path, *, size: tuple[int, int] = SIZE,
                 os.environ["CRAFTSTUDIO_HOME"] = previous
 
 
-def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], pages) -> list[Shot]:
+def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: int, engine,
+             pages) -> list[Shot]:
     from PySide6.QtWidgets import QApplication, QLabel
 
     from craftstudio.app import build_studio
@@ -67,14 +69,14 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], pages) -
 
     paths = AppPaths(home)
     _fill_library(paths, loras)
-    studio = build_studio(paths=paths, pages=pages)
+    studio = build_studio(paths=paths, engine=engine, pages=pages)
     try:
         studio.settings.change("loras_folder", str(loras))
         apply_theme(studio.settings.theme)
         window = studio.window
         window.resize(*size)
         window.show()
-        _generate_demo(studio)
+        _generate_demo(studio, steps)
         _record_history(paths, studio.generate)
         shots = []
         for area in window.areas:
@@ -110,7 +112,7 @@ def _fill_library(paths, loras: Path) -> None:
         catalog.scan(folders)
 
 
-def _generate_demo(studio) -> None:
+def _generate_demo(studio, steps: int) -> None:
     """Run the real demo generation and wait for it (the GUI thread keeps processing events)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -120,7 +122,7 @@ def _generate_demo(studio) -> None:
     state.random_seed = False
     state.seed = 7
     state.width = state.height = 64
-    state.steps = 20
+    state.steps = steps
     loop = QEventLoop()
     state.is_busy_changed.connect(lambda busy: None if busy else loop.quit())
     QTimer.singleShot(GENERATE_TIMEOUT_S * 1000, loop.quit)

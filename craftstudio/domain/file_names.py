@@ -42,15 +42,16 @@ def check_template(template: str) -> None:
     names = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
     if not template.strip():
         raise RequestError(f"The file name template is empty: write one with placeholders such as {names}.")
-    bad = sorted({c for c in template if c in _BAD_CHARS})
-    if bad:
-        raise RequestError(f"The file name template may not contain {' '.join(bad)}: file names cannot "
-                           "hold these characters.")
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+        parts = list(string.Formatter().parse(template))
     except ValueError:
         raise RequestError(f"The file name template {template!r} has an unmatched {{ or }}: write "
                            "placeholders as {seed}.") from None
+    bad = sorted({c for literal, _, _, _ in parts for c in literal if c in _BAD_CHARS})
+    if bad:
+        raise RequestError(f"The file name template may not contain the characters {' '.join(bad)}: "
+                           "file names cannot hold them.")
+    fields = [field for _, field, _, _ in parts if field is not None]
     for field in fields:
         if field not in PLACEHOLDERS:
             shown = "{" + field + "}" if field else "{}"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QUrl
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -24,8 +24,10 @@ from PySide6.QtGui import (
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
+    QGuiApplication,
     QKeySequence,
     QShortcut,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -106,6 +108,9 @@ class MainWindow(QMainWindow):
         self.generate_state = generate_state
         self.settings_state = settings_state
         self.logs = logs
+        # Saved splitter sizes wait until their page is on screen: a splitter that has no size
+        # yet would squeeze them.
+        self._pending_splitters: dict[str, list[int]] = {}
         self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl  # tests replace it
         self.dialogs: list[QMessageBox] = []  # open non-modal dialogs (Help), newest last
         self.generate_panel = GeneratePanel(generate_state)
@@ -159,6 +164,8 @@ class MainWindow(QMainWindow):
         actions = self.area_actions
         if 0 <= row < len(actions):
             actions[row].setChecked(True)
+        if self._pending_splitters:
+            QTimer.singleShot(0, self._apply_pending_splitters)
 
     # ---------- menus and shortcuts
     def _build_menus(self) -> None:
@@ -208,6 +215,7 @@ class MainWindow(QMainWindow):
         action.setStatusTip(tip)
         action.triggered.connect(slot)
         menu.addAction(action)
+        self.addAction(action)  # the shortcut works wherever the focus is in the window
         return action
 
     def _build_shortcuts(self) -> None:
@@ -280,9 +288,12 @@ class MainWindow(QMainWindow):
         return found
 
     def layout_settings(self) -> dict[str, Any]:
+        splitters = {key: splitter.sizes() for key, splitter in self._splitters().items()}
         return {
-            "geometry": bytes(self.saveGeometry().toHex()).decode("ascii"),
-            "splitters": {key: splitter.sizes() for key, splitter in self._splitters().items()},
+            # Plain numbers rather than saveGeometry(): readable, and exact on every platform.
+            "geometry": list(self.normalGeometry().getRect()),
+            "maximized": self.isMaximized(),
+            "splitters": {**splitters, **self._pending_splitters},
             "area": self.current_area,
         }
 
@@ -292,17 +303,41 @@ class MainWindow(QMainWindow):
     def restore_layout(self) -> None:
         saved = self.settings_state.window_layout()
         geometry = saved.get("geometry")
-        if isinstance(geometry, str):
-            self.restoreGeometry(QByteArray.fromHex(geometry.encode("ascii")))
+        if isinstance(geometry, list) and len(geometry) == 4 and all(isinstance(v, int) for v in geometry):
+            self._restore_geometry(QRect(*geometry))
+        if saved.get("maximized") is True:
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
         sizes = saved.get("splitters")
         if isinstance(sizes, dict):
             for key, splitter in self._splitters().items():
                 value = sizes.get(key)
                 if isinstance(value, list) and len(value) == splitter.count() \
                         and all(isinstance(v, int) and v >= 0 for v in value):
-                    splitter.setSizes(value)
+                    self._pending_splitters[key] = value
         if saved.get("area") in self.areas:
             self.show_area(saved["area"])
+
+    def _apply_pending_splitters(self) -> None:
+        if not self.isVisible():
+            return  # showEvent comes back here
+        area = self.current_area
+        for key, splitter in self._splitters().items():
+            if key.startswith(f"{area}/") and key in self._pending_splitters:
+                splitter.setSizes(self._pending_splitters.pop(key))
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._pending_splitters:
+            QTimer.singleShot(0, self._apply_pending_splitters)
+
+    def _restore_geometry(self, rect: QRect) -> None:
+        if rect.width() < 200 or rect.height() < 150:
+            return
+        screens = [screen.availableGeometry() for screen in QGuiApplication.screens()]
+        if any(area.intersects(rect) for area in screens):
+            self.setGeometry(rect)
+        else:  # the screen it was on is gone: keep the size, let the system place it
+            self.resize(rect.size())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.save_layout()
