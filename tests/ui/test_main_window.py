@@ -8,11 +8,10 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QLabel, QSplitter
 
 from craftstudio.app import build_studio
-
 from craftstudio.domain.generation import FusionSwitches, LoraRef
+from craftstudio.library.paths import AppPaths
 from craftstudio.library.png_params import save_png
 from craftstudio.state.settings_file import SettingsFile
-from craftstudio.library.paths import AppPaths
 from craftstudio.ui.main_window import AREAS, SHORTCUTS
 from craftstudio.ui.settings_page import SettingsPage
 from tests.workers.fake_engine import FakeEngine, _image, quick_request
