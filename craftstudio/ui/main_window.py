@@ -112,6 +112,10 @@ class MainWindow(QMainWindow):
         # yet would squeeze them.
         self._pending_splitters: dict[str, list[int]] = {}
         self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl  # tests replace it
+        # What opening or dropping a PNG calls (a page may offer a richer restore, e.g. one that
+        # also finds the image's LoRAs in the library), and what may veto closing the window.
+        self.png_opener: Callable[[str], Any] = generate_state.apply_png
+        self.close_guards: list[Callable[[], bool]] = []
         self.dialogs: list[QMessageBox] = []  # open non-modal dialogs (Help), newest last
         self.generate_panel = GeneratePanel(generate_state)
         self.settings_page = SettingsPage(settings_state)
@@ -237,7 +241,14 @@ class MainWindow(QMainWindow):
 
     def open_image(self, path: str | Path) -> None:
         self.show_area("Generate")
-        self.generate_state.apply_png(path)
+        self.png_opener(str(path))
+
+    def confirm(self, question: str, title: str = "CraftStudio") -> bool:
+        """Ask a yes/no question (e.g. for a close guard); No is the default."""
+        answer = QMessageBox.question(self, title, question,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of models or LoRAs to the library",
@@ -340,6 +351,9 @@ class MainWindow(QMainWindow):
             self.resize(rect.size())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if not all(guard() for guard in self.close_guards):
+            event.ignore()
+            return
         self.save_layout()
         super().closeEvent(event)
 

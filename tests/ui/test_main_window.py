@@ -197,3 +197,17 @@ def test_a_damaged_layout_is_ignored(qtbot, make_studio):
     studio.settings.save_window_layout({"geometry": [1, "x"], "splitters": {"Generate/0": ["a"]}, "area": "Nowhere"})
     window = make_studio(FakeEngine()).window
     assert window.current_area == "Generate"
+
+
+def test_open_image_goes_through_the_png_opener_and_close_guards_can_veto(qtbot, make_studio, tmp_path):
+    window = make_studio(FakeEngine()).window
+    opened = []
+    window.png_opener = opened.append
+    window.show_area("Library")
+    window.open_image(tmp_path / "a.png")
+    assert opened == [str(tmp_path / "a.png")] and window.current_area == "Generate"
+    answers = [False]
+    window.close_guards.append(lambda: answers[-1])
+    assert not window.close() and window.isVisible()
+    answers.append(True)
+    assert window.close() and not window.isVisible()
