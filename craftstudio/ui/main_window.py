@@ -61,7 +61,7 @@ COMING_SOON = {
 # (keys, what they do): shown by Help › Keyboard shortcuts and in docs/settings.md.
 SHORTCUTS = (
     ("Ctrl+Enter", "Generate (on the Generate page)"),
-    ("Esc", "Cancel the running generation"),
+    ("Esc", "Cancel the running generation (on the Generate page)"),
     ("Ctrl+1 … Ctrl+5", "Go to Library, Generate, Train, Gallery, Settings"),
     ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo in the curve editor (click the curves first)"),
     ("Ctrl+O", "Open an image and restore the settings that made it"),
@@ -223,9 +223,11 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_shortcuts(self) -> None:
-        # Esc cancels from anywhere in the window; if a page binds Esc too, Qt reports the
-        # key as ambiguous, which cancels as well.
-        cancel = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        # Esc cancels while the focus is on the Generate page (other pages keep Esc for their
+        # own use, e.g. leaving a viewer); if the page binds Esc too, Qt reports the key as
+        # ambiguous, which cancels as well.
+        cancel = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.generate_panel)
+        cancel.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         cancel.activated.connect(self.generate_state.cancel)
         cancel.activatedAmbiguously.connect(self.generate_state.cancel)
         # The panel binds Ctrl+Return; Ctrl+Enter on the keypad does the same.

@@ -126,8 +126,26 @@ def test_escape_cancels_the_running_generation(qtbot, make_studio):
     with qtbot.waitSignal(state.is_busy_changed, timeout=5000, check_params_cb=lambda busy: not busy):
         assert state.generate() is not None
         assert engine.entered.wait(5)
-        qtbot.keyClick(studio.window.navigation, Qt.Key.Key_Escape)
+        studio.window.generate_panel.prompt_edit.setFocus()
+        qtbot.keyClick(studio.window.generate_panel.prompt_edit, Qt.Key.Key_Escape)
     assert state.status == "Cancelled."
+
+
+def test_escape_elsewhere_is_left_to_the_other_pages(qtbot, make_studio):
+    engine = FakeEngine().hold()
+    studio = make_studio(engine)
+    state = studio.generate
+    state.model, state.prompt, state.width, state.height, state.steps = "/m", "a cat", 64, 64, 3
+    with qtbot.waitActive(studio.window):
+        studio.window.activateWindow()
+    assert state.generate() is not None
+    assert engine.entered.wait(5)
+    studio.window.show_area("Settings")
+    studio.window.settings_page.template_edit.setFocus()
+    qtbot.keyClick(studio.window.settings_page.template_edit, Qt.Key.Key_Escape)
+    assert state.is_busy and state.status != "Cancelling…"
+    with qtbot.waitSignal(state.is_busy_changed, timeout=5000):
+        engine.release()
 
 
 def test_menus_hold_the_actions_with_tooltips(qtbot, make_studio):
