@@ -113,22 +113,36 @@ def _fill_library(paths, loras: Path) -> None:
 
 
 def _generate_demo(studio, steps: int) -> None:
-    """Run the real demo generation and wait for it (the GUI thread keeps processing events)."""
-    from PySide6.QtCore import QEventLoop, QTimer
-
+    """Run the real demo generation and wait for it (the GUI thread keeps processing events).
+    A one-step run first loads the model, so the status line shows the time an image takes."""
     state = studio.generate
     if not state.model:
         raise RuntimeError("the demo model is not installed: screenshots need it")
     state.random_seed = False
-    state.seed = 7
     state.width = state.height = 64
+    state.seed, state.steps = 7, 1
+    _run_and_wait(state)
     state.steps = steps
+    _run_and_wait(state)
+
+
+def _run_and_wait(state) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
     loop = QEventLoop()
-    state.is_busy_changed.connect(lambda busy: None if busy else loop.quit())
+
+    def finished(busy: bool) -> None:
+        if not busy:
+            loop.quit()
+
+    state.is_busy_changed.connect(finished)
     QTimer.singleShot(GENERATE_TIMEOUT_S * 1000, loop.quit)
-    if state.generate() is None:
-        raise RuntimeError(f"the demo generation was refused: {state.error}")
-    loop.exec()
+    try:
+        if state.generate() is None:
+            raise RuntimeError(f"the demo generation was refused: {state.error}")
+        loop.exec()
+    finally:
+        state.is_busy_changed.disconnect(finished)
     if state.is_busy or state.error or not state.image_paths:
         raise RuntimeError(f"the demo generation did not finish: {state.error or state.status}")
 

@@ -31,7 +31,7 @@ def test_one_png_per_area_with_the_finished_image_on_generate(qtbot, tmp_path):
             assert spread > 5, f"{shot.area} looks blank"
         assert shot.placeholder == (shot.area in EXPECTED_PLACEHOLDERS), shot.area
     # The demo request ran (demo model, 64×64) and its image fills the Generate page's canvas.
-    request = engine.calls[0]
+    request = engine.calls[-1]
     assert request.model.endswith("shapesworld") and (request.width, request.height) == (64, 64)
     colour = _image(request, request.seed, request.steps).getpixel((0, 0))
     generate = next(shot for shot in shots if shot.area == "Generate")
