@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from craftstudio.domain.resources import resources_dir
-from craftstudio.library.paths import AppPaths
+from craftstudio.library.paths import APP_NAME, AppPaths
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.settings_file import SettingsFile
+from craftstudio.state.settings_state import SettingsState
+from craftstudio.ui.exception_hook import ExceptionHook
 from craftstudio.ui.main_window import MainWindow
+from craftstudio.ui.theme import apply_theme
 from craftstudio.workers.generate_job import GenerateFn
 from craftstudio.workers.job_runner import JobRunner
 
@@ -35,31 +41,49 @@ class Studio:
 
     paths: AppPaths
     runner: JobRunner
+    settings: SettingsState
     generate: GenerateState
     window: MainWindow
 
     def shutdown(self) -> None:
-        """Save settings, cancel jobs and join the worker thread. Safe to call twice."""
+        """Save settings and the window's layout, cancel jobs and join the worker thread.
+        Safe to call twice."""
+        self.window.save_layout()
         self.window.hide()  # a running step may take a moment to stop: don't look frozen
         self.generate.save_settings()
         self.runner.shutdown()
 
 
-def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = None) -> Studio:
-    """Build the GUI objects (a QApplication must exist). `engine` replaces the real one."""
+def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = None,
+                 pages: Iterable[tuple[str, QWidget]] = ()) -> Studio:
+    """Build the GUI objects (a QApplication must exist). `engine` replaces the real one;
+    `pages` are (area, widget) pairs for the areas built elsewhere."""
     paths = paths or AppPaths.default()
     runner = JobRunner()
-    state = GenerateState(runner, engine=engine, settings=SettingsFile(paths.settings),
-                          outputs=paths.outputs)
-    return Studio(paths, runner, state, MainWindow(state))
+    settings_file = SettingsFile(paths.settings)
+    settings = SettingsState(paths, settings=settings_file, runner=runner)
+    state = GenerateState(runner, engine=engine, settings=settings_file, outputs=paths.outputs,
+                          app_settings=settings)
+    settings.theme_changed.connect(apply_theme)
+    window = MainWindow(state, settings, pages=pages, logs=log_folder(paths))
+    return Studio(paths, runner, settings, state, window)
 
 
-def configure_logging(paths: AppPaths) -> Path | None:
-    """Log to stderr and to `<data dir>/craftstudio.log` (where "details in the log" points)."""
+def log_folder(paths: AppPaths) -> Path:
+    """`<CRAFTSTUDIO_HOME>/logs` when the data folder is overridden, else the platform's user log
+    folder (~/.local/state/CraftStudio/log, ~/Library/Logs/CraftStudio, ...)."""
+    if os.environ.get("CRAFTSTUDIO_HOME") or paths != AppPaths.default():
+        return paths.root / "logs"
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def configure_logging(folder: Path) -> Path | None:
+    """Log to stderr and to a rotating `craftstudio.log` in `folder` (where "details in the log"
+    points); None if that folder cannot be made (the app still starts)."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
-    log_file: Path | None = paths.root / LOG_NAME
+    log_file: Path | None = folder / LOG_NAME
     try:
-        paths.root.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000,
                                                              backupCount=2, encoding="utf-8"))
     except OSError:
@@ -67,11 +91,6 @@ def configure_logging(paths: AppPaths) -> Path | None:
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return log_file
-
-
-def _log_uncaught(kind, value, traceback) -> None:
-    # An exception escaping a Qt slot must not pass silently to stderr: keep it in the log.
-    log.error("uncaught exception", exc_info=(kind, value, traceback))
 
 
 def main(argv: list[str] | None = None, *, exit_after: float | None = None) -> int:
@@ -84,13 +103,11 @@ def main(argv: list[str] | None = None, *, exit_after: float | None = None) -> i
     icon = resources_dir() / "icons" / "craftstudio-256.png"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
-    app.setStyle("Fusion")
-    style_sheet = resources_dir() / "styles" / "studio.qss"
-    if style_sheet.is_file():  # optional: the app works unstyled
-        app.setStyleSheet(style_sheet.read_text(encoding="utf-8"))
     studio = build_studio()
-    log_file = configure_logging(studio.paths)
-    sys.excepthook = _log_uncaught
+    apply_theme(studio.settings.theme)
+    log_file = configure_logging(log_folder(studio.paths))
+    # An exception escaping a Qt slot is logged and shown in a dialog, never a silent death.
+    sys.excepthook = ExceptionHook(log_file)
     app.aboutToQuit.connect(studio.shutdown)
     studio.window.show()
     log.info("window shown in %.2f s (log: %s)", time.perf_counter() - t0, log_file)

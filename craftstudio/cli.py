@@ -242,6 +242,12 @@ def _run_gui(args) -> int:
     return gui_main([], exit_after=args.exit_after)
 
 
+def _run_screenshots(args) -> int:
+    from craftstudio.screenshots import main as screenshots_main
+
+    return screenshots_main(args.out)
+
+
 def _add_engine_bench(bench_sub) -> None:
     """The sampler benchmark's parser without importing torch at start-up."""
     p = bench_sub.add_parser("sampler", help="CRAFT sampler cost per step vs base UNet and peft")
@@ -270,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--exit-after", type=float, metavar="SECONDS",
                      help="close the window after this many seconds (for smoke tests of an install)")
     gui.set_defaults(func=_run_gui)
+    shots = sub.add_parser("screenshots", help="save a PNG of every area of the window (offscreen)")
+    shots.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    shots.set_defaults(func=_run_screenshots)
     _add_generate(sub)
     train_cli.add_commands(sub)
     library_cli.add_commands(sub)

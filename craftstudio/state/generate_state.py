@@ -34,6 +34,7 @@ from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
+from craftstudio.state.settings_state import SettingsState
 from craftstudio.workers.generate_job import GenerateFn, GenerateJob, GenerateOutput
 from craftstudio.workers.job_runner import JobRunner
 
@@ -97,8 +98,10 @@ class GenerateState(ObservableObject):
 
     def __init__(self, runner: JobRunner, *, engine: GenerateFn | None = None,
                  settings: SettingsFile | None = None, outputs: Path | None = None,
-                 parent: QObject | None = None) -> None:
+                 app_settings: SettingsState | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        # The Settings page's values (device, previews, output folder and names, threads).
+        self._app_settings = app_settings
         self._runner = runner
         self._engine = engine
         self._settings = settings
@@ -136,7 +139,8 @@ class GenerateState(ObservableObject):
             model=self.model.strip(), prompt=self.prompt, negative_prompt=self.negative_prompt,
             width=self.width, height=self.height, steps=self.steps, cfg_scale=self.cfg_scale,
             seed=self.seed, scheduler=self.scheduler, batch_count=self.batch_count,
-            preview_every=1, **self.craft.request_fields(),
+            **(self._app_settings.request_fields() if self._app_settings else {"preview_every": 1}),
+            **self.craft.request_fields(),
         )
 
     def generate(self) -> int | None:
@@ -159,7 +163,8 @@ class GenerateState(ObservableObject):
             self.error = str(exc)
             return None
         self.save_settings()
-        job = GenerateJob(request, engine=self._engine, outputs=self._outputs)
+        options = self._app_settings.job_options() if self._app_settings else {"outputs": self._outputs}
+        job = GenerateJob(request, engine=self._engine, **options)
         self._job_id = self._runner.submit(job)
         self.is_busy = True
         self.progress = 0.0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from craftstudio.domain.cancel import CancelToken
+from craftstudio.domain.file_names import DEFAULT_TEMPLATE, render_name
 from craftstudio.domain.generation import GenerateRequest, GenerateResult
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
 from craftstudio.library.paths import AppPaths
@@ -47,30 +48,55 @@ class GenerateOutput:
 
 
 class GenerateJob:
+    """`name_template`: the file stem (domain/file_names.py); `threads`: torch's CPU threads for
+    this job, 0 = torch's own default."""
+
     def __init__(self, request: GenerateRequest, *, engine: GenerateFn | None = None,
-                 outputs: Path | None = None) -> None:
+                 outputs: Path | None = None, name_template: str = DEFAULT_TEMPLATE,
+                 threads: int = 0) -> None:
         self.request = request
         self._engine = engine or engine_generate
         self._outputs = outputs
+        self._name_template = name_template
+        self._threads = threads
 
     def run(self, progress: ProgressCallback, cancel: CancelToken) -> GenerateOutput:
+        if self._threads or _torch_default_threads is not None:
+            _use_threads(self._threads)
         result = self._engine(self.request, progress=progress, cancel=cancel)
         # Cancel pressed after the last step: the user no longer wants these images.
         cancel.raise_if_cancelled()
         folder = self._outputs or AppPaths.default().outputs
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        when = time.localtime()
         paths: list[Path] = []
         count = len(result.images)
         for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
             progress(ProgressEvent("save", index, count, image_index=index, image_count=count))
-            path = save_png(image, _free_name(folder, f"{stamp}-{seed}"), self.request, seed=seed,
+            stem = render_name(self._name_template, self.request, seed=seed, index=index, when=when,
+                               model_name=result.model_name)
+            path = save_png(image, _free_name(folder, stem), self.request, seed=seed,
                             model_name=result.model_name)
             paths.append(path)
         return GenerateOutput(result, paths)
 
 
+_torch_default_threads: int | None = None  # torch's own thread count, kept for "0 = default"
+
+
+def _use_threads(count: int) -> None:
+    """Set torch's CPU threads (process-wide; jobs run one at a time on one worker thread)."""
+    global _torch_default_threads
+    import torch
+
+    if _torch_default_threads is None:
+        _torch_default_threads = torch.get_num_threads()
+    wanted = count or _torch_default_threads
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
 def _free_name(folder: Path, stem: str) -> Path:
-    """`stem.png`, or `stem-2.png`... if two runs with one seed finish within the same second."""
+    """`stem.png`, or `stem-2.png`... when that name is taken: an image never overwrites another."""
     path = folder / f"{stem}.png"
     counter = 2
     while path.exists():

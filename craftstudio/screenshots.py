@@ -1,0 +1,168 @@
+"""`python -m craftstudio screenshots --out DIR`: one PNG per area of the window, from the code.
+
+The window opens offscreen on a temporary data folder holding a small library (a few synthetic
+LoRAs with real key layouts, plus the demo model, backbone and LoRAs registered in place) and
+a history, with the dark theme. The Generate page runs the real demo generation (64×64, CPU)
+before it is captured. So the pictures in the README and docs/ always show the app as it is:
+regenerate them with this command after changing a page.
+
+Areas that are placeholders today are captured too; `Shot.placeholder` says which they are.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+SIZE = (1024, 640)
+GENERATE_TIMEOUT_S = 600
+# (file stem, family, rank, trigger tags): what the synthetic library holds besides the demo.
+SYNTHETIC_LORAS = (
+    ("ink sketch", "sd1", 4, {"ink": 30, "sketch": 25}),
+    ("watercolor", "sd1", 8, {"watercolor": 40, "paper texture": 12}),
+    ("neon city", "sdxl", 8, {"neon": 35, "city": 20}),
+    ("ginger cat", "sd1", 16, {"ginger cat": 38, "whiskers": 9}),
+    ("paper cutout", "sd2", 4, {"paper cutout": 22}),
+)
+
+
+@dataclass(frozen=True)
+class Shot:
+    area: str
+    path: Path
+    placeholder: bool  # the area still shows "Coming soon"
+
+
+def file_name(area: str) -> str:
+    return area.lower().replace(" ", "-") + ".png"
+
+
+def take_screenshots(out: Path, *, size: tuple[int, int] = SIZE, steps: int = 20, engine=None,
+                     pages: Iterable[tuple[str, object]] = ()) -> list[Shot]:
+    """Capture every area into `out` (made if needed); a QApplication must exist. `steps`: the
+    demo generation's; `engine` replaces the real one (tests)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get("CRAFTSTUDIO_HOME")
+    with tempfile.TemporaryDirectory(prefix="craftstudio-shots-") as tmp:
+        home = Path(tmp) / "home"
+        os.environ["CRAFTSTUDIO_HOME"] = str(home)
+        try:
+            return _capture(home, Path(tmp) / "My LoRAs", out, size, steps, engine, pages)
+        finally:
+            if previous is None:
+                os.environ.pop("CRAFTSTUDIO_HOME", None)
+            else:
+                os.environ["CRAFTSTUDIO_HOME"] = previous
+
+
+def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: int, engine,
+             pages) -> list[Shot]:
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    from craftstudio.app import build_studio
+    from craftstudio.library.paths import AppPaths
+    from craftstudio.ui.theme import apply_theme
+
+    paths = AppPaths(home)
+    _fill_library(paths, loras)
+    studio = build_studio(paths=paths, engine=engine, pages=pages)
+    try:
+        studio.settings.change("loras_folder", str(loras))
+        apply_theme(studio.settings.theme)
+        window = studio.window
+        window.resize(*size)
+        window.show()
+        _generate_demo(studio, steps)
+        _record_history(paths, studio.generate)
+        shots = []
+        for area in window.areas:
+            window.show_area(area)
+            QApplication.processEvents()
+            page = window.page(area)
+            placeholder = any(label.objectName() == "comingSoon" or label.text().startswith("Coming soon")
+                              for label in page.findChildren(QLabel))
+            path = out / file_name(area)
+            if not window.grab().save(str(path)):
+                raise OSError(f"could not write {path}")
+            shots.append(Shot(area, path, placeholder))
+        return shots
+    finally:
+        studio.shutdown()
+        studio.window.deleteLater()
+
+
+def _fill_library(paths, loras: Path) -> None:
+    """A few synthetic LoRAs and the shipped demo files, scanned into the catalog."""
+    from craftstudio.domain.resources import resources_dir
+    from craftstudio.library.catalog import Catalog
+    from craftstudio.library.synthetic import kohya, kohya_metadata, write_safetensors
+
+    for name, family, rank, tags in SYNTHETIC_LORAS:
+        write_safetensors(loras / f"{name}.safetensors", kohya(family, rank),
+                          kohya_metadata(name, family, rank, tags))
+    folders = [loras]
+    for demo in (resources_dir() / "demo", resources_dir() / "models" / "shapesworld"):
+        if demo.exists():
+            folders.append(demo)
+    with Catalog.open(paths.root) as catalog:
+        catalog.scan(folders)
+
+
+def _generate_demo(studio, steps: int) -> None:
+    """Run the real demo generation and wait for it (the GUI thread keeps processing events).
+    A one-step run first loads the model, so the status line shows the time an image takes."""
+    state = studio.generate
+    if not state.model:
+        raise RuntimeError("the demo model is not installed: screenshots need it")
+    state.random_seed = False
+    state.width = state.height = 64
+    state.seed, state.steps = 7, 1
+    _run_and_wait(state)
+    state.steps = steps
+    _run_and_wait(state)
+
+
+def _run_and_wait(state) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+
+    def finished(busy: bool) -> None:
+        if not busy:
+            loop.quit()
+
+    state.is_busy_changed.connect(finished)
+    QTimer.singleShot(GENERATE_TIMEOUT_S * 1000, loop.quit)
+    try:
+        if state.generate() is None:
+            raise RuntimeError(f"the demo generation was refused: {state.error}")
+        loop.exec()
+    finally:
+        state.is_busy_changed.disconnect(finished)
+    if state.is_busy or state.error or not state.image_paths:
+        raise RuntimeError(f"the demo generation did not finish: {state.error or state.status}")
+
+
+def _record_history(paths, state) -> None:
+    from craftstudio.library.catalog import Catalog
+
+    with Catalog.open(paths.root) as catalog:
+        catalog.history.add_generation(state.request(), [str(p) for p in state.image_paths])
+
+
+def main(out: Path) -> int:
+    """The CLI command: capture offscreen, print one line per file."""
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    app = QApplication.instance() or QApplication(["craftstudio-screenshots"])
+    app.setApplicationName("CraftStudio")
+    for shot in take_screenshots(out):
+        note = " (placeholder)" if shot.placeholder else ""
+        print(f"{shot.path}{note}")
+    return 0
