@@ -42,7 +42,7 @@ from craftstudio.library.native_size import native_size
 from craftstudio.library.png_params import read_request
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
-from craftstudio.state.library_choices import LibraryChoices
+from craftstudio.state.library_choices import Choice, LibraryChoices
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.workers.generate_job import GenerateFn, GenerateJob, GenerateOutput
@@ -239,6 +239,17 @@ class GenerateState(ObservableObject):
     def use_model(self, path: str | Path) -> None:
         self.model = str(path)
         self.show_requested.emit()
+
+    def choices(self, field: str) -> list[Choice]:
+        """Entries of the picker of `field` (model, content_lora, style_lora, backbone): the
+        demo's and the library's, LoRAs and backbones for the current model's family."""
+        if field == "model":
+            return self.library.models()
+        if field in ("content_lora", "style_lora"):
+            return self.library.loras(field.removesuffix("_lora"), self.model)
+        if field == "backbone":
+            return self.library.backbones(self.model)
+        raise ValueError(f"no picker for {field!r}")
 
     def use_native_size(self) -> None:
         """Back to the size the model draws best at."""
