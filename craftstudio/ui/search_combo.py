@@ -63,6 +63,8 @@ class SearchCombo(QComboBox):
         editor.setCompleter(self._completer)
         self._completer.activated[QModelIndex].connect(self._commit_completion)
         editor.textEdited.connect(self._edited)
+        # Keys reach the editor directly or through the combo (which forwards them unfiltered).
+        self.installEventFilter(self)
         editor.installEventFilter(self)
         self._completer.popup().installEventFilter(self)
         self.activated.connect(self._commit_row)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from craftstudio.domain.errors import ModelError
+from tests.ui.conftest import type_path
 from tests.workers.fake_engine import FakeEngine
 
 TIMEOUT = 5000
 
 
 def fill_in(qtbot, panel, prompt="a ginger cat"):
-    qtbot.keyClicks(panel.model_edit, "/models/fake")
+    type_path(qtbot, panel.model_edit, "/models/fake")
     qtbot.keyClicks(panel.prompt_edit, prompt)
     for spin, value in ((panel.width_spin, 64), (panel.height_spin, 64), (panel.steps_spin, 3)):
         spin.setValue(value)
