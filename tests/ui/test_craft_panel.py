@@ -7,8 +7,8 @@ from PySide6.QtCore import Qt
 from craftstudio.domain.curves import Interpolation, load_preset
 from craftstudio.domain.generation import FusionSwitches, LoraRef
 from tests.state.fake_demo import install_demo_assets
-from tests.ui.test_generate_panel import fill_in
 from tests.ui.conftest import type_path
+from tests.ui.test_generate_panel import fill_in
 from tests.workers.fake_engine import FakeEngine
 
 TIMEOUT = 5000
