@@ -92,7 +92,7 @@ class GeneratePanel(QWidget):
 
     def _build_settings(self) -> QWidget:
         self.model_edit = SearchCombo(lambda: self.state.choices("model"), MODEL_HINT)
-        self.model_edit.lineEdit().setToolTip(MODEL_TIP)
+        self.model_edit.set_tip(MODEL_TIP)
         self.model_browse_button = QPushButton("Browse…")
         self.model_browse_button.setToolTip("Choose a model folder or checkpoint file outside the library")
         browse = QMenu(self.model_browse_button)
@@ -247,7 +247,7 @@ class GeneratePanel(QWidget):
         s.random_seed_changed.connect(self._update_seed_enabled)
         s.is_busy_changed.connect(self._update_busy)
         s.progress_changed.connect(self._show_progress)
-        s.status_changed.connect(self.status_label.setText)
+        s.status_changed.connect(self._show_status)
         s.error_changed.connect(self._show_error)
         s.markers_changed.connect(self._show_markers)
         s.marker_error_changed.connect(self._show_markers)
@@ -267,7 +267,7 @@ class GeneratePanel(QWidget):
         self._update_busy(s.is_busy)
         self._show_error(s.error)
         self._show_markers()
-        self.status_label.setText(s.status)
+        self._show_status()
         self._show_progress(s.progress)
         self._show_progress_text(s.progress_text)
         self._show_size_hint(s.size_hint)
@@ -304,12 +304,19 @@ class GeneratePanel(QWidget):
     def _show_progress_text(self, text: str) -> None:
         self.progress_bar.setFormat(text.replace("%", "%%"))
         self.progress_bar.setToolTip(text)
+        self._show_status()
 
     def _show_progress_busy(self, busy: bool) -> None:
         # A range of 0–0 is Qt's busy indicator: loading has no steps to count.
         self.progress_bar.setRange(0, 0 if busy else _PROGRESS_RANGE)
         if not busy:
             self._show_progress(self.state.progress)
+        self._show_status()
+
+    def _show_status(self, *_args: object) -> None:
+        # A busy bar draws no text (in most styles): what is loading is said under it instead.
+        s = self.state
+        self.status_label.setText(s.progress_text if s.progress_busy else s.status)
 
     def _show_error(self, message: str) -> None:
         self.error_label.setText(message)

@@ -42,6 +42,7 @@ class SearchCombo(QComboBox):
         super().__init__(parent)
         self._choices = choices
         self._path = ""
+        self._tip = ""  # what the field is for, under the path in its tooltip
         self._searching = False
         self.setEditable(True)
         self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
@@ -74,6 +75,11 @@ class SearchCombo(QComboBox):
 
     def path(self) -> str:
         return self._path
+
+    def set_tip(self, text: str) -> None:
+        """What the field is for: shown in the tooltip under the chosen path."""
+        self._tip = text
+        self._show_current()
 
     # The field reads like a path field: `text()` is the chosen path, `setText()` chooses one.
     def text(self) -> str:
@@ -141,7 +147,9 @@ class SearchCombo(QComboBox):
             text = elide_path(self._path, editor.fontMetrics(), room) if self._path else ""
         self.lineEdit().setText(text)
         self.lineEdit().setCursorPosition(0)
-        self.setToolTip(self._path or self.lineEdit().placeholderText())
+        tip = "\n\n".join(t for t in (self._path, self._tip or self.lineEdit().placeholderText()) if t)
+        self.setToolTip(tip)
+        self.lineEdit().setToolTip(tip)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)

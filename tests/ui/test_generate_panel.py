@@ -160,6 +160,7 @@ def test_the_progress_bar_says_the_step_and_is_busy_while_loading(qtbot, make_st
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.progress_bar.format() == "Loading model…", timeout=TIMEOUT)
     assert panel.progress_bar.maximum() == 0  # Qt's busy indicator
+    assert panel.status_label.text() == "Loading model…"  # a busy bar draws no text
     with qtbot.waitSignal(studio.generate.images_changed, timeout=TIMEOUT):
         engine.release()
     assert panel.progress_bar.maximum() > 0 and panel.progress_bar.format().startswith("Done in")
