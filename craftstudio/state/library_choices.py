@@ -31,7 +31,7 @@ from craftstudio.state.demo_defaults import DemoDefaults, demo_defaults, trigger
 
 log = logging.getLogger(__name__)
 
-DEMO_MODEL_LABEL = "ShapesWorld demo (built in, 64×64)"
+DEMO_MODEL_LABEL = "ShapesWorld demo (64×64)"
 DEMO_FAMILY = Family.SD1.value  # the demo model is an SD1.x-layout pipeline
 LIMIT = 2000  # entries per picker; the search field narrows them
 
@@ -62,8 +62,10 @@ class LibraryChoices:
 
     def models(self) -> list[Choice]:
         demo = self.demo()
-        choices = [Choice(DEMO_MODEL_LABEL, demo.model, "a tiny model of shapes and styles", builtin=True)] \
-            if demo else []
+        choices = []
+        if demo:
+            choices.append(Choice(DEMO_MODEL_LABEL, demo.model, "built in · a tiny model of shapes and styles",
+                                  builtin=True))
         return choices + [_choice(item) for item in self._search("model")]
 
     def loras(self, role: str, model: str) -> list[Choice]:

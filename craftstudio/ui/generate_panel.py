@@ -210,8 +210,9 @@ class GeneratePanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(inner)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(380)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Never narrower than its content: the column scrolls vertically, never clips sideways.
+        scroll.setMinimumWidth(inner.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.settings_scroll = scroll
         # Pinned below the scrolling settings: Generate and its feedback are always in view.

@@ -233,3 +233,15 @@ def test_the_model_picker_offers_the_demo_after_the_field_was_cleared(qtbot, mak
     assert (studio.generate.width, studio.generate.height) == (64, 64)
     assert "demo" in panel.model_edit.lineEdit().text().lower()
     assert "will come later" not in panel.model_edit.lineEdit().toolTip()
+
+
+def test_the_settings_column_scrolls_and_is_never_clipped_sideways(qtbot, make_studio):
+    studio = make_studio()
+    panel = studio.window.generate_panel
+    scroll = panel.settings_scroll
+    for size in ((1024, 640), (studio.window.minimumSizeHint().width(), 640)):
+        studio.window.resize(*size)
+        qtbot.waitUntil(lambda s=size: studio.window.width() == s[0])
+        assert scroll.viewport().width() >= scroll.widget().minimumSizeHint().width()
+        assert scroll.verticalScrollBar().maximum() > 0  # taller than the window: it scrolls
+    assert studio.window.minimumSizeHint().width() <= 1024
