@@ -7,6 +7,7 @@ by the commands that need them.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import sys
@@ -18,8 +19,40 @@ from craftstudio.domain.generation import DEFAULT_CFG, DEFAULT_SCHEDULER, DEVICE
 from craftstudio.domain.terminal_text import one_line
 from craftstudio.library import bench as library_bench
 from craftstudio.library import cli as library_cli
+from craftstudio.library.native_size import native_size_or_default
 
 EXIT_USER_ERROR = 2
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default after its help, except where there is nothing to show (None,
+    a flag's False/True) or the help text already says what the default is."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if action.help is None and _shows_default(action):  # argparse skips options without help
+            action = copy.copy(action)
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not _shows_default(action) or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
+def _shows_default(action: argparse.Action) -> bool:
+    default = action.default
+    return (bool(action.option_strings) and default not in (None, "", argparse.SUPPRESS)
+            and not isinstance(default, bool))
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Every (sub)command's parser shows defaults in --help; sub-parsers inherit this class."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -36,14 +69,15 @@ def _add_generate(sub) -> None:
                                    "ShapesWorld demo model, with its backbone and LoRAs)")
     p.add_argument("--prompt", help="the prompt (default with the demo model: its demo prompt)")
     p.add_argument("--negative", default="", help="negative prompt")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=20, help="denoising steps")
     p.add_argument("--cfg", type=float, default=None,
                    help=f"classifier-free guidance scale (default {DEFAULT_CFG:g}; the demo's own without --model)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=_size, metavar="WxH", help="default: the model's native size")
-    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of {', '.join(SCHEDULERS)}")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--size", type=_size, metavar="WxH", help="image size (default: the model's native size, "
+                                                           "e.g. 512x512 for SD1.x, 64x64 for the demo)")
+    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler, one of {', '.join(SCHEDULERS)}")
     p.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run")
     p.add_argument("--out", required=True, type=Path, help="output PNG (FILE-2.png etc. for a batch)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     craft = p.add_argument_group("CRAFT fusion")
@@ -160,7 +194,7 @@ def _run_generate(args) -> int:
         args.cfg = DEFAULT_CFG
     if not args.prompt:
         raise UserError("No prompt: pass --prompt TEXT.")
-    size = args.size or _native_size(Path(args.model))
+    size = args.size or native_size_or_default(args.model)
     has_loras = bool(args.content_lora or args.style_lora)
     request = GenerateRequest(
         model=args.model, prompt=args.prompt, negative_prompt=args.negative, width=size[0],
@@ -212,19 +246,6 @@ def _apply_demo_defaults(args) -> None:
                 args.curves = assets.demo_curves()
 
 
-def _native_size(model: Path) -> tuple[int, int]:
-    """The size a diffusers folder was trained at (UNet sample size × VAE scale), else 512."""
-    import json
-
-    try:
-        unet = json.loads((model / "unet" / "config.json").read_text())
-        vae = json.loads((model / "vae" / "config.json").read_text())
-        side = int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
-    except (OSError, ValueError, KeyError, TypeError):
-        return 512, 512
-    return side, side
-
-
 def _infotext_extra(result) -> dict[str, str]:
     """CRAFT settings for the A1111 `parameters` text (the JSON chunk holds everything)."""
     details = result.details
@@ -267,7 +288,7 @@ def _run_bench_sampler(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
+    parser = ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
                                      "and a style LoRA with CRAFT-LoRA, offline.")
     parser.add_argument("--version", action="version", version=f"CraftStudio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")

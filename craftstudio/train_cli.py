@@ -127,9 +127,10 @@ def _run_training(request, resume: bool) -> int:
 
 
 def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_every: int) -> None:
-    p.add_argument("--model", required=True, help="diffusers model folder or .safetensors checkpoint")
+    p.add_argument("--model", help="diffusers model folder or .safetensors checkpoint (default: the built-in "
+                                   "ShapesWorld demo model, as for generate)")
     p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
-    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--steps", type=int, default=steps, help="training steps")
     p.add_argument("--lr", type=float, default=lr, help="learning rate")
     p.add_argument("--batch", type=int, default=1, help="batch size")
     p.add_argument("--resolution", type=int, default=0, help="training size (0 = the model's native size)")
@@ -147,7 +148,23 @@ def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_eve
     p.add_argument("--title", default="", help="title written into the file's metadata")
 
 
+def _demo_fallback(args: argparse.Namespace, *, backbone: bool = False) -> None:
+    """No --model: the built-in demo model, as `generate` does; a LoRA then trains on the demo's
+    backbone too (unless --backbone is given), as the shipped demo LoRAs were."""
+    if args.model:
+        return
+    from craftstudio.demo import assets
+
+    model = assets.demo_model_dir()
+    if model is None:
+        raise UserError("No model given and the demo model is not installed: pass --model PATH.")
+    args.model = str(model)
+    if backbone and args.backbone is None and assets.demo_backbone() is not None:
+        args.backbone = str(assets.demo_backbone())
+
+
 def _run_backbone(args: argparse.Namespace) -> int:
+    _demo_fallback(args)
     request = BackboneTrainRequest(
         model=args.model, content_dir=args.content_dir, style_dir=args.style_dir, out=str(args.out),
         r_max=args.r_max, r_min=args.r_min, init=args.init, sigma=args.sigma, ortho_weight=args.ortho_weight,
@@ -174,6 +191,7 @@ def _overrides(items: list[str] | None) -> dict[str, str] | None:
 
 
 def _run_lora(args: argparse.Namespace) -> int:
+    _demo_fallback(args, backbone=True)
     request = LoraTrainRequest(
         role=args.role, model=args.model, images=tuple(args.images), trigger=args.trigger, out=str(args.out),
         backbone=args.backbone, caption=args.caption, rank=args.rank, alpha=args.alpha,
@@ -226,7 +244,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE",
                    help="image files or folders; an image's own caption may sit next to it (cat.png + cat.txt)")
     p.add_argument("--trigger", required=True, help="the trigger phrase, e.g. 'sks cat'")
-    p.add_argument("--backbone", default=None, help="train on W_init of this backbone file")
+    p.add_argument("--backbone", default=None, help="train on W_init of this backbone file (default: none; "
+                                                    "the demo's backbone without --model)")
     p.add_argument("--caption", default="", help="caption template with {trigger} (default depends on the role)")
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: the rank)")

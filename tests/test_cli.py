@@ -9,6 +9,7 @@ import pytest
 
 from craftstudio import __version__
 from craftstudio.cli import main
+from craftstudio.domain.errors import UserError
 from craftstudio.library.png_params import read_request, read_text_chunks
 
 
@@ -146,3 +147,34 @@ def test_train_lora_then_generate_through_the_cli(tmp_path, tiny_sd1, capsys):
                  "a cat in ohwx style <s>", "--steps", "2", "--size", "64x64", "--device", "cpu",
                  "--out", str(out)]) == 0
     assert read_request(out).style_lora.path == str(lora)
+
+
+def test_help_shows_the_defaults(capsys):
+    for argv, expected in ((["generate", "--help"], ["(default: 20)", "(default: dpmpp_2m_karras)",
+                                                     "the model's native size"]),
+                           (["train", "lora", "--help"], ["(default: 500)", "--rank RANK default: 16", "demo model"])):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        for text in expected:
+            assert text in out, (argv, text)
+        assert "(default: None)" not in out and "(default: False)" not in out
+
+
+def test_train_without_model_uses_the_demo_model_and_its_backbone(monkeypatch, tmp_path):
+    import argparse
+
+    from craftstudio import train_cli
+    from tests.state.fake_demo import install_demo_assets
+
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: tmp_path / "demo",
+                        demo_backbone=lambda: tmp_path / "backbone.safetensors")
+    args = argparse.Namespace(model=None, backbone=None)
+    train_cli._demo_fallback(args, backbone=True)
+    assert (args.model, args.backbone) == (str(tmp_path / "demo"), str(tmp_path / "backbone.safetensors"))
+    mine = argparse.Namespace(model="/models/mine", backbone=None)
+    train_cli._demo_fallback(mine, backbone=True)
+    assert (mine.model, mine.backbone) == ("/models/mine", None)  # a chosen model keeps its own setup
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: None)
+    with pytest.raises(UserError, match="pass --model"):
+        train_cli._demo_fallback(argparse.Namespace(model=None, backbone=None))

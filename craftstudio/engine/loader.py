@@ -104,8 +104,20 @@ def _pipeline_class(path: Path):
     return StableDiffusionPipeline
 
 
+class _NoTorchvisionNotice(logging.Filter):
+    """Drops transformers' notice that an image processor falls back to its PIL version: we never
+    use image processors (and torchvision is deliberately absent), yet diffusers' pipeline imports
+    print it twice on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()
+
+
 def _quiet_libraries() -> None:
     # Their tqdm bars would clutter the CLI's own progress bar and the GUI's log.
+    notices = logging.getLogger("transformers.utils.import_utils")
+    if not any(isinstance(f, _NoTorchvisionNotice) for f in notices.filters):
+        notices.addFilter(_NoTorchvisionNotice())
     import diffusers
     import transformers
 

@@ -11,7 +11,16 @@ are parsed on every edit for the live γ feedback (`markers` / `marker_error`); 
 malformed markers is never submitted.
 
 First run: with no model configured, the built-in demo (model, LoRAs, backbone, a prompt) is
-filled in when it is installed (`demo_defaults`).
+filled in when it is installed (`demo_defaults`), and `welcome_dismissed` (persisted) says
+whether the welcome panel has been closed.
+
+Size follows the model: choosing a model sets width × height to its native size
+(`library.native_size`, read from config JSON or the safetensors header); a size far from it
+gets a quiet `size_hint`.
+
+Messages follow the current state: `error` remembers what kind of problem it is; editing the
+prompt clears a marker error once the prompt parses, changing a setting clears a refused
+request's error once the request is valid, and a new error clears the last run's status.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +38,12 @@ from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
 from craftstudio.domain.markers import MarkerError, ParsedPrompt, parse_prompt
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
-from craftstudio.domain.trigger_phrases import insert_trigger
+from craftstudio.domain.trigger_phrases import has_trigger, insert_trigger, remove_trigger
+from craftstudio.library.native_size import native_size
 from craftstudio.library.png_params import read_recorded
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
+from craftstudio.state.library_choices import Choice, LibraryChoices
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
@@ -45,6 +57,10 @@ CRAFT_KEY = "craft"  # the CRAFT settings' key inside the section
 MAX_RANDOM_SEED = 2**31 - 1  # fits a QSpinBox, so the user can see and edit the seed used
 _STAGES = {"load": "Loading model", "encode": "Encoding prompt", "decode": "Decoding",
            "save": "Saving"}
+# A size whose area is this many times the native one (or that fraction of it) gets a hint.
+FAR_FROM_NATIVE = 2.0
+# Settings whose change may make a refused request valid (or invalid in another way).
+_REQUEST_FIELDS = ("model", "width", "height", "steps", "cfg_scale", "seed", "scheduler", "batch_count")
 
 
 class GenerateState(ObservableObject):
@@ -91,6 +107,26 @@ class GenerateState(ObservableObject):
     markers_changed = Signal(str)
     marker_error = Property("")  # MarkerError message of the prompt, "" when it parses
     marker_error_changed = Signal(str)
+    marker_error_position = Property(0)  # its 1-based position in the prompt, 0 when it parses
+    marker_error_position_changed = Signal(int)
+    # What the markers mean for the LoRAs loaded, when it may surprise: "the style LoRA is off".
+    markers_note = Property("")
+    markers_note_changed = Signal(str)
+    native_size = Property(None)  # (width, height) the model draws best at; None when unknown
+    native_size_changed = Signal(object)
+    size_hint = Property("")  # a quiet note when the size is far from the native one
+    size_hint_changed = Signal(str)
+    progress_text = Property("")  # "step 3/20 · 4.1 it/s · 4 s left", or what is loading
+    progress_text_changed = Signal(str)
+    progress_busy = Property(False)  # work of unknown length (loading the model): a busy bar
+    progress_busy_changed = Signal(bool)
+    trigger_phrases = Property([], equal=same_object)  # of the LoRAs loaded, for completion
+    trigger_phrases_changed = Signal(object)
+    # A LoRA was taken off while its trigger phrase is still in the prompt: (role, trigger).
+    trigger_offer = Property(None)
+    trigger_offer_changed = Signal(object)
+    welcome_dismissed = Property(False, persist=True)
+    welcome_dismissed_changed = Signal(bool)
     # A Generate refused for a malformed marker: its 1-based position, for the prompt's cursor.
     marker_error_at = Signal(int)
     # Another page put something to use here (a LoRA, a model, restored settings): show Generate.
@@ -98,16 +134,30 @@ class GenerateState(ObservableObject):
 
     def __init__(self, runner: JobRunner, *, engine: GenerateFn | None = None,
                  settings: SettingsFile | None = None, outputs: Path | None = None,
-                 app_settings: SettingsState | None = None, parent: QObject | None = None) -> None:
+                 app_settings: SettingsState | None = None, library_home: Path | None = None,
+                 parent: QObject | None = None) -> None:
+        """`app_settings`: the Settings page's values (device, previews, output folder and
+        names, threads). `library_home`: the app's home, whose catalog feeds the pickers;
+        default: the folder of the settings file (the app keeps settings.json in its home)."""
         super().__init__(parent)
-        # The Settings page's values (device, previews, output folder and names, threads).
         self._app_settings = app_settings
         self._runner = runner
         self._engine = engine
         self._settings = settings
         self._outputs = outputs
         self._job_id: int | None = None
+        self._error_kind = ""  # "markers", "request" or "" (a job's or a file's error)
+        self._clock = time.monotonic
+        self._rate_start: tuple[float, int] | None = None  # (time, steps done) at the first step
+        if library_home is None and settings is not None:
+            library_home = settings.path.parent
+        self.library = LibraryChoices(library_home)
         self.craft = CraftState(self)
+        self.model_changed.connect(self._follow_model)
+        for name in ("width", "height", "native_size"):
+            getattr(self, f"{name}_changed").connect(self._update_size_hint)
+        for name in _REQUEST_FIELDS:
+            getattr(self, f"{name}_changed").connect(self._recheck_request)
         if settings is not None:
             section = settings.section(SETTINGS_SECTION)
             restore(self, section)
@@ -121,6 +171,11 @@ class GenerateState(ObservableObject):
         self.cfg_scale_changed.connect(lambda cfg: setattr(curves, "cfg_scale", cfg))
         self.prompt_changed.connect(self._parse_markers)
         self._parse_markers(self.prompt)
+        self._loras = {"content": self.craft.content_lora, "style": self.craft.style_lora}
+        self.craft.content_lora_changed.connect(lambda path: self._lora_changed("content", path))
+        self.craft.style_lora_changed.connect(lambda path: self._lora_changed("style", path))
+        self.prompt_changed.connect(self._drop_stale_offer)
+        self._update_triggers()
         runner.started.connect(self._on_started)
         runner.progress.connect(self._on_progress)
         runner.preview.connect(self._on_preview)
@@ -147,11 +202,11 @@ class GenerateState(ObservableObject):
         """Validate and submit; returns the job id, or None (and sets `error`) if invalid."""
         if self.is_busy:
             return None
-        self.error = ""
+        self._set_error("")
         try:
             parse_prompt(self.prompt)
         except MarkerError as exc:
-            self.error = str(exc)
+            self._set_error(str(exc), "markers")
             self.marker_error_at.emit(exc.position)
             return None
         if self.random_seed:
@@ -160,7 +215,7 @@ class GenerateState(ObservableObject):
         try:
             request.validate()
         except UserError as exc:
-            self.error = str(exc)
+            self._set_error(str(exc), "request")
             return None
         self.save_settings()
         options = self._app_settings.job_options() if self._app_settings else {"outputs": self._outputs}
@@ -169,7 +224,10 @@ class GenerateState(ObservableObject):
         self.is_busy = True
         self.progress = 0.0
         self.preview = None
-        self.status = "Waiting for the previous job…" if self._runner.pending else "Starting…"
+        self.status = ""
+        self._rate_start = None
+        self.progress_busy = True
+        self.progress_text = "Waiting for the previous job…" if self._runner.pending else "Starting…"
         return self._job_id
 
     def cancel(self) -> None:
@@ -188,6 +246,46 @@ class GenerateState(ObservableObject):
     def use_model(self, path: str | Path) -> None:
         self.model = str(path)
         self.show_requested.emit()
+
+    def choices(self, field: str) -> list[Choice]:
+        """Entries of the picker of `field` (model, content_lora, style_lora, backbone): the
+        demo's and the library's, LoRAs and backbones for the current model's family."""
+        if field == "model":
+            return self.library.models()
+        if field in ("content_lora", "style_lora"):
+            return self.library.loras(field.removesuffix("_lora"), self.model)
+        if field == "backbone":
+            return self.library.backbones(self.model)
+        raise ValueError(f"no picker for {field!r}")
+
+    def use_native_size(self) -> None:
+        """Back to the size the model draws best at."""
+        if self.native_size:
+            self.width, self.height = self.native_size
+
+    # --- welcome -------------------------------------------------------------------------
+
+    @Slot()
+    def show_welcome(self) -> None:
+        """Show the welcome panel again (Help menu) and bring Generate forward."""
+        self.welcome_dismissed = False
+        self.show_requested.emit()
+
+    @Slot()
+    def dismiss_welcome(self) -> None:
+        self.welcome_dismissed = True
+        self.save_settings()
+
+    # --- trigger phrases -----------------------------------------------------------------
+
+    def remove_offered_trigger(self) -> None:
+        """Take the trigger phrase of the LoRA just removed out of the prompt."""
+        offer, self.trigger_offer = self.trigger_offer, None
+        if offer is not None:
+            self.prompt = remove_trigger(self.prompt, offer[1])
+
+    def keep_offered_trigger(self) -> None:
+        self.trigger_offer = None
 
     def use_backbone(self, path: str | Path) -> None:
         self.craft.backbone = str(path)
@@ -213,7 +311,7 @@ class GenerateState(ObservableObject):
         try:
             request, dropped = read_recorded(path)
         except UserError as exc:
-            self.error = str(exc)
+            self._set_error(str(exc))
             return False
         except Exception as exc:  # the reading layer words every known fault; this is the last guard
             log.exception("reading the settings of %s failed", path)
@@ -224,7 +322,7 @@ class GenerateState(ObservableObject):
         request = dataclasses.replace(request, **{name: getattr(current, name) for name in dropped})
         missing = self.apply_request(request)
         reasons = " ".join(dict.fromkeys(dropped.values()))
-        self.error = f"Not restored from {Path(path).name}: {reasons}" if dropped else ""
+        self._set_error(f"Not restored from {Path(path).name}: {reasons}" if dropped else "")
         self.status = f"Settings restored from {Path(path).name}."
         if missing:
             self.status += f" Not found here: {', '.join(missing)}."
@@ -246,6 +344,8 @@ class GenerateState(ObservableObject):
             craft.content_lora, craft.style_lora = defaults.content_lora, defaults.style_lora
         if not craft.backbone:
             craft.backbone = defaults.backbone
+        if defaults.model == self.model and self.native_size:  # the demo's own 64×64
+            self.width, self.height = self.native_size
         if not self.prompt.strip() and defaults.prompt:
             self.prompt = defaults.prompt
             # The demo prompt's style weight is tuned to this guidance scale and these curves.
@@ -259,34 +359,122 @@ class GenerateState(ObservableObject):
         try:
             parsed = parse_prompt(prompt)
         except MarkerError as exc:
-            self.markers, self.marker_error = "", str(exc)
+            self.markers, self.marker_error_position, self.marker_error = "", exc.position, str(exc)
+            self.markers_note = ""
+            if self._error_kind == "markers":  # the refused Generate's message, kept current
+                self.error = str(exc)
             return
-        self.markers, self.marker_error = describe_markers(parsed), ""
+        self.markers, self.marker_error_position, self.marker_error = describe_markers(parsed), 0, ""
+        self.markers_note = _markers_note(parsed, self.craft.content_lora, self.craft.style_lora)
+        if self._error_kind == "markers":
+            self._set_error("")
+
+    def _set_error(self, message: str, kind: str = "") -> None:
+        self._error_kind = kind if message else ""
+        if message:
+            self.status = ""  # the last run's status no longer describes what is on screen
+        self.error = message
+
+    def _recheck_request(self, *_args: object) -> None:
+        if self._error_kind != "request":
+            return
+        try:
+            self.request().validate()
+        except UserError as exc:
+            self.error = str(exc)
+            return
+        self._set_error("")
+
+    # --- size ----------------------------------------------------------------------------
+
+    def _follow_model(self, model: str) -> None:
+        size = native_size(model) if model.strip() else None
+        self.native_size = size
+        if size:
+            self.width, self.height = size
+        self._update_triggers()
+
+    def _update_size_hint(self, *_args: object) -> None:
+        native = self.native_size
+        if not native:
+            self.size_hint = ""
+            return
+        ratio = (self.width * self.height) / (native[0] * native[1])
+        far = ratio >= FAR_FROM_NATIVE or ratio <= 1 / FAR_FROM_NATIVE
+        self.size_hint = (f"This model draws {native[0]}×{native[1]} pictures; far from that size it is "
+                          "slower and its pictures tend to smear or repeat." if far else "")
+
+    # --- LoRAs and their trigger phrases -------------------------------------------------
+
+    def _lora_changed(self, role: str, path: str) -> None:
+        old, self._loras[role] = self._loras.get(role, ""), path
+        self._update_triggers()
+        self._parse_markers(self.prompt)
+        if not old.strip() or old.strip() == path.strip():
+            return
+        still_used = {p.strip() for p in self._loras.values()}
+        kept = {t.lower() for p in still_used for t in self.library.triggers(p)}
+        for trigger in self.library.triggers(old):
+            if has_trigger(self.prompt, trigger) and trigger.lower() not in kept:
+                self.trigger_offer = (role, trigger)
+                return
+
+    def _drop_stale_offer(self, prompt: str) -> None:
+        if self.trigger_offer is not None and not has_trigger(prompt, self.trigger_offer[1]):
+            self.trigger_offer = None
+
+    def _update_triggers(self) -> None:
+        phrases: list[str] = []
+        for path in (self.craft.content_lora, self.craft.style_lora):
+            phrases += [t for t in self.library.triggers(path) if t not in phrases]
+        if phrases != self.trigger_phrases:
+            self.trigger_phrases = phrases
 
     def _mine(self, job_id: int) -> bool:
         return job_id == self._job_id
 
     def _done(self) -> None:
         self._job_id = None
+        self.progress_busy = False
         self.is_busy = False
 
     @Slot(int)
     def _on_started(self, job_id: int) -> None:
         if self._mine(job_id):
-            self.status = "Starting…"
+            self.progress_text = "Starting…"
 
     @Slot(int, object)
     def _on_progress(self, job_id: int, event: ProgressEvent) -> None:
         if not self._mine(job_id):
             return
         count = max(event.image_count, 1)
-        label = f" (image {event.image_index + 1} of {count})" if count > 1 else ""
         if event.stage == "denoise":
             self.progress = min(1.0, (event.image_index + event.fraction) / count)
-            self.status = f"Step {event.step} of {event.total}{label}"
+            self.progress_busy = False
+            self.progress_text = self._step_text(event, count)
         else:
+            # Loading and decoding have no steps to count: a busy bar with what is happening.
+            self.progress_busy = event.stage != "save"
             text = event.message or _STAGES.get(event.stage, event.stage)
-            self.status = text[:1].upper() + text[1:] + "…"
+            self.progress_text = text[:1].upper() + text[1:] + "…"
+
+    def _step_text(self, event: ProgressEvent, count: int) -> str:
+        """`step 3/20 · 4.1 it/s · 4 s left`; the speed counts from the first step seen, so
+        loading the model does not spoil it."""
+        done = event.image_index * event.total + event.step
+        now = self._clock()
+        parts = [f"step {event.step}/{event.total}"]
+        if count > 1:
+            parts[0] = f"image {event.image_index + 1}/{count} · " + parts[0]
+        if self._rate_start is None:
+            self._rate_start = (now, done)
+        else:
+            seconds, steps = now - self._rate_start[0], done - self._rate_start[1]
+            if seconds > 0 and steps > 0:
+                rate = steps / seconds
+                left = (count * event.total - done) / rate
+                parts += [_rate(rate), f"{_duration(left)} left"]
+        return " · ".join(parts)
 
     @Slot(int, object)
     def _on_preview(self, job_id: int, event: PreviewEvent) -> None:
@@ -306,21 +494,24 @@ class GenerateState(ObservableObject):
         seconds = output.result.seconds
         count = len(output.paths)
         self.status = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s, saved to {folder}"
+        self.progress_text = f"Done in {seconds:.1f} s"
         self._done()
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, message: str) -> None:
         if self._mine(job_id):
-            self.error = message
-            self.status = ""
+            self._set_error(message)
             self.progress = 0.0
+            self.progress_text = ""
             self._done()
 
     @Slot(int)
     def _on_cancelled(self, job_id: int) -> None:
         if self._mine(job_id):
-            self.status = "Cancelled."
+            # The noisy preview goes: the view shows the previous result again.
+            self.status = "Cancelled." + (" Showing the previous result." if self.images else "")
             self.progress = 0.0
+            self.progress_text = ""
             self.preview = None
             self._done()
 
@@ -332,6 +523,35 @@ def describe_markers(parsed: ParsedPrompt) -> str:
     if not parsed.has_markers:
         return f"No <c>/<s> markers: content γ {_gamma(1.0)} · style γ {_gamma(1.0)}"
     return f"content γ {_gamma(parsed.gamma_content)} · style γ {_gamma(parsed.gamma_style)}"
+
+
+def _markers_note(parsed: ParsedPrompt, content_lora: str, style_lora: str) -> str:
+    """A loaded LoRA that the prompt's markers switch off (γ 0), in words; "" otherwise."""
+    if not parsed.has_markers:
+        return ""
+    off = [f"the {role} LoRA is off (no <{role[0]}> in the prompt)"
+           for role, path, gamma in (("content", content_lora, parsed.gamma_content),
+                                     ("style", style_lora, parsed.gamma_style))
+           if path.strip() and gamma == 0]
+    text = "; ".join(off)
+    return text[:1].upper() + text[1:] + "." if off else ""
+
+
+def _rate(steps_per_second: float) -> str:
+    if steps_per_second >= 1:
+        return f"{steps_per_second:.1f} it/s"
+    return f"{1 / steps_per_second:.1f} s/it"  # slow machines: seconds per step reads better
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def _gamma(value: float) -> str:

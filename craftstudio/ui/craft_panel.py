@@ -1,13 +1,16 @@
 """`CraftPanel`: the "CRAFT fusion" section of the Generate panel.
 
 Content and style LoRA files with their weights, the optional backbone, the fusion mode with
-its four switches, the curve preset and the visual curve editor. Bound to `CraftState`; the
+its four switches, the curve preset and the visual curve editor. LoRAs and backbones are picked
+from the library with a searchable drop-down (`SearchCombo`, entries from `choices`: those of
+the current model's family plus the demo's) or with "…" (a file dialog). Bound to `CraftState`; the
 mode combo only mirrors `CraftState.mode` (derived from the switches), so choosing craft or
 direct sets the check boxes and ticking one by hand shows "custom".
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -22,7 +25,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QRadioButton,
     QToolButton,
@@ -31,8 +33,13 @@ from PySide6.QtWidgets import (
 
 from craftstudio.domain.curves import CURVE_NAMES, Interpolation
 from craftstudio.state.craft_state import MAX_LORA_WEIGHT, MODES, SWITCH_LABELS, SWITCHES, CraftState
-from craftstudio.ui.bindings import bind_check, bind_line_edit, bind_spin
+from craftstudio.state.library_choices import Choice
+from craftstudio.ui.bindings import bind_check, bind_spin
 from craftstudio.ui.curve_editor import COLORS, CurveEditor
+from craftstudio.ui.search_combo import SearchCombo
+
+# Entries of the pickers, by field name ("content_lora", "style_lora", "backbone").
+ChoicesFn = Callable[[str], list[Choice]]
 
 SAFETENSORS = "Safetensors files (*.safetensors)"
 MODE_TIPS = {
@@ -44,11 +51,14 @@ CURVE_LABELS = {"guidance": "Guidance", "content": "Content gate", "style": "Sty
 
 
 class CraftPanel(QGroupBox):
-    def __init__(self, state: CraftState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: CraftState, choices: ChoicesFn | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__("CRAFT fusion", parent)
         self.state = state
         self.curves = state.curves
+        self._choices = choices or (lambda _name: [])
         form = QFormLayout(self)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.content_edit, self.content_button, self.content_weight = self._file_row(
             form, "Content LoRA", "content_lora", "content_weight", "A content LoRA (.safetensors)")
         self.style_edit, self.style_button, self.style_weight = self._file_row(
@@ -96,14 +106,14 @@ class CraftPanel(QGroupBox):
         self._refresh_curve_widgets()
 
     def _file_row(self, form: QFormLayout, label: str, name: str, weight: str | None,
-                  hint: str) -> tuple[QLineEdit, QPushButton, QDoubleSpinBox | None]:
-        edit = QLineEdit()
-        edit.setPlaceholderText(hint)
-        edit.setToolTip(hint)
-        bind_line_edit(self.state, name, edit)
+                  hint: str) -> tuple[SearchCombo, QPushButton, QDoubleSpinBox | None]:
+        edit = SearchCombo(lambda: self._choices(name), hint)
+        edit.set_path(getattr(self.state, name))
+        getattr(self.state, f"{name}_changed").connect(edit.set_path)
+        edit.path_chosen.connect(lambda path: setattr(self.state, name, path))
         button = QPushButton("…")
         button.setFixedWidth(32)
-        button.setToolTip(f"Choose the {label.lower()} file")
+        button.setToolTip(f"Browse for a {label.lower()} file outside the library")
         button.clicked.connect(lambda: self._choose_file(name, label))
         row = QHBoxLayout()
         row.addWidget(edit, 1)

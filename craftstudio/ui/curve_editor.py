@@ -1,9 +1,10 @@
 """`CurveEditor`: the three CRAFT curves drawn over denoising progress, edited with the mouse.
 
 Draws guidance, content gate and style gate over x ∈ [0, 1] (0 = first, noisiest step), the
-step positions of the current step count as ticks, and each curve's value at every step as a
-dot (what the sampler will use). Each curve is drawn against its own range (gates 0–1, guidance
-0–5 × CFG strength when relative, 0–30 when absolute); the y labels are the active curve's.
+step positions of the current step count as ticks on the x axis, and each curve's value at every
+step as a short vertical tick (what the sampler will use; ticks, not dots, so they are not taken
+for draggable points). The gates (0–1) are read on the left axis; guidance has its own axis on
+the right (0–5 × CFG strength when relative, 0–30 when absolute), in its colour.
 
 Editing (the active curve, chosen in `CurvesState.active`; clicking another curve's point makes
 that curve active):
@@ -27,7 +28,8 @@ from craftstudio.state.curves_state import CurvesState
 
 COLORS = {"guidance": QColor("#c99a06"), "content": QColor("#2e86de"), "style": QColor("#c0399b")}
 HIT_RADIUS = 8.0  # px around a point that grabs it
-MARGINS = (38.0, 10.0, 10.0, 24.0)  # left, top, right, bottom: room for the axis labels
+MARGINS = (34.0, 10.0, 38.0, 24.0)  # left, top, right, bottom: room for the two axes' labels
+SAMPLE_TICK = 3.5  # half-height of a per-step sample tick, px
 NUDGE = 0.01  # arrow keys move by this fraction of the axis
 
 
@@ -182,14 +184,21 @@ class CurveEditor(QWidget):
                          Qt.AlignmentFlag.AlignHCenter, "1")
         painter.drawText(QRectF(rect.left(), rect.bottom() + 5, rect.width(), 16),
                          Qt.AlignmentFlag.AlignHCenter, f"progress · {self.state.steps} steps")
-        low, high = self.state.value_range()
-        unit = "×" if self.state.active == "guidance" and self.state.curve("guidance").relative else ""
-        painter.setPen(COLORS[self.state.active])
+        # Left axis: the gates (0–1). Right axis: guidance, in its own range and colour.
+        gate_low, gate_high = self.state.value_range("content")
+        low, high = self.state.value_range("guidance")
+        unit = "×" if self.state.curve("guidance").relative else ""
+        right_edge = float(self.width())
         for fraction in (0.0, 0.5, 1.0):
             y = rect.bottom() - fraction * rect.height()
-            label = f"{low + fraction * (high - low):g}{unit}"
-            painter.drawText(QRectF(0, y - 8, rect.left() - 8, 16),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+            painter.setPen(text)
+            painter.drawText(QRectF(0, y - 8, rect.left() - 6, 16),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                             f"{gate_low + fraction * (gate_high - gate_low):g}")
+            painter.setPen(COLORS["guidance"])
+            painter.drawText(QRectF(rect.right() + 6, y - 8, right_edge - rect.right() - 6, 16),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             f"{low + fraction * (high - low):g}{unit}")
 
     def _draw_curve(self, painter: QPainter, role: str, active: bool) -> None:
         curve = self.state.curve(role)
@@ -221,13 +230,12 @@ class CurveEditor(QWidget):
     def _draw_samples(self, painter: QPainter, role: str, xs: list[float], ys: list[float],
                       active: bool) -> None:
         color = QColor(COLORS[role])
-        if not active:
-            color.setAlpha(110)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(color)
-        radius = 2.5 if active else 1.8
+        color.setAlpha(200 if active else 90)
+        painter.setPen(QPen(color, 1.5 if active else 1.0))
+        half = QPointF(0, SAMPLE_TICK if active else SAMPLE_TICK * 0.7)
         for x, y in zip(xs, ys, strict=True):
-            painter.drawEllipse(self.to_widget(x, y, role), radius, radius)
+            point = self.to_widget(x, y, role)
+            painter.drawLine(point - half, point + half)
 
     def _draw_handles(self, painter: QPainter, role: str) -> None:
         painter.setPen(QPen(COLORS[role], 2))

@@ -1,5 +1,9 @@
 """`ImageView`: one large image scaled to fit, with a strip of thumbnails for a batch.
 
+Small images (the demo's 64×64, step previews) are enlarged by a whole factor with nearest-
+neighbour sampling, so every pixel shows as a crisp square, as pixel artists expect; a caption
+says the size and the zoom. Larger images are scaled down smoothly.
+
 Images arrive as PIL images (from the engine, via state) and are converted here with their own
 `convert`/`tobytes` methods, so the ui layer needs no image library import.
 """
@@ -32,6 +36,11 @@ class ImageView(QWidget):
         self.label.setMinimumSize(256, 256)
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.label.setObjectName("imageCanvas")
+        self._placeholder = placeholder
+        self.caption = QLabel()
+        self.caption.setObjectName("imageCaption")
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.caption.setStyleSheet("color: palette(mid);")
         self.thumbnails = QListWidget()
         self.thumbnails.setViewMode(QListWidget.ViewMode.IconMode)
         self.thumbnails.setFlow(QListWidget.Flow.LeftToRight)
@@ -43,6 +52,7 @@ class ImageView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.caption)
         layout.addWidget(self.thumbnails)
 
     def pixmap(self) -> QPixmap:
@@ -54,8 +64,28 @@ class ImageView(QWidget):
         if image is not None:
             self._set_pixmap(QPixmap.fromImage(to_qimage(image)))
 
+    def zoom(self) -> float:
+        """How many screen pixels an image pixel takes (a whole number when enlarged)."""
+        shown = self.label.pixmap()
+        if self._pixmap.isNull() or shown is None or shown.isNull():
+            return 0.0
+        return shown.width() / self._pixmap.width()
+
+    def clear(self) -> None:
+        """No image: the placeholder text again."""
+        self._pixmap = QPixmap()
+        self._images = []
+        self.thumbnails.clear()
+        self.thumbnails.setVisible(False)
+        self.label.setPixmap(QPixmap())
+        self.label.setText(self._placeholder)
+        self.caption.setText("")
+
     def show_images(self, images: list[Any]) -> None:
         """Show a finished batch: the first image large, thumbnails when there are several."""
+        if not images:
+            self.clear()
+            return
         self._images = list(images)
         self.thumbnails.clear()
         for index, image in enumerate(self._images):
@@ -78,10 +108,19 @@ class ImageView(QWidget):
         if self._pixmap.isNull():
             return
         target = self.label.size()
-        # Small images (tiny models, previews) are enlarged without blurring.
-        smooth = self._pixmap.width() > target.width() or self._pixmap.height() > target.height()
-        mode = Qt.TransformationMode.SmoothTransformation if smooth else Qt.TransformationMode.FastTransformation
-        self.label.setPixmap(self._pixmap.scaled(target, Qt.AspectRatioMode.KeepAspectRatio, mode))
+        width, height = self._pixmap.width(), self._pixmap.height()
+        fit = min(target.width() / width, target.height() / height)
+        if fit >= 1:
+            # Enlarge by a whole factor, nearest neighbour: crisp pixels, none wider than another.
+            zoom = max(1, int(fit))
+            shown = self._pixmap.scaled(width * zoom, height * zoom, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                        Qt.TransformationMode.FastTransformation)
+            self.caption.setText(f"{width} × {height} px" + (f" · shown at {zoom}×" if zoom > 1 else ""))
+        else:
+            shown = self._pixmap.scaled(target, Qt.AspectRatioMode.KeepAspectRatio,
+                                        Qt.TransformationMode.SmoothTransformation)
+            self.caption.setText(f"{width} × {height} px · shown at {round(fit * 100)}%")
+        self.label.setPixmap(shown)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)

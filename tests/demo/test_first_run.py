@@ -58,5 +58,20 @@ def test_gui_first_run_picks_the_demo(qtbot, tmp_path, monkeypatch):
         assert state.cfg_scale == assets.demo_cfg_scale()
         assert state.craft.curves.preset == assets.demo_curves() and not state.craft.curves.edited
         assert state.craft.curves.to_request() == load_preset(assets.demo_curves()).to_dict()
+        # The first request is the demo's own: its 64×64 size, prompt, curves and guidance scale.
+        request = state.request()
+        assert (request.width, request.height) == (64, 64)
+        assert request.prompt == assets.demo_prompt()
+        assert request.curves == load_preset(assets.demo_curves()).to_dict()
+        assert request.cfg_scale == assets.demo_cfg_scale()
+        assert (request.content_lora.path, request.style_lora.path) == (
+            str(assets.demo_lora("content")), str(assets.demo_lora("style")))
+        request.validate()
+        panel = studio.window.generate_panel
+        assert panel.model_edit.lineEdit().text().startswith("ShapesWorld demo")
+        assert panel.width_spin.value() == panel.height_spin.value() == 64
+        assert state.size_hint == ""
+        studio.window.show()
+        assert panel.welcome.isVisible()
     finally:
         studio.shutdown()

@@ -164,3 +164,132 @@ def test_use_model_and_backbone_fill_generate(qtbot, runner, tmp_path):
         state.use_model("/models/sd15")
     state.use_backbone("/backbones/b.safetensors")
     assert (state.model, state.craft.backbone) == ("/models/sd15", "/backbones/b.safetensors")
+
+
+def _model_folder(tmp_path, name: str, sample_size: int):
+    import json
+
+    folder = tmp_path / name
+    for sub, config in (("unet", {"sample_size": sample_size}), ("vae", {"block_out_channels": [1, 2, 3, 4]})):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_choosing_a_model_sets_its_native_size_and_a_far_size_gets_a_hint(qtbot, runner, tmp_path):
+    state = make_state(runner, tmp_path)
+    state.model = str(_model_folder(tmp_path, "sdxl", 128))
+    assert (state.width, state.height) == (1024, 1024) and state.native_size == (1024, 1024)
+    assert state.size_hint == ""
+    state.width = state.height = 512  # a quarter of the pixels
+    assert "1024×1024" in state.size_hint
+    state.use_native_size()
+    assert (state.width, state.height) == (1024, 1024) and state.size_hint == ""
+    state.width = 832  # near enough: no hint
+    assert state.size_hint == ""
+    state.model = "/models/unknown"  # nothing to go by: the size stays, no hint
+    assert (state.width, state.height) == (832, 1024) and state.native_size is None and state.size_hint == ""
+
+
+def test_a_recorded_size_wins_over_the_native_one(qtbot, runner, tmp_path):
+    model = _model_folder(tmp_path, "sd15", 64)
+    state = make_state(runner, tmp_path)
+    state.apply_request(quick_request(model=str(model), width=768, height=512))
+    assert (state.model, state.width, state.height) == (str(model), 768, 512)
+
+
+def test_progress_text_counts_steps_speed_and_time_left(qtbot, runner, tmp_path):
+    from craftstudio.domain.progress import ProgressEvent
+
+    state = make_state(runner, tmp_path, FakeEngine().hold())
+    now = [100.0]
+    state._clock = lambda: now[0]
+    job = state.generate()
+    busy = []
+    state.progress_busy_changed.connect(busy.append)
+    state._on_progress(job, ProgressEvent("load", 0, 1, message="loading model"))
+    assert state.progress_busy and state.progress_text == "Loading model…"
+    state._on_progress(job, ProgressEvent("denoise", 1, 20))
+    assert not state.progress_busy and state.progress_text == "step 1/20"
+    now[0] += 2.0  # two more steps in two seconds: 1 it/s, 17 steps to go
+    state._on_progress(job, ProgressEvent("denoise", 3, 20))
+    assert state.progress_text == "step 3/20 · 1.0 it/s · 17 s left"
+    now[0] += 100.0  # a slow machine: seconds per step, minutes left
+    state._on_progress(job, ProgressEvent("denoise", 5, 20))
+    assert state.progress_text == "step 5/20 · 25.5 s/it · 6 min 22 s left"
+    assert busy == [False]
+    state.cancel()
+    qtbot.waitUntil(lambda: not state.is_busy, timeout=TIMEOUT)
+    assert not state.progress_busy
+
+
+def test_a_fixed_marker_error_goes_away_while_typing(qtbot, runner, tmp_path):
+    state = make_state(runner, tmp_path, prompt="a cat <x>")
+    assert state.generate() is None
+    assert state.error.startswith("Unknown marker <x>") and state.marker_error_position == 7
+    state.prompt = "a cat <c> in ink <s:9>"  # another mistake: the message follows it
+    assert state.error.startswith("The weight in <s:9>")
+    state.prompt = "a cat <c> in ink <s>"
+    assert state.error == "" and state.marker_error == "" and state.marker_error_position == 0
+
+
+def test_a_refused_setting_clears_once_valid_and_a_new_error_clears_the_old_status(qtbot, runner, tmp_path):
+    state = make_state(runner, tmp_path)
+    with qtbot.waitSignal(state.images_changed, timeout=TIMEOUT):
+        state.generate()
+    assert "saved to" in state.status
+    state.width = 100
+    assert state.generate() is None
+    assert "Image width 100" in state.error and state.status == ""
+    state.width = 102  # still not a multiple of 8
+    assert "Image width 102" in state.error
+    state.width = 96
+    assert state.error == ""
+
+
+def test_welcome_is_dismissed_for_good_and_comes_back_on_request(qtbot, runner, tmp_path):
+    settings = SettingsFile(tmp_path / "settings.json")
+    state = make_state(runner, tmp_path, settings=settings)
+    assert not state.welcome_dismissed
+    state.dismiss_welcome()
+    assert GenerateState(runner, settings=settings).welcome_dismissed
+    with qtbot.waitSignal(state.show_requested, timeout=TIMEOUT):
+        state.show_welcome()
+    assert not state.welcome_dismissed
+
+
+def _lora(path, trigger: str):
+    from craftstudio.library import synthetic
+
+    return synthetic.write_safetensors(path, synthetic.LAYOUTS["peft-sd1"](4), {"modelspec.trigger_phrase": trigger})
+
+
+def test_taking_a_lora_off_offers_to_remove_its_trigger(qtbot, runner, tmp_path):
+    cat, ink = _lora(tmp_path / "cat.safetensors", "ginger cat"), _lora(tmp_path / "ink.safetensors", "ink sketch")
+    state = make_state(runner, tmp_path, prompt="")
+    state.use_lora(cat, "content", "ginger cat")
+    state.use_lora(ink, "style", "ink sketch")
+    assert state.prompt == "ginger cat <c>, ink sketch <s>"
+    assert state.trigger_phrases == ["ginger cat", "ink sketch"]
+    state.craft.style_lora = ""
+    assert state.trigger_offer == ("style", "ink sketch")
+    assert state.trigger_phrases == ["ginger cat"]
+    state.remove_offered_trigger()
+    assert state.prompt == "ginger cat <c>" and state.trigger_offer is None
+    state.craft.content_lora = ""
+    assert state.trigger_offer == ("content", "ginger cat")
+    state.keep_offered_trigger()
+    assert state.prompt == "ginger cat <c>" and state.trigger_offer is None
+    # An offer the user made moot by editing the prompt goes by itself.
+    state.craft.content_lora = str(cat)
+    state.craft.content_lora = ""
+    state.prompt = "a dog <c>"
+    assert state.trigger_offer is None
+
+
+def test_a_loaded_lora_without_its_marker_is_noted(qtbot, runner, tmp_path):
+    state = make_state(runner, tmp_path, prompt="a cat <c>")
+    state.craft.style_lora = "/loras/ink.safetensors"
+    assert state.markers_note == "The style LoRA is off (no <s> in the prompt)."
+    state.prompt = "a cat <c> in ink <s>"
+    assert state.markers_note == ""

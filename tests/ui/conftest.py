@@ -31,3 +31,11 @@ def make_studio(qtbot, tmp_path, monkeypatch):
     yield make
     for studio in built:
         studio.shutdown()
+
+
+def type_path(qtbot, picker, path: str) -> None:
+    """Type a path into a picker and press Enter, as a user pasting a path does."""
+    from PySide6.QtCore import Qt
+
+    qtbot.keyClicks(picker, path)
+    qtbot.keyClick(picker, Qt.Key.Key_Return)

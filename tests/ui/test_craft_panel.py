@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from craftstudio.domain.curves import Interpolation, load_preset
 from craftstudio.domain.generation import FusionSwitches, LoraRef
 from tests.state.fake_demo import install_demo_assets
+from tests.ui.conftest import type_path
 from tests.ui.test_generate_panel import fill_in
 from tests.workers.fake_engine import FakeEngine
 
@@ -20,10 +21,10 @@ def test_generate_sends_the_craft_settings(qtbot, make_studio):
     panel = studio.window.generate_panel
     craft = panel.craft_panel
     fill_in(qtbot, panel, prompt="a cat <c> in ink style <s:0.5>")
-    qtbot.keyClicks(craft.content_edit, "/loras/cat.safetensors")
+    type_path(qtbot, craft.content_edit, "/loras/cat.safetensors")
     craft.content_weight.setValue(0.75)
-    qtbot.keyClicks(craft.style_edit, "/loras/ink.safetensors")
-    qtbot.keyClicks(craft.backbone_edit, "/backbones/b.safetensors")
+    type_path(qtbot, craft.style_edit, "/loras/ink.safetensors")
+    type_path(qtbot, craft.backbone_edit, "/backbones/b.safetensors")
     craft.switch_checks["asymmetric"].click()
     craft.preset_combo.setCurrentIndex(craft.preset_combo.findText("content-early-style-late"))
     craft.preset_combo.activated.emit(craft.preset_combo.currentIndex())

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
 
 from craftstudio.domain.errors import ModelError
+from tests.ui.conftest import type_path
 from tests.workers.fake_engine import FakeEngine
 
 TIMEOUT = 5000
 
 
 def fill_in(qtbot, panel, prompt="a ginger cat"):
-    qtbot.keyClicks(panel.model_edit, "/models/fake")
+    type_path(qtbot, panel.model_edit, "/models/fake")
     qtbot.keyClicks(panel.prompt_edit, prompt)
     for spin, value in ((panel.width_spin, 64), (panel.height_spin, 64), (panel.steps_spin, 3)):
         spin.setValue(value)
@@ -128,3 +130,118 @@ def test_widgets_follow_state_changes(qtbot, make_studio):
     assert panel.prompt_edit.toPlainText() == "a blue bird"
     assert panel.steps_spin.value() == 12
     assert panel.scheduler_combo.currentData() == "ddim"
+
+
+def test_cancel_brings_back_the_previous_result_not_the_noisy_preview(qtbot, make_studio):
+    engine = FakeEngine()
+    studio = make_studio(engine)
+    panel = studio.window.generate_panel
+    fill_in(qtbot, panel)
+    with qtbot.waitSignal(studio.generate.images_changed, timeout=TIMEOUT):
+        qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    finished = panel.image_view.pixmap().toImage()
+    engine.hold()
+    with qtbot.waitSignal(studio.generate.preview_changed, timeout=TIMEOUT):
+        qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+        engine.release()
+        engine.hold()
+    with qtbot.waitSignal(studio.runner.cancelled, timeout=TIMEOUT):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    engine.release()
+    assert panel.image_view.pixmap().toImage() == finished
+    assert panel.status_label.text() == "Cancelled. Showing the previous result."
+
+
+def test_the_progress_bar_says_the_step_and_is_busy_while_loading(qtbot, make_studio):
+    engine = FakeEngine().hold()
+    studio = make_studio(engine)
+    panel = studio.window.generate_panel
+    fill_in(qtbot, panel)
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.progress_bar.format() == "Loading model…", timeout=TIMEOUT)
+    assert panel.progress_bar.maximum() == 0  # Qt's busy indicator
+    assert panel.status_label.text() == "Loading model…"  # a busy bar draws no text
+    with qtbot.waitSignal(studio.generate.images_changed, timeout=TIMEOUT):
+        engine.release()
+    assert panel.progress_bar.maximum() > 0 and panel.progress_bar.format().startswith("Done in")
+    seen = []
+    studio.generate.progress_text_changed.connect(seen.append)
+    with qtbot.waitSignal(studio.generate.images_changed, timeout=TIMEOUT):
+        qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    assert "step 1/3" in seen and any(text.startswith("step 3/3 · ") and "left" in text for text in seen)
+
+
+def test_a_new_error_replaces_the_status_and_fixing_the_prompt_clears_it(qtbot, make_studio):
+    studio = make_studio(FakeEngine())
+    panel = studio.window.generate_panel
+    fill_in(qtbot, panel)
+    with qtbot.waitSignal(studio.generate.images_changed, timeout=TIMEOUT):
+        qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    assert "saved to" in panel.status_label.text()
+    qtbot.keyClicks(panel.prompt_edit, " <x>")
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    assert panel.error_label.isVisible() and panel.status_label.text() == ""
+    assert panel.prompt_edit.textCursor().position() == len("a ginger cat ")  # put on the bad marker
+    panel.prompt_edit.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClick(panel.prompt_edit, Qt.Key.Key_Backspace)
+    qtbot.keyClick(panel.prompt_edit, Qt.Key.Key_Backspace)
+    qtbot.keyClicks(panel.prompt_edit, "c>")
+    assert panel.error_label.isHidden() and panel.markers_label.text().startswith("content γ 1.0")
+
+
+def test_clearing_a_lora_offers_to_take_its_trigger_out_of_the_prompt(qtbot, make_studio, tmp_path):
+    from craftstudio.library import synthetic
+
+    ink = synthetic.write_safetensors(tmp_path / "ink.safetensors", synthetic.LAYOUTS["peft-sd1"](4),
+                                      {"modelspec.trigger_phrase": "ink sketch"})
+    studio = make_studio()
+    panel = studio.window.generate_panel
+    fill_in(qtbot, panel, prompt="a cat <c>")
+    studio.generate.use_lora(ink, "style", "ink sketch")
+    assert studio.generate.prompt == "a cat <c>, ink sketch <s>"
+    assert panel.prompt_edit.trigger_phrases() == ["ink sketch"]
+    style = panel.craft_panel.style_edit
+    style.lineEdit().clear()
+    style.lineEdit().textEdited.emit("")  # the field's clear button
+    assert panel.trigger_offer.isVisible() and "ink sketch" in panel.trigger_offer_label.text()
+    qtbot.mouseClick(panel.remove_trigger_button, Qt.MouseButton.LeftButton)
+    assert studio.generate.prompt == "a cat <c>" and not panel.trigger_offer.isVisible()
+
+
+def test_the_model_picker_offers_the_demo_after_the_field_was_cleared(qtbot, make_studio, monkeypatch, tmp_path):
+    import json
+
+    from tests.state.fake_demo import install_demo_assets
+
+    demo = tmp_path / "shapesworld"
+    for sub, config in (("unet", {"sample_size": 16}), ("vae", {"block_out_channels": [1, 2, 3]})):
+        (demo / sub).mkdir(parents=True)
+        (demo / sub / "config.json").write_text(json.dumps(config))
+    (demo / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    studio = make_studio()
+    install_demo_assets(monkeypatch, demo_model_dir=lambda: demo)
+    studio.generate.library._demo = False  # look the demo up again
+    panel = studio.window.generate_panel
+    fill_in(qtbot, panel)
+    panel.model_edit.lineEdit().clear()
+    panel.model_edit.lineEdit().textEdited.emit("")
+    assert studio.generate.model == ""
+    panel.model_edit.setFocus()
+    qtbot.keyClicks(panel.model_edit, "shapes")
+    qtbot.keyClick(panel.model_edit, Qt.Key.Key_Return)
+    assert studio.generate.model == str(demo)
+    assert (studio.generate.width, studio.generate.height) == (64, 64)
+    assert "demo" in panel.model_edit.lineEdit().text().lower()
+    assert "will come later" not in panel.model_edit.lineEdit().toolTip()
+
+
+def test_the_settings_column_scrolls_and_is_never_clipped_sideways(qtbot, make_studio):
+    studio = make_studio()
+    panel = studio.window.generate_panel
+    scroll = panel.settings_scroll
+    for size in ((1024, 640), (studio.window.minimumSizeHint().width(), 640)):
+        studio.window.resize(*size)
+        qtbot.waitUntil(lambda s=size: studio.window.width() == s[0])
+        assert scroll.viewport().width() >= scroll.widget().minimumSizeHint().width()
+        assert scroll.verticalScrollBar().maximum() > 0  # taller than the window: it scrolls
+    assert studio.window.minimumSizeHint().width() <= 1024
