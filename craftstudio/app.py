@@ -15,13 +15,17 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from craftstudio.domain.errors import UserError
 from craftstudio.domain.resources import resources_dir
+from craftstudio.library.catalog import Catalog
 from craftstudio.library.paths import AppPaths
 from craftstudio.state.generate_state import GenerateState
+from craftstudio.state.library_state import LibraryState
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.ui.main_window import MainWindow
 from craftstudio.workers.generate_job import GenerateFn
 from craftstudio.workers.job_runner import JobRunner
+from craftstudio.workers.thumbnail_loader import cache_dir
 
 log = logging.getLogger("craftstudio")
 LOG_NAME = "craftstudio.log"
@@ -35,21 +39,35 @@ class Studio:
     runner: JobRunner
     generate: GenerateState
     window: MainWindow
+    library: LibraryState | None = None
 
     def shutdown(self) -> None:
         """Save settings, cancel jobs and join the worker thread. Safe to call twice."""
         self.window.hide()  # a running step may take a moment to stop: don't look frozen
         self.generate.save_settings()
         self.runner.shutdown()
+        if self.library is not None:  # after the runner: a scan job uses the catalog
+            self.library.shutdown()
+            self.library.catalog.close()
+            self.library = None
 
 
 def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = None) -> Studio:
     """Build the GUI objects (a QApplication must exist). `engine` replaces the real one."""
     paths = paths or AppPaths.default()
     runner = JobRunner()
-    state = GenerateState(runner, engine=engine, settings=SettingsFile(paths.settings),
-                          outputs=paths.outputs)
-    return Studio(paths, runner, state, MainWindow(state))
+    settings = SettingsFile(paths.settings)
+    state = GenerateState(runner, engine=engine, settings=settings, outputs=paths.outputs)
+    library = None
+    try:
+        library = LibraryState(Catalog.open(paths.root), runner, state, settings=settings,
+                               thumbnail_cache=cache_dir(paths), engine=engine)
+    except UserError as exc:  # the Library page stays a placeholder; Generate still works
+        log.error("the library cannot be opened: %s", exc)
+    window = MainWindow(state, library_state=library)
+    if library is not None:
+        library.start()
+    return Studio(paths, runner, state, window, library)
 
 
 def configure_logging(paths: AppPaths) -> Path | None:

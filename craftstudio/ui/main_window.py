@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from craftstudio.state.generate_state import GenerateState
+from craftstudio.state.library_state import LibraryState
 from craftstudio.ui.generate_panel import GeneratePanel
+from craftstudio.ui.library_page import LibraryPage
 
 COMING_SOON = {
     "Library": "your base models, LoRAs and CRAFT backbones: import files, see which base model "
@@ -50,7 +52,8 @@ def _placeholder(area: str, text: str) -> QWidget:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, generate_state: GenerateState, parent: QWidget | None = None) -> None:
+    def __init__(self, generate_state: GenerateState, parent: QWidget | None = None, *,
+                 library_state: LibraryState | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("CraftStudio")
         self.resize(1100, 720)
@@ -63,8 +66,11 @@ class MainWindow(QMainWindow):
         self.navigation.setFixedWidth(140)
         self.navigation.setIconSize(QSize(0, 0))
         self.pages = QStackedWidget()
+        self.library_page = LibraryPage(library_state) if library_state is not None else None
         for area in AREAS:
             page = self.generate_panel if area == "Generate" else _placeholder(area, COMING_SOON[area])
+            if area == "Library" and self.library_page is not None:
+                page = self.library_page
             self.pages.addWidget(page)
             item = QListWidgetItem(area)
             item.setSizeHint(QSize(120, 40))

@@ -19,8 +19,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 from PIL import Image, UnidentifiedImageError
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from craftstudio.library.paths import APP_NAME, AppPaths
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,14 @@ class Thumbnail:
     width: int
     height: int
     rgb: bytes  # width * height * 3 bytes, rows top to bottom
+
+
+def cache_dir(paths: AppPaths) -> Path:
+    """Where thumbnails are cached: the platform's user cache folder for the default library,
+    `<library>/cache/thumbnails` for one chosen with CRAFTSTUDIO_HOME or --home."""
+    if not os.environ.get("CRAFTSTUDIO_HOME") and paths.root == AppPaths.default().root:
+        return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "thumbnails"
+    return paths.root / "cache" / "thumbnails"
 
 
 def cache_name(source: Path, size: int = SIZE) -> str | None:
