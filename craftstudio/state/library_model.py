@@ -81,19 +81,21 @@ class LibraryModel(QAbstractTableModel):
         return self._total
 
     def set_query(self, query: ItemQuery) -> None:
-        """Show the items `query` describes: the count and the first page."""
+        """Show the items `query` describes: the count and the first page. The catalog is read
+        before the reset, so a failed query leaves the model as it was."""
+        total = self._store.count_matching(query)
+        rows = self._store.page(query, limit=PAGE, matches=total)
         self.beginResetModel()
-        self._query = query
-        self._total = self._store.count_matching(query)
-        self._rows = self._store.page(query, limit=PAGE, matches=self._total)
+        self._query, self._total, self._rows = query, total, rows
         self.endResetModel()
 
     def reload(self) -> None:
         """Read the query again (after a scan or an edit), keeping as many rows as were loaded."""
         loaded = max(len(self._rows), PAGE)
+        total = self._store.count_matching(self._query)
+        rows = self._store.page(self._query, limit=loaded, matches=total)
         self.beginResetModel()
-        self._total = self._store.count_matching(self._query)
-        self._rows = self._store.page(self._query, limit=loaded, matches=self._total)
+        self._total, self._rows = total, rows
         self.endResetModel()
 
     def item(self, row: int) -> Item | None:

@@ -182,6 +182,12 @@ class LibraryState(ObservableObject):
         if self.show == "duplicates":
             self.duplicates = self.catalog.items.duplicates()
 
+    def _reload(self) -> None:
+        try:
+            self.model.reload()
+        except UserError as exc:  # e.g. the library is busy in another process
+            self.error = str(exc)
+
     def flush_search(self) -> None:
         """Apply a pending search at once (instead of after the debounce)."""
         if self._search_timer.isActive():
@@ -299,7 +305,7 @@ class LibraryState(ObservableObject):
             return
         self.status = f"{item.label} is in the trash (Show: Trash to restore it)."
         self.selected = None
-        self.model.reload()
+        self._reload()
         self.total = self.model.total
 
     def restore(self) -> None:
@@ -313,7 +319,7 @@ class LibraryState(ObservableObject):
             return
         self.status = f"{item.label} is back in the library."
         self.selected = None
-        self.model.reload()
+        self._reload()
         self.total = self.model.total
 
     # ---------- folders and scans
@@ -394,7 +400,7 @@ class LibraryState(ObservableObject):
         self.status = f"{verb} {event.step:,} of {event.total:,}: {Path(event.message).name}"
         self._scan_seen += 1
         if self._scan_seen % _FILL_FIRST_PAGE_EVERY == 0 and self.model.rowCount() < _FIRST_SCREENFUL:
-            self.model.reload()  # the first cards appear while the scan goes on
+            self._reload()  # the first cards appear while the scan goes on
             self.total = self.model.total
 
     @Slot(int, object)
@@ -445,7 +451,7 @@ class LibraryState(ObservableObject):
         busy = self._scan_job is not None or self._import_job is not None
         self.scanning = busy
         self.scan_progress = 0.0 if not busy else self.scan_progress
-        self.model.reload()
+        self._reload()
         self.total = self.model.total
         self.tags = [t for t, _ in self.catalog.items.tag_counts()]
         self._refresh_problems()

@@ -21,6 +21,8 @@ from craftstudio.workers.thumbnail_loader import Thumbnail, ThumbnailLoader
 CARD = QSize(176, 236)
 PICTURE = 150  # the picture's height inside the card
 MARGIN = 6
+# The picture's box inside a card; thumbnails are cut to it once, so a paint is a plain copy.
+PICTURE_BOX = QSize(CARD.width() - MARGIN - 2 * MARGIN, PICTURE - MARGIN)
 RADIUS = 8
 CACHE_PIXMAPS = 400
 FAMILY_COLOURS = {"sd1": QColor("#3b7dd8"), "sd2": QColor("#2a9d8f"), "sdxl": QColor("#8e5bd6")}
@@ -63,7 +65,7 @@ class LibraryCardDelegate(QStyledItemDelegate):
     def _on_ready(self, key: str, thumbnail: Thumbnail) -> None:
         image = QImage(thumbnail.rgb, thumbnail.width, thumbnail.height, thumbnail.width * 3,
                        QImage.Format.Format_RGB888)
-        self._pixmaps[key] = QPixmap.fromImage(image)  # fromImage copies: the bytes may go
+        self._pixmaps[key] = _card_picture(image)
         while len(self._pixmaps) > CACHE_PIXMAPS:
             self._pixmaps.popitem(last=False)
         self._view.viewport().update()
@@ -126,27 +128,23 @@ class LibraryCardDelegate(QStyledItemDelegate):
         painter.restore()
 
     def _paint_picture(self, painter: QPainter, rect: QRect, item, palette: QPalette) -> None:
-        clip = QPainterPath()
-        clip.addRoundedRect(rect, RADIUS - 2, RADIUS - 2)
-        painter.save()
-        painter.setClipPath(clip)
-        painter.fillRect(rect, palette.color(QPalette.ColorRole.Base))
         pixmap = self.pixmap(item.id, item.preview)
         if pixmap is not None and not pixmap.isNull():
-            scaled = pixmap.size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatioByExpanding)
-            target = QRect(0, 0, scaled.width(), scaled.height())
-            target.moveCenter(rect.center())
-            painter.drawPixmap(target, pixmap)
-        else:
-            if item.preview:
-                self.placeholders += 1
-            painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
-            font = QFont(painter.font())
-            font.setPointSizeF(font.pointSizeF() * 2.2)
-            font.setBold(True)
-            painter.setFont(font)
-            initials = {"lora": "LoRA", "model": "Model", "backbone": "W₀"}.get(item.kind, "?")
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, initials)
+            painter.drawPixmap(rect.topLeft(), pixmap)  # already cut to the box, rounded: a copy
+            return
+        painter.save()
+        shape = QPainterPath()
+        shape.addRoundedRect(rect, RADIUS - 2, RADIUS - 2)
+        painter.fillPath(shape, palette.color(QPalette.ColorRole.Base))
+        if item.preview:
+            self.placeholders += 1
+        painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+        font = QFont(painter.font())
+        font.setPointSizeF(font.pointSizeF() * 2.2)
+        font.setBold(True)
+        painter.setFont(font)
+        initials = {"lora": "LoRA", "model": "Model", "backbone": "W₀"}.get(item.kind, "?")
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, initials)
         painter.restore()
 
     def _paint_badges(self, painter: QPainter, rect: QRect, item) -> None:
@@ -168,3 +166,22 @@ class LibraryCardDelegate(QStyledItemDelegate):
             painter.setPen(QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
             x += width + 4
+
+
+def _card_picture(image: QImage) -> QPixmap:
+    """`image` scaled to fill the picture box (centre cut), with rounded corners, once."""
+    box = PICTURE_BOX
+    scaled = image.scaled(box, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                          Qt.TransformationMode.SmoothTransformation)
+    source = QRect(0, 0, box.width(), box.height())
+    source.moveCenter(scaled.rect().center())
+    out = QPixmap(box)
+    out.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    clip = QPainterPath()
+    clip.addRoundedRect(QRect(0, 0, box.width(), box.height()), RADIUS - 2, RADIUS - 2)
+    painter.setClipPath(clip)
+    painter.drawImage(QRect(0, 0, box.width(), box.height()), scaled, source)
+    painter.end()
+    return out

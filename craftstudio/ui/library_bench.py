@@ -1,0 +1,253 @@
+"""`craftstudio bench library-ui`: the Library page at N items (default 20,000), measured offscreen.
+
+Makes N synthetic LoRAs (as `bench library`, a preview picture beside every fourth), scans them
+into a catalog, then measures what an artist feels, against a baseline in the same run (the
+page opened on an empty catalog):
+
+- open: from the catalog being open to the first screenful of cards painted;
+- keystroke: from the search's debounce firing to the grid repainted, for each letter typed;
+- scroll: one screen down per step through the first `SCROLL_STEPS` screens, each step painted;
+  the cards whose picture was not decoded yet are painted with a placeholder (counted), never
+  waited for, while the pictures are decoded on the thumbnail threads;
+- memory: the process's resident memory after all that, less before the page was built.
+
+Offscreen (`QT_QPA_PLATFORM=offscreen`) a paint is a real raster paint into an image: `grab()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TARGETS = {"open": 1.0, "keystroke": 0.100, "memory": 300e6}
+SCROLL_STEPS = 60
+WINDOW = (1400, 900)
+KEYSTROKES = ["w", "wa", "wat", "wate", "water", "waterc", "watercolor", "watercolor c", "watercolor ca",
+              "", "r", "ro", "rob", "robo", "robot", "robot 0", "robot 01", "", "水", "水彩"]
+PICTURES = 8  # distinct preview images, linked beside every fourth file
+
+
+def _rss() -> int:
+    """Resident memory of this process, bytes."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def make_previews(folder: Path, every: int = 4) -> tuple[int, int]:
+    """A `.preview.png` beside every `every`-th LoRA (hard links to a few pictures);
+    returns (previews, of which new)."""
+    from PIL import Image, ImageDraw
+
+    pictures = []
+    for n in range(PICTURES):
+        image = Image.new("RGB", (384, 512), (40 + 25 * n, 90, 200 - 20 * n))
+        draw = ImageDraw.Draw(image)
+        for k in range(5):
+            draw.ellipse([30 + 50 * k, 60 * k + 20 * n, 150 + 50 * k, 180 + 60 * k], fill=(255 - 30 * k, 30 * n, 90))
+        path = folder / f".picture-{n}.png"
+        image.save(path)
+        pictures.append(path)
+    made = new = 0
+    for i, lora in enumerate(sorted(folder.rglob("*.safetensors"))):
+        if i % every:
+            continue
+        dest = lora.with_name(lora.name[: -len(".safetensors")] + ".preview.png")
+        if not dest.exists():
+            new += 1
+            try:
+                os.link(pictures[i % PICTURES], dest)
+            except OSError:
+                shutil.copyfile(pictures[i % PICTURES], dest)
+        made += 1
+    return made, new
+
+
+def _settle(app: Any, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        app.processEvents()
+
+
+class _Page:
+    """One Library page over a catalog, as the app builds it (settings-free)."""
+
+    def __init__(self, catalog: Any, cache: Path) -> None:
+        from craftstudio.state.generate_state import GenerateState
+        from craftstudio.state.library_state import LibraryState
+        from craftstudio.ui.library_page import LibraryPage
+        from craftstudio.workers.job_runner import JobRunner
+
+        self.runner = JobRunner()
+        self.generate = GenerateState(self.runner)
+        self.state = LibraryState(catalog, self.runner, self.generate, thumbnail_cache=cache, watch=False)
+        self.state.start(scan=False)
+        self.page = LibraryPage(self.state)
+        self.page.resize(*WINDOW)
+        self.page.show()
+
+    def paint(self) -> None:
+        self.page.grid.viewport().grab()
+
+    def close(self) -> None:
+        self.state.shutdown()
+        self.runner.shutdown()
+        self.page.close()
+        self.page.deleteLater()
+
+
+def _open(app: Any, catalog_factory: Any, cache: Path) -> tuple[float, _Page, Any]:
+    start = time.perf_counter()
+    catalog = catalog_factory()
+    page = _Page(catalog, cache)
+    _settle(app)
+    page.paint()
+    return time.perf_counter() - start, page, catalog
+
+
+def _keystrokes(app: Any, page: _Page) -> list[float]:
+    times = []
+    for text in KEYSTROKES:
+        page.state.search_text = text  # starts the debounce; the measure starts when it fires
+        start = time.perf_counter()
+        page.state.flush_search()
+        _settle(app, 1)
+        page.paint()
+        times.append(time.perf_counter() - start)
+    page.state.search_text = ""
+    page.state.flush_search()
+    return times
+
+
+def _scroll(app: Any, page: _Page) -> tuple[list[float], int, int]:
+    grid = page.page.grid
+    bar = grid.verticalScrollBar()
+    delegate = page.page.delegate
+    painted0, placeholders0 = delegate.painted, delegate.placeholders
+    times = []
+    for _ in range(SCROLL_STEPS):
+        start = time.perf_counter()
+        bar.setValue(bar.value() + grid.viewport().height())
+        _settle(app, 1)  # lets the view fetch the next page when it nears the end
+        page.paint()
+        times.append(time.perf_counter() - start)
+    return times, delegate.painted - painted0, delegate.placeholders - placeholders0
+
+
+def run(count: int = 20000, workdir: str | Path | None = None, keep: bool = False) -> dict[str, Any]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from craftstudio.library import bench
+    from craftstudio.library.catalog import Catalog
+
+    app = QApplication.instance() or QApplication([])
+    app.setStyle("Fusion")
+    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="craftstudio-bench-ui-"))
+    files, home, empty_home = base / "loras", base / "home", base / "empty-home"
+    try:
+        start = time.perf_counter()
+        if not (files.exists() and sum(1 for _ in files.rglob("*.safetensors")) == count):
+            shutil.rmtree(files, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
+            bench.make_files(files, count)
+        previews, new_previews = make_previews(files)
+        with Catalog.open(home) as catalog:
+            if catalog.items.count("lora") != count or new_previews:  # incremental: new sidecars only
+                catalog.scan([files])
+                catalog.items.analyse()
+        prepared = time.perf_counter() - start
+        shutil.rmtree(empty_home, ignore_errors=True)
+        shutil.rmtree(base / "cache", ignore_errors=True)
+
+        for _ in range(2):  # the first page pays Qt's one-time start (fonts, style): keep the second
+            baseline, empty_page, empty_catalog = _open(app, lambda: Catalog.open(empty_home), base / "cache-empty")
+            if _ == 0:
+                empty_page.close()
+                empty_catalog.close()
+                _settle(app)
+        empty_keys = _keystrokes(app, empty_page)
+        empty_page.close()
+        empty_catalog.close()
+        _settle(app)
+
+        rss_before = _rss()
+        opened, page, catalog = _open(app, lambda: Catalog.open(home), base / "cache")
+        visible = page.page.delegate.painted
+        keys = _keystrokes(app, page)
+        scroll, painted, placeholders = _scroll(app, page)
+        page.state.thumbnails.wait_idle()
+        _settle(app, 5)
+        rss_after = _rss()
+        result = {
+            "items": count, "previews": previews, "prepare_seconds": prepared, "cpus": os.cpu_count(),
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "baseline_open_seconds": baseline, "open_seconds": opened, "cards_in_first_paint": visible,
+            "matching": page.state.total, "fits_family": page.state.model_family,
+            "baseline_keystroke_median_seconds": statistics.median(empty_keys),
+            "keystroke_median_seconds": statistics.median(keys), "keystroke_max_seconds": max(keys),
+            "scroll_steps": SCROLL_STEPS, "scroll_median_seconds": statistics.median(scroll),
+            "scroll_max_seconds": max(scroll), "scroll_cards_painted": painted,
+            "scroll_placeholders": placeholders, "rows_loaded": page.state.model.rowCount(),
+            "memory_growth_bytes": rss_after - rss_before,
+        }
+        page.close()
+        catalog.close()
+        return result
+    finally:
+        if not keep:
+            shutil.rmtree(base if not workdir else base / "cache", ignore_errors=True)
+            shutil.rmtree(empty_home, ignore_errors=True)
+
+
+def format_table(r: dict[str, Any]) -> str:
+    def ms(seconds: float) -> str:
+        return f"{seconds * 1000:.1f} ms"
+
+    def verdict(value: float, target: float) -> str:
+        return "ok" if value <= target else "SLOW"
+
+    base_open = max(r["baseline_open_seconds"], 1e-9)
+    base_key = max(r["baseline_keystroke_median_seconds"], 1e-9)
+    fits = f", fitting {r['fits_family']}" if r["fits_family"] else ""
+    lines = [
+        f"{r['items']:,} LoRAs ({r['previews']:,} with a preview; {r['matching']:,} shown{fits}), "
+        f"{r['cpus']} CPUs (load average {r['load_average']:.1f} at the end), window {WINDOW[0]}×{WINDOW[1]} offscreen"
+        if r.get("load_average") is not None else f"{r['cpus']} CPUs, window {WINDOW[0]}×{WINDOW[1]} offscreen",
+        f"baseline: the page on an empty catalog opens in {ms(r['baseline_open_seconds'])}, "
+        f"a keystroke takes {ms(r['baseline_keystroke_median_seconds'])}",
+        "| measure | value | target | result | ratio to baseline |",
+        "| --- | --- | --- | --- | --- |",
+        f"| open: catalog open → first screenful painted ({r['cards_in_first_paint']} cards) | "
+        f"{ms(r['open_seconds'])} | ≤ 1000 ms | {verdict(r['open_seconds'], TARGETS['open'])} | "
+        f"{r['open_seconds'] / base_open:.2f}x |",
+        f"| keystroke → view repainted (median of {len(KEYSTROKES)}) | {ms(r['keystroke_median_seconds'])} | "
+        f"≤ 100 ms | {verdict(r['keystroke_median_seconds'], TARGETS['keystroke'])} | "
+        f"{r['keystroke_median_seconds'] / base_key:.2f}x |",
+        f"| keystroke → view repainted (slowest) | {ms(r['keystroke_max_seconds'])} | ≤ 100 ms | "
+        f"{verdict(r['keystroke_max_seconds'], TARGETS['keystroke'])} | {r['keystroke_max_seconds'] / base_key:.2f}x |",
+        f"| scroll one screen, painted (median of {r['scroll_steps']}) | {ms(r['scroll_median_seconds'])} | | | "
+        f"slowest {ms(r['scroll_max_seconds'])} |",
+        f"| cards painted while scrolling / painted before their picture arrived | "
+        f"{r['scroll_cards_painted']:,} / {r['scroll_placeholders']:,} | never wait | ok | "
+        f"{r['rows_loaded']:,} rows loaded of {r['matching']:,} |",
+        f"| memory growth | {r['memory_growth_bytes'] / 1e6:.0f} MB | ≤ 300 MB | "
+        f"{verdict(r['memory_growth_bytes'], TARGETS['memory'])} | |",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_bench_library_ui(args: argparse.Namespace) -> int:
+    result = run(args.count, args.dir, keep=args.keep)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
