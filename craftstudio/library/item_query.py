@@ -18,7 +18,7 @@ from craftstudio.domain.family import Family
 
 # Sort keys the page and the CLI offer, with the column each sorts by.
 SORTS = {
-    "name": "items.name COLLATE NOCASE",
+    "name": "coalesce(items.title, items.name) COLLATE NOCASE",  # what the card shows
     "family": "items.family",
     "role": "items.role",
     "size": "items.size",
@@ -63,11 +63,11 @@ class ItemQuery:
         """The WHERE clause (without the keyword) and its arguments. With `walk`, the filters and
         the lists of matches (text, tag) are only checked, never used to drive the query, so
         SQLite walks the sort order's index (see `select`)."""
-        where = ["items.trashed_at IS NOT NULL" if self.trashed else "items.trashed_at IS NULL"]
-        args: list[Any] = []
         mark = "+" if walk else ""
+        where = [f"{mark}items.trashed_at IS NOT NULL" if self.trashed else f"{mark}items.trashed_at IS NULL"]
+        args: list[Any] = []
         if self.kind:
-            where.append("items.kind = ?")
+            where.append(f"{mark}items.kind = ?")
             args.append(self.kind)
         if self.family:
             where.append(f"{mark}items.family = ?")
@@ -117,15 +117,16 @@ class ItemQuery:
         column = SORTS.get(self.sort, SORTS["name"])
         direction = "DESC" if self.descending else "ASC"
         # Ties (and items never used) keep a stable order by name, then row (what the indexes hold).
-        tail = "" if self.sort == "name" else ", items.name COLLATE NOCASE"
+        tail = "" if self.sort == "name" else ", " + SORTS["name"]
         return f"{column} {direction}{tail}, items.rowid {direction}"
 
     def select(self, columns: str = "items.*", *, limit: int | None = None, offset: int = 0,
                matches: int | None = None) -> tuple[str, list[Any]]:
         """The query for one page. `matches` (the count, when the caller has it) picks the plan:
-        a few matches are fetched by their lists and sorted; many are found by walking the sort
-        index in order, checking each row, which stops after one page."""
-        walk = matches is None or matches > DRIVE_BY_LIST_UP_TO
+        a few matches (or all of them, without `limit`) are fetched by their lists and sorted;
+        many are found by walking the sort index in order, checking each row, which stops after
+        one page."""
+        walk = limit is not None and (matches is None or matches > DRIVE_BY_LIST_UP_TO)
         where, args = self.where(walk=walk)
         sql = f"SELECT {columns} FROM items WHERE {where} ORDER BY {self.order_by()}"
         if limit is not None:

@@ -84,12 +84,14 @@ class ItemStore:
         triggers, tags, descriptions and notes (case-insensitive)."""
         query = ItemQuery(kind=kind, family=family, role=role, text=text or "", tag=tag, trigger=trigger,
                           trashed=trashed)
-        return self.page(query, limit=limit, matches=0 if limit is None else None)
+        return self.page(query, limit=limit)
 
     def page(self, query: ItemQuery, *, offset: int = 0, limit: int | None = None,
              matches: int | None = None) -> list[Item]:
         """One page of the items `query` describes, in its order; `matches` (its count, if known)
         lets the query choose the faster plan."""
+        if matches == 0:
+            return []
         sql, args = query.select(limit=limit, offset=offset, matches=matches)
         return [Item.from_row(r) for r in self.db.execute(sql, args)]
 

@@ -128,6 +128,7 @@ def _v4_library_page(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE items ADD COLUMN last_used_at REAL")
     # Covers every filter column: counting matches reads this index, never the wide rows.
     conn.execute("CREATE INDEX items_filter ON items (trashed_at, kind, family, role)")
+    conn.execute("CREATE INDEX items_label ON items (coalesce(title, name) COLLATE NOCASE)")
     for column in ("created_at", "size", "last_used_at", "rating"):  # the page's sort orders
         conn.execute(f"CREATE INDEX items_by_{column} ON items ({column})")
     conn.execute("""

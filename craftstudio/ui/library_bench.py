@@ -79,6 +79,26 @@ def _settle(app: Any, rounds: int = 3) -> None:
         app.processEvents()
 
 
+def _until_painted(app: Any, page: _Page, before: int, limit: int = 200) -> None:
+    """Run the event loop until the grid has painted cards again (the view's own paint)."""
+    for _ in range(limit):
+        app.processEvents()
+        if page.page.delegate.painted > before:
+            return
+
+
+class _Clock:
+    """Wall time and this (GUI) thread's CPU time of one measure: on a busy machine the first
+    grows with the load, the second is what the page itself costs."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.thread_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.thread_time() - self.cpu
+
+
 class _Page:
     """One Library page over a catalog, as the app builds it (settings-free)."""
 
@@ -96,9 +116,6 @@ class _Page:
         self.page.resize(*WINDOW)
         self.page.show()
 
-    def paint(self) -> None:
-        self.page.grid.viewport().grab()
-
     def close(self) -> None:
         self.state.shutdown()
         self.runner.shutdown()
@@ -106,41 +123,46 @@ class _Page:
         self.page.deleteLater()
 
 
-def _open(app: Any, catalog_factory: Any, cache: Path) -> tuple[float, _Page, Any]:
-    start = time.perf_counter()
+def _open(app: Any, catalog_factory: Any, cache: Path) -> tuple[tuple[float, float], _Page, Any]:
+    clock = _Clock()
     catalog = catalog_factory()
     page = _Page(catalog, cache)
-    _settle(app)
-    page.paint()
-    return time.perf_counter() - start, page, catalog
+    _until_painted(app, page, 0)
+    return clock.stop(), page, catalog
 
 
-def _keystrokes(app: Any, page: _Page) -> list[float]:
+def _keystrokes(app: Any, page: _Page) -> list[tuple[float, float]]:
     times = []
     for text in KEYSTROKES:
         page.state.search_text = text  # starts the debounce; the measure starts when it fires
-        start = time.perf_counter()
+        before = page.page.delegate.painted
+        clock = _Clock()
         page.state.flush_search()
-        _settle(app, 1)
-        page.paint()
-        times.append(time.perf_counter() - start)
+        if page.state.total:
+            _until_painted(app, page, before)
+        else:  # nothing to paint (the empty baseline): the page's own work only
+            _settle(app)
+        times.append(clock.stop())
     page.state.search_text = ""
     page.state.flush_search()
+    _settle(app)
     return times
 
 
-def _scroll(app: Any, page: _Page) -> tuple[list[float], int, int]:
+def _scroll(app: Any, page: _Page) -> tuple[list[tuple[float, float]], int, int]:
     grid = page.page.grid
     bar = grid.verticalScrollBar()
     delegate = page.page.delegate
     painted0, placeholders0 = delegate.painted, delegate.placeholders
     times = []
     for _ in range(SCROLL_STEPS):
-        start = time.perf_counter()
+        if bar.value() >= bar.maximum() and not page.state.model.canFetchMore():
+            break  # the end of the list
+        before = delegate.painted
+        clock = _Clock()
         bar.setValue(bar.value() + grid.viewport().height())
-        _settle(app, 1)  # lets the view fetch the next page when it nears the end
-        page.paint()
-        times.append(time.perf_counter() - start)
+        _until_painted(app, page, before)  # the view fetches the next page when it nears the end
+        times.append(clock.stop())
     return times, delegate.painted - painted0, delegate.placeholders - placeholders0
 
 
@@ -161,10 +183,10 @@ def run(count: int = 20000, workdir: str | Path | None = None, keep: bool = Fals
             shutil.rmtree(files, ignore_errors=True)
             shutil.rmtree(home, ignore_errors=True)
             bench.make_files(files, count)
-        previews, new_previews = make_previews(files)
+        previews, _ = make_previews(files)
         with Catalog.open(home) as catalog:
-            if catalog.items.count("lora") != count or new_previews:  # incremental: new sidecars only
-                catalog.scan([files])
+            report = catalog.scan([files])  # incremental: a reused folder costs a moment
+            if report.added + report.updated:
                 catalog.items.analyse()
         prepared = time.perf_counter() - start
         shutil.rmtree(empty_home, ignore_errors=True)
@@ -189,15 +211,21 @@ def run(count: int = 20000, workdir: str | Path | None = None, keep: bool = Fals
         page.state.thumbnails.wait_idle()
         _settle(app, 5)
         rss_after = _rss()
+        wall = [w for w, _ in keys]
         result = {
             "items": count, "previews": previews, "prepare_seconds": prepared, "cpus": os.cpu_count(),
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "baseline_open_seconds": baseline, "open_seconds": opened, "cards_in_first_paint": visible,
+            "baseline_open_seconds": baseline[0], "baseline_open_cpu_seconds": baseline[1],
+            "open_seconds": opened[0], "open_cpu_seconds": opened[1], "cards_in_first_paint": visible,
             "matching": page.state.total, "fits_family": page.state.model_family,
-            "baseline_keystroke_median_seconds": statistics.median(empty_keys),
-            "keystroke_median_seconds": statistics.median(keys), "keystroke_max_seconds": max(keys),
-            "scroll_steps": SCROLL_STEPS, "scroll_median_seconds": statistics.median(scroll),
-            "scroll_max_seconds": max(scroll), "scroll_cards_painted": painted,
+            "baseline_keystroke_median_seconds": statistics.median(w for w, _ in empty_keys),
+            "keystroke_median_seconds": statistics.median(wall), "keystroke_max_seconds": max(wall),
+            "keystroke_cpu_median_seconds": statistics.median(c for _, c in keys),
+            "keystroke_cpu_max_seconds": max(c for _, c in keys),
+            "scroll_steps": len(scroll), "scroll_median_seconds": statistics.median(w for w, _ in scroll),
+            "scroll_max_seconds": max(w for w, _ in scroll),
+            "scroll_cpu_median_seconds": statistics.median(c for _, c in scroll),
+            "scroll_cpu_max_seconds": max(c for _, c in scroll), "scroll_cards_painted": painted,
             "scroll_placeholders": placeholders, "rows_loaded": page.state.model.rowCount(),
             "memory_growth_bytes": rss_after - rss_before,
         }
@@ -220,28 +248,31 @@ def format_table(r: dict[str, Any]) -> str:
     base_open = max(r["baseline_open_seconds"], 1e-9)
     base_key = max(r["baseline_keystroke_median_seconds"], 1e-9)
     fits = f", fitting {r['fits_family']}" if r["fits_family"] else ""
+    load = f" (load average {r['load_average']:.1f} at the end)" if r.get("load_average") is not None else ""
     lines = [
         f"{r['items']:,} LoRAs ({r['previews']:,} with a preview; {r['matching']:,} shown{fits}), "
-        f"{r['cpus']} CPUs (load average {r['load_average']:.1f} at the end), window {WINDOW[0]}×{WINDOW[1]} offscreen"
-        if r.get("load_average") is not None else f"{r['cpus']} CPUs, window {WINDOW[0]}×{WINDOW[1]} offscreen",
+        f"{r['cpus']} CPUs{load}, window {WINDOW[0]}×{WINDOW[1]} offscreen",
         f"baseline: the page on an empty catalog opens in {ms(r['baseline_open_seconds'])}, "
         f"a keystroke takes {ms(r['baseline_keystroke_median_seconds'])}",
-        "| measure | value | target | result | ratio to baseline |",
-        "| --- | --- | --- | --- | --- |",
+        "| measure | wall time | GUI-thread CPU | target | result | ratio to baseline |",
+        "| --- | --- | --- | --- | --- | --- |",
         f"| open: catalog open → first screenful painted ({r['cards_in_first_paint']} cards) | "
-        f"{ms(r['open_seconds'])} | ≤ 1000 ms | {verdict(r['open_seconds'], TARGETS['open'])} | "
-        f"{r['open_seconds'] / base_open:.2f}x |",
+        f"{ms(r['open_seconds'])} | {ms(r['open_cpu_seconds'])} | ≤ 1000 ms | "
+        f"{verdict(r['open_seconds'], TARGETS['open'])} | {r['open_seconds'] / base_open:.2f}x |",
         f"| keystroke → view repainted (median of {len(KEYSTROKES)}) | {ms(r['keystroke_median_seconds'])} | "
-        f"≤ 100 ms | {verdict(r['keystroke_median_seconds'], TARGETS['keystroke'])} | "
-        f"{r['keystroke_median_seconds'] / base_key:.2f}x |",
-        f"| keystroke → view repainted (slowest) | {ms(r['keystroke_max_seconds'])} | ≤ 100 ms | "
-        f"{verdict(r['keystroke_max_seconds'], TARGETS['keystroke'])} | {r['keystroke_max_seconds'] / base_key:.2f}x |",
-        f"| scroll one screen, painted (median of {r['scroll_steps']}) | {ms(r['scroll_median_seconds'])} | | | "
-        f"slowest {ms(r['scroll_max_seconds'])} |",
-        f"| cards painted while scrolling / painted before their picture arrived | "
-        f"{r['scroll_cards_painted']:,} / {r['scroll_placeholders']:,} | never wait | ok | "
+        f"{ms(r['keystroke_cpu_median_seconds'])} | ≤ 100 ms | "
+        f"{verdict(r['keystroke_median_seconds'], TARGETS['keystroke'])} | "
+        f"{r['keystroke_median_seconds'] / base_key:.1f}x |",
+        f"| keystroke → view repainted (slowest) | {ms(r['keystroke_max_seconds'])} | "
+        f"{ms(r['keystroke_cpu_max_seconds'])} | ≤ 100 ms | "
+        f"{verdict(r['keystroke_max_seconds'], TARGETS['keystroke'])} | {r['keystroke_max_seconds'] / base_key:.1f}x |",
+        f"| scroll one screen → painted (median of {r['scroll_steps']}) | {ms(r['scroll_median_seconds'])} | "
+        f"{ms(r['scroll_cpu_median_seconds'])} | | | slowest {ms(r['scroll_max_seconds'])} "
+        f"(CPU {ms(r['scroll_cpu_max_seconds'])}) |",
+        f"| cards painted while scrolling / of them before their picture arrived | "
+        f"{r['scroll_cards_painted']:,} / {r['scroll_placeholders']:,} | | never wait | ok | "
         f"{r['rows_loaded']:,} rows loaded of {r['matching']:,} |",
-        f"| memory growth | {r['memory_growth_bytes'] / 1e6:.0f} MB | ≤ 300 MB | "
+        f"| memory growth | {r['memory_growth_bytes'] / 1e6:.0f} MB | | ≤ 300 MB | "
         f"{verdict(r['memory_growth_bytes'], TARGETS['memory'])} | |",
     ]
     return "\n".join(lines)
