@@ -53,11 +53,12 @@ class FolderWatch(QObject):
         budget = MAX_DIRECTORIES - len(known)
         found: list[str] = []
         stack = [r for r in roots if os.path.isdir(r)]
-        while stack and budget > len(found):
+        visited = 0
+        while stack and budget > len(found) and visited < 2 * MAX_DIRECTORIES:
             folder = stack.pop()
-            if folder in known:
-                continue
-            found.append(folder)
+            visited += 1
+            if folder not in known:  # known folders are walked too: a new one may be inside
+                found.append(folder)
             try:
                 with os.scandir(folder) as entries:
                     stack.extend(e.path for e in entries if not e.name.startswith(".") and e.is_dir())

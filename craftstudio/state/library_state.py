@@ -29,7 +29,7 @@ from craftstudio.domain.family import Family
 from craftstudio.domain.progress import ProgressEvent
 from craftstudio.library.catalog import Catalog
 from craftstudio.library.item_query import ItemQuery
-from craftstudio.library.records import FileEntry, Item
+from craftstudio.library.records import Item
 from craftstudio.library.scanner import ScanReport
 from craftstudio.state.folder_watch import FolderWatch
 from craftstudio.state.generate_state import GenerateState
@@ -382,10 +382,8 @@ class LibraryState(ObservableObject):
         self.status = f"Adding {len(files)} file{'s' if len(files) != 1 else ''}…"
 
     def _refresh_problems(self) -> None:
-        self.problems = [f for f in self.catalog.files() if f.status != "ok"]
-
-    def problem_entries(self) -> list[FileEntry]:
-        return list(self.problems)
+        self.problems = sorted(self.catalog.files("unreadable") + self.catalog.files("other"),
+                               key=lambda f: f.path)
 
     # ---------- job signals
     def _mine(self, job_id: int) -> bool:
