@@ -20,16 +20,21 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
+from craftstudio.domain.errors import UserError
 from craftstudio.domain.resources import resources_dir
+from craftstudio.library.catalog import Catalog
 from craftstudio.library.paths import APP_NAME, AppPaths
 from craftstudio.state.generate_state import GenerateState
+from craftstudio.state.library_state import LibraryState
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
 from craftstudio.ui.exception_hook import ExceptionHook
+from craftstudio.ui.library_page import LibraryPage
 from craftstudio.ui.main_window import MainWindow
 from craftstudio.ui.theme import apply_theme
 from craftstudio.workers.generate_job import GenerateFn
 from craftstudio.workers.job_runner import JobRunner
+from craftstudio.workers.thumbnail_loader import cache_dir
 
 log = logging.getLogger("craftstudio")
 LOG_NAME = "craftstudio.log"
@@ -44,6 +49,7 @@ class Studio:
     settings: SettingsState
     generate: GenerateState
     window: MainWindow
+    library: LibraryState | None = None
 
     def shutdown(self) -> None:
         """Save settings and the window's layout, cancel jobs and join the worker thread.
@@ -52,6 +58,10 @@ class Studio:
         self.window.hide()  # a running step may take a moment to stop: don't look frozen
         self.generate.save_settings()
         self.runner.shutdown()
+        if self.library is not None:  # after the runner: a scan job uses the catalog
+            self.library.shutdown()
+            self.library.catalog.close()
+            self.library = None
 
 
 def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = None,
@@ -65,8 +75,17 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     state = GenerateState(runner, engine=engine, settings=settings_file, outputs=paths.outputs,
                           app_settings=settings)
     settings.theme_changed.connect(apply_theme)
-    window = MainWindow(state, settings, pages=pages, logs=log_folder(paths))
-    return Studio(paths, runner, settings, state, window)
+    library = None
+    try:
+        library = LibraryState(Catalog.open(paths.root), runner, state, settings=settings_file,
+                               thumbnail_cache=cache_dir(paths), engine=engine)
+    except UserError as exc:  # the Library page stays a placeholder; Generate still works
+        log.error("the library cannot be opened: %s", exc)
+    built = [("Library", LibraryPage(library))] if library is not None else []
+    window = MainWindow(state, settings, pages=[*built, *pages], logs=log_folder(paths))
+    if library is not None:
+        library.start()
+    return Studio(paths, runner, settings, state, window, library)
 
 
 def log_folder(paths: AppPaths) -> Path:

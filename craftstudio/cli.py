@@ -287,6 +287,22 @@ def _run_bench_sampler(args) -> int:
     return bench_sampler.main(args)
 
 
+def _add_library_ui_bench(bench_sub) -> None:
+    """The Library page benchmark's parser; Qt is imported only when it runs."""
+    p = bench_sub.add_parser("library-ui", help="the Library page at N items: open, search, scroll, memory")
+    p.add_argument("--count", type=int, default=20000, help="number of LoRA files (default 20000)")
+    p.add_argument("--dir", metavar="DIR", help="work folder, reused when it holds N files (default: temporary)")
+    p.add_argument("--keep", action="store_true", help="keep the generated files and library")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_run_bench_library_ui)
+
+
+def _run_bench_library_ui(args) -> int:
+    from craftstudio.ui.library_bench import cmd_bench_library_ui
+
+    return cmd_bench_library_ui(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
                                      "and a style LoRA with CRAFT-LoRA, offline.")
@@ -306,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks (print ratios against a baseline)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     library_bench.add_bench_command(bench_sub)
+    _add_library_ui_bench(bench_sub)
     _add_engine_bench(bench_sub)
     train_cli.add_bench_command(bench_sub)
     return parser

@@ -20,8 +20,10 @@ from typing import Any
 
 from craftstudio.library import synthetic
 from craftstudio.library.catalog import Catalog
+from craftstudio.library.item_query import ItemQuery
 
-TARGETS = {"cold scan": 20.0, "re-scan": 2.0, "search": 0.050}
+TARGETS = {"cold scan": 20.0, "re-scan": 2.0, "search": 0.020, "slowest search": 0.060}
+SCREENFUL = 100  # what the Library page asks for first: the count and one page of cards
 _WORDS = ["ink", "watercolor", "portrait", "castle", "neon", "forest", "pastel", "robot", "samurai", "glass"]
 _SEARCHES: list[dict[str, Any]] = [
     {"text": "watercolor"}, {"text": "ink castle"}, {"family": "sdxl"}, {"family": "sd1", "text": "neon"},
@@ -85,23 +87,31 @@ def run(count: int = 5000, workdir: str | Path | None = None, keep: bool = False
             cold = cat.scan([files])
             rescan = cat.scan([files])
             cat.items.change_tags(cat.items.search(limit=1)[0].id, add=["bench"])
+            cat.items.analyse()  # as the page's scan job does after a scan
             timings: list[float] = []
+            full_timings: list[float] = []
             per_query: dict[str, float] = {}
-            for query in _SEARCHES:
+            for fields in _SEARCHES:
+                query = ItemQuery(**fields)
                 runs = []
                 for _ in range(5):
                     t = time.perf_counter()
-                    found = cat.items.search(**query)
+                    matches = cat.items.count_matching(query)
+                    cat.items.page(query, limit=SCREENFUL, matches=matches)
                     runs.append(time.perf_counter() - t)
-                per_query[json.dumps(query)] = statistics.median(runs)
+                    t = time.perf_counter()
+                    cat.items.search(**fields)  # every match, as `library list` prints them
+                    full_timings.append(time.perf_counter() - t)
+                per_query[json.dumps(fields)] = statistics.median(runs)
                 timings.extend(runs)
-                del found
             listed = cat.items.count("lora")
         return {
             "files": count, "bytes": size, "make_seconds": made, "baseline_read_seconds": baseline,
             "cold_scan_seconds": cold.seconds, "cold_added": cold.added, "unreadable": len(cold.unreadable),
             "rescan_seconds": rescan.seconds, "rescan_unchanged": rescan.unchanged,
             "search_median_seconds": statistics.median(timings), "search_max_seconds": max(timings),
+            "full_list_median_seconds": statistics.median(full_timings),
+            "full_list_max_seconds": max(full_timings),
             "search_per_query": per_query, "catalogued": listed, "cpus": os.cpu_count(),
         }
     finally:
@@ -115,16 +125,23 @@ def format_table(r: dict[str, Any]) -> str:
          f"{r['cold_scan_seconds'] / max(r['baseline_read_seconds'], 1e-9):.1f}x plain read"),
         ("re-scan, nothing changed", r["rescan_seconds"], TARGETS["re-scan"],
          f"{r['rescan_seconds'] / max(r['cold_scan_seconds'], 1e-9):.3f}x cold scan"),
-        ("search (median of 40)", r["search_median_seconds"], TARGETS["search"],
-         f"max {r['search_max_seconds'] * 1000:.1f} ms"),
+        ("search: count + first 100 (median of 40)", r["search_median_seconds"], TARGETS["search"],
+         f"{r['search_median_seconds'] / max(r['baseline_read_seconds'], 1e-9):.4f}x plain read"),
+        ("search: count + first 100 (slowest of 40)", r["search_max_seconds"], TARGETS["slowest search"],
+         f"{r['search_max_seconds'] / max(r['full_list_max_seconds'], 1e-9):.2f}x every match"),
+        ("search: every match, as `library list` (median)", r["full_list_median_seconds"], None,
+         f"max {r['full_list_max_seconds'] * 1000:.1f} ms"),
     ]
     lines = [f"{r['files']:,} synthetic LoRAs, {r['bytes'] / 1e6:.0f} MB, {r['cpus']} CPUs; "
              f"baseline (read every byte once): {r['baseline_read_seconds']:.2f} s",
              "| measure | time | target | result | ratio |", "| --- | --- | --- | --- | --- |"]
     for name, seconds, target, ratio in rows:
-        shown = f"{seconds * 1000:.1f} ms" if target < 1 else f"{seconds:.2f} s"
-        goal = f"< {target * 1000:.0f} ms" if target < 1 else f"< {target:.0f} s"
-        lines.append(f"| {name} | {shown} | {goal} | {'ok' if seconds < target else 'SLOW'} | {ratio} |")
+        shown = f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+        if target is None:
+            lines.append(f"| {name} | {shown} | | | {ratio} |")
+            continue
+        goal = f"≤ {target * 1000:.0f} ms" if target < 1 else f"≤ {target:.0f} s"
+        lines.append(f"| {name} | {shown} | {goal} | {'ok' if seconds <= target else 'SLOW'} | {ratio} |")
     return "\n".join(lines)
 
 

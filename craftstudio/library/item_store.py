@@ -17,9 +17,11 @@ from craftstudio.domain.errors import UserError
 from craftstudio.domain.family import Family
 from craftstudio.library.database import Database
 from craftstudio.library.identify import KINDS, ROLES, Identity
+from craftstudio.library.item_query import ItemQuery, normalise_tag
 from craftstudio.library.records import Item
 
 EDITABLE = ("title", "role", "triggers", "description", "name")
+MAX_RATING = 5
 MIN_PREFIX = 6
 _UNSET: Any = object()
 
@@ -28,18 +30,10 @@ class NotInLibrary(UserError):
     """No catalog item matches what the user named."""
 
 
-def normalise_tag(tag: str) -> str:
-    return " ".join(tag.strip().lower().split())
-
-
 def search_text(item: Item) -> str:
     parts = [item.name, item.title or "", Path(item.path).name, *item.triggers, *item.tags,
-             item.description or "", item.family, item.role, item.kind]
+             item.description or "", item.notes or "", item.family, item.role, item.kind]
     return "\n".join(parts).lower()
-
-
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class ItemStore:
@@ -87,32 +81,34 @@ class ItemStore:
                text: str | None = None, tag: str | None = None, trigger: str | None = None,
                trashed: bool = False, limit: int | None = None) -> list[Item]:
         """Items matching every given filter; `text` matches all its words in names, titles,
-        triggers, tags and descriptions (case-insensitive)."""
-        where = ["trashed_at IS NOT NULL" if trashed else "trashed_at IS NULL"]
-        args: list[Any] = []
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if family:
-            where.append("family = ?")
-            args.append(Family(family).value)
-        if role:
-            where.append("role = ?")
-            args.append(role)
-        for word in (text or "").lower().split():
-            where.append("search LIKE ? ESCAPE '\\'")
-            args.append(_like(word))
-        if tag:
-            where.append("EXISTS (SELECT 1 FROM json_each(items.tags) WHERE value = ?)")
-            args.append(normalise_tag(tag))
-        if trigger:
-            where.append("EXISTS (SELECT 1 FROM json_each(items.triggers) "
-                         "WHERE lower(value) LIKE ? ESCAPE '\\')")
-            args.append(_like(trigger.lower()))
-        sql = f"SELECT * FROM items WHERE {' AND '.join(where)} ORDER BY name COLLATE NOCASE, id"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        triggers, tags, descriptions and notes (case-insensitive)."""
+        query = ItemQuery(kind=kind, family=family, role=role, text=text or "", tag=tag, trigger=trigger,
+                          trashed=trashed)
+        return self.page(query, limit=limit)
+
+    def page(self, query: ItemQuery, *, offset: int = 0, limit: int | None = None,
+             matches: int | None = None) -> list[Item]:
+        """One page of the items `query` describes, in its order; `matches` (its count, if known)
+        lets the query choose the faster plan."""
+        if matches == 0:
+            return []
+        sql, args = query.select(limit=limit, offset=offset, matches=matches)
         return [Item.from_row(r) for r in self.db.execute(sql, args)]
+
+    def count_matching(self, query: ItemQuery) -> int:
+        sql, args = query.count()
+        return int(self.db.scalar(sql, args))
+
+    def analyse(self) -> None:
+        """Refresh the query planner's statistics (after a scan changed many rows): without them
+        SQLite sorts every item to show the first page instead of walking the name index."""
+        self.db.execute("ANALYZE")
+
+    def tag_counts(self) -> list[tuple[str, int]]:
+        """Every tag in use on items not in the trash, most used first (completion, filters)."""
+        rows = self.db.execute("SELECT tag, COUNT(*) AS n FROM item_tags JOIN items ON items.id = item_id "
+                               "WHERE items.trashed_at IS NULL GROUP BY tag ORDER BY n DESC, tag")
+        return [(r["tag"], r["n"]) for r in rows]
 
     def by_short_hash(self, short: str, kind: str = "lora") -> list[Item]:
         """Items whose addnet hash, kohya `sshs_model_hash` or content hash starts with `short`."""
@@ -164,7 +160,8 @@ class ItemStore:
     # ---------- writing
     _COLUMNS = ("id", "kind", "path", "name", "title", "family", "role", "rank", "format", "triggers", "tags",
                 "description", "preview", "size", "in_place", "addnet_hash", "meta", "search", "created_at",
-                "updated_at", "trashed_at", "trash_path", "missing", "base_model_hash", "user_edited")
+                "updated_at", "trashed_at", "trash_path", "missing", "base_model_hash", "user_edited", "rating",
+                "notes", "last_used_at")
 
     def save(self, item: Item) -> Item:
         """Insert or update in place (an UPSERT: a REPLACE would delete the row and let the
@@ -174,7 +171,8 @@ class ItemStore:
                   json.dumps(item.tags, ensure_ascii=False), item.description, item.preview, item.size,
                   int(item.in_place), item.addnet_hash, json.dumps(item.meta, ensure_ascii=False),
                   search_text(item), item.created_at, item.updated_at, item.trashed_at, item.trash_path,
-                  int(item.missing), item.base_model_hash, json.dumps(item.user_edited))
+                  int(item.missing), item.base_model_hash, json.dumps(item.user_edited), item.rating, item.notes,
+                  item.last_used_at)
         cols = ", ".join(self._COLUMNS)
         marks = ", ".join("?" * len(self._COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in self._COLUMNS[1:])
@@ -203,7 +201,10 @@ class ItemStore:
                 setattr(fresh, key, getattr(old, key))
         fresh.tags, fresh.user_edited, fresh.created_at = old.tags, old.user_edited, old.created_at
         fresh.trashed_at, fresh.trash_path = old.trashed_at, old.trash_path
+        fresh.rating, fresh.notes, fresh.last_used_at = old.rating, old.notes, old.last_used_at
         fresh.preview = preview or (old.preview if old.preview and Path(old.preview).exists() else None)
+        if "preview" in old.user_edited and old.preview and Path(old.preview).exists():
+            fresh.preview = old.preview  # the user chose it: a sidecar found later does not replace it
         keep_old_path = (old.path != str(path) and not old.missing and Path(old.path).exists()
                          and old.trashed_at is None)
         if keep_old_path:  # `path` is a second copy of the same content
@@ -221,12 +222,19 @@ class ItemStore:
             if key in EDITABLE:
                 setattr(target, key, getattr(source, key))
         target.tags = sorted(set(target.tags) | set(source.tags))
+        target.rating, target.notes = target.rating or source.rating, target.notes or source.notes
         target.user_edited = sorted(set(target.user_edited) | set(source.user_edited))
         self.save(target)
 
     def edit(self, item_id: str, *, title: Any = _UNSET, role: Any = _UNSET, triggers: Any = _UNSET,
-             description: Any = _UNSET, name: Any = _UNSET) -> Item:
+             description: Any = _UNSET, name: Any = _UNSET, notes: Any = _UNSET, rating: Any = _UNSET) -> Item:
         item = self._require(item_id)
+        if rating is not _UNSET:
+            if not isinstance(rating, int) or not 0 <= rating <= MAX_RATING:
+                raise UserError(f"A rating is a whole number from 0 to {MAX_RATING}, not {rating!r}.")
+            item.rating = rating
+        if notes is not _UNSET:  # notes and rating exist only in the catalog: no scan overwrites them
+            item.notes = notes or None
         changes = {"title": title, "role": role, "triggers": triggers, "description": description,
                    "name": name}
         for key, value in changes.items():
@@ -243,6 +251,21 @@ class ItemStore:
                 item.user_edited.append(key)
         item.updated_at = time.time()
         return self.save(item)
+
+    def set_preview(self, item_id: str, preview: str | None) -> Item:
+        """The preview image the user chose (kept across scans); None goes back to the found one."""
+        item = self._require(item_id)
+        item.preview = preview
+        if preview is None:
+            item.user_edited = [k for k in item.user_edited if k != "preview"]
+        elif "preview" not in item.user_edited:
+            item.user_edited.append("preview")
+        item.updated_at = time.time()
+        return self.save(item)
+
+    def mark_used(self, item_id: str) -> None:
+        """Remember when an item was last put to use (the page sorts by it)."""
+        self.db.execute("UPDATE items SET last_used_at = ? WHERE id = ?", (time.time(), item_id))
 
     def change_tags(self, item_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Item:
         item = self._require(item_id)

@@ -114,7 +114,65 @@ def _v3_resumable_scans(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX items_addnet ON items (addnet_hash)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_catalog, _v2_history, _v3_resumable_scans]
+def _v4_library_page(conn: sqlite3.Connection) -> None:
+    """What the Library page needs: rating, notes, last use; a tag table and a trigram full-text
+    index kept in step by triggers, so a search of 20,000 items reads only what matches.
+
+    `items_fts` is an external-content FTS5 table over `items.search` and `items.triggers`, keyed
+    by `items.rowid`. Trigram tokens keep the old meaning of a search word (a substring, any
+    case). A VACUUM may renumber `items.rowid`: follow one with
+    `INSERT INTO items_fts (items_fts) VALUES ('rebuild')`.
+    """
+    conn.execute("ALTER TABLE items ADD COLUMN rating INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE items ADD COLUMN notes TEXT")
+    conn.execute("ALTER TABLE items ADD COLUMN last_used_at REAL")
+    # Covers every filter column: counting matches reads this index, never the wide rows.
+    conn.execute("CREATE INDEX items_filter ON items (trashed_at, kind, family, role)")
+    conn.execute("CREATE INDEX items_label ON items (coalesce(title, name) COLLATE NOCASE)")
+    for column in ("created_at", "size", "last_used_at", "rating"):  # the page's sort orders
+        conn.execute(f"CREATE INDEX items_by_{column} ON items ({column})")
+    conn.execute("""
+        CREATE TABLE item_tags (
+            tag TEXT NOT NULL,
+            item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+            PRIMARY KEY (tag, item_id)
+        ) WITHOUT ROWID""")
+    conn.execute("CREATE INDEX item_tags_item ON item_tags (item_id)")
+    conn.execute("INSERT OR IGNORE INTO item_tags (tag, item_id) "
+                 "SELECT value, items.id FROM items, json_each(items.tags)")
+    conn.execute("""
+        CREATE VIRTUAL TABLE items_fts USING fts5 (
+            search, triggers, content = 'items', content_rowid = 'rowid', tokenize = 'trigram'
+        )""")
+    conn.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+    conn.execute("""
+        CREATE TRIGGER items_after_insert AFTER INSERT ON items BEGIN
+            INSERT INTO items_fts (rowid, search, triggers) VALUES (new.rowid, new.search, new.triggers);
+            INSERT OR IGNORE INTO item_tags (tag, item_id) SELECT value, new.id FROM json_each(new.tags);
+        END""")
+    conn.execute("""
+        CREATE TRIGGER items_after_delete AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, search, triggers)
+                VALUES ('delete', old.rowid, old.search, old.triggers);
+        END""")
+    conn.execute("""
+        CREATE TRIGGER items_text_update AFTER UPDATE OF search, triggers ON items
+        WHEN old.search IS NOT new.search OR old.triggers IS NOT new.triggers BEGIN
+            INSERT INTO items_fts (items_fts, rowid, search, triggers)
+                VALUES ('delete', old.rowid, old.search, old.triggers);
+            INSERT INTO items_fts (rowid, search, triggers) VALUES (new.rowid, new.search, new.triggers);
+        END""")
+    conn.execute("""
+        CREATE TRIGGER items_tags_update AFTER UPDATE OF tags ON items
+        WHEN old.tags IS NOT new.tags BEGIN
+            DELETE FROM item_tags WHERE item_id = old.id;
+            INSERT OR IGNORE INTO item_tags (tag, item_id) SELECT value, new.id FROM json_each(new.tags);
+        END""")
+    conn.execute("ANALYZE")  # statistics let the planner walk the name index for the first page
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_catalog, _v2_history, _v3_resumable_scans,
+                                                          _v4_library_page]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -43,6 +43,9 @@ class Item:
     trash_path: str | None = None
     missing: bool = False
     user_edited: list[str] = field(default_factory=list)
+    rating: int = 0  # 0 (none) to 5, set by the user
+    notes: str | None = None  # the user's own notes
+    last_used_at: float | None = None  # last "Use as ..." from the Library page
     # Other metadata, decoded from JSON only when used (listing thousands of items stays fast).
     _meta_raw: str = field(default="{}", repr=False, compare=False)
     _meta: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -92,6 +95,9 @@ class Item:
             trashed_at=row["trashed_at"], trash_path=row["trash_path"],
             missing=bool(row["missing"]) if "missing" in keys else False,
             user_edited=_list(row["user_edited"]) if "user_edited" in keys else [],
+            rating=row["rating"] if "rating" in keys else 0,
+            notes=row["notes"] if "notes" in keys else None,
+            last_used_at=row["last_used_at"] if "last_used_at" in keys else None,
         )
 
 

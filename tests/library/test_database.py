@@ -62,7 +62,9 @@ def test_upgrade_from_each_earlier_schema_keeps_data(tmp_path, start):
         assert cat.db.scalar("SELECT item_id FROM files") == "abc"
         if start >= 2:
             assert cat.history.curve_presets() == {"p": {}}
+        assert [i.id for i in cat.items.search(tag="kept")] == ["abc"]  # tags indexed on upgrade
         cat.items.edit("abc", title="new")  # the upgraded schema is writable
+        assert [i.id for i in cat.items.search(text="NEW")] == ["abc"]  # and the text index follows
         assert cat.db.scalar("PRAGMA foreign_key_check") is None
 
 
