@@ -73,12 +73,6 @@ ABOUT = (f"<h3>CraftStudio {__version__}</h3><p>An offline studio for Stable Dif
          "library of models and LoRAs, training of content and style LoRAs, and generation that "
          "combines one content LoRA with one style LoRA through CRAFT-LoRA (CVPR 2026, arXiv "
          "2602.18936).</p><p>Everything runs on this computer; nothing is sent anywhere.</p>")
-WELCOME = ("<h3>Welcome to CraftStudio</h3><p>The Generate page starts with the built-in "
-           "ShapesWorld demo: a content LoRA (a heart) and a style LoRA (mosaic) combined by the "
-           "prompt <code>a sks &lt;c&gt; in ohwx style &lt;s:0.25&gt;</code>. Press Generate "
-           "(Ctrl+Enter).</p><p>Then choose your own model (Folder… or File…), add your LoRAs "
-           "(File › Add folder…) and mark the content phrase with &lt;c&gt; and the style phrase "
-           "with &lt;s&gt;.</p>")
 
 
 def _placeholder(area: str, text: str) -> QWidget:
@@ -266,12 +260,8 @@ class MainWindow(QMainWindow):
         self._message("Keyboard shortcuts", self.shortcuts_text())
 
     def show_welcome(self) -> None:
-        show = getattr(self.generate_panel, "show_welcome", None)
-        if callable(show):
-            self.show_area("Generate")
-            show()
-        else:
-            self._message("Welcome", WELCOME)
+        self.show_area("Generate")
+        self.generate_panel.show_welcome()
 
     def show_about(self) -> None:
         self._message("About CraftStudio", ABOUT)

@@ -171,14 +171,10 @@ def test_help_lists_every_shortcut_and_shows_welcome_and_about_without_blocking(
     assert all(keys in text and what in text for keys, what in SHORTCUTS)
     window.about_action.trigger()
     assert "CraftStudio 0." in window.dialogs[-1].text()
-    calls = []
-    window.generate_panel.show_welcome = lambda: calls.append("welcome")
+    window.generate_state.dismiss_welcome()
     window.show_area("Train")
     window.welcome_action.trigger()
-    assert calls == ["welcome"] and window.current_area == "Generate"
-    del window.generate_panel.show_welcome
-    window.welcome_action.trigger()
-    assert "Welcome to CraftStudio" in window.dialogs[-1].text()
+    assert not window.generate_state.welcome_dismissed and window.current_area == "Generate"
 
 
 def test_open_logs_folder_opens_the_log_folder(qtbot, make_studio, tmp_path):
@@ -199,14 +195,14 @@ def test_scan_library_folders_reports_in_the_status_bar(qtbot, make_studio):
 def test_window_size_splitters_and_area_are_restored(qtbot, make_studio):
     studio = make_studio(FakeEngine())
     window = studio.window
-    window.resize(QSize(900, 610))
+    window.resize(QSize(1200, 700))
     splitter = window.generate_panel.findChild(QSplitter)
     splitter.setSizes([300, 500])
     sizes = splitter.sizes()
     window.show_area("Gallery")
     studio.shutdown()
     again = make_studio(FakeEngine()).window
-    assert again.size() == QSize(900, 610)
+    assert again.size() == QSize(1200, 700)
     assert again.current_area == "Gallery"
     again.show_area("Generate")
     qtbot.waitUntil(lambda: again.generate_panel.findChild(QSplitter).sizes() == sizes)
