@@ -19,6 +19,7 @@ from craftstudio.domain.resources import resources_dir
 from craftstudio.library.paths import AppPaths
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.settings_file import SettingsFile
+from craftstudio.state.train_state import TrainState
 from craftstudio.ui.main_window import MainWindow
 from craftstudio.workers.generate_job import GenerateFn
 from craftstudio.workers.job_runner import JobRunner
@@ -35,11 +36,14 @@ class Studio:
     runner: JobRunner
     generate: GenerateState
     window: MainWindow
+    train: TrainState | None = None
 
     def shutdown(self) -> None:
         """Save settings, cancel jobs and join the worker thread. Safe to call twice."""
         self.window.hide()  # a running step may take a moment to stop: don't look frozen
         self.generate.save_settings()
+        if self.train is not None:
+            self.train.save_settings()
         self.runner.shutdown()
 
 
@@ -47,9 +51,10 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     """Build the GUI objects (a QApplication must exist). `engine` replaces the real one."""
     paths = paths or AppPaths.default()
     runner = JobRunner()
-    state = GenerateState(runner, engine=engine, settings=SettingsFile(paths.settings),
-                          outputs=paths.outputs)
-    return Studio(paths, runner, state, MainWindow(state))
+    settings = SettingsFile(paths.settings)
+    state = GenerateState(runner, engine=engine, settings=settings, outputs=paths.outputs)
+    train = TrainState(runner, library_home=paths.root, settings=settings, generate=state)
+    return Studio(paths, runner, state, MainWindow(state, train), train)
 
 
 def configure_logging(paths: AppPaths) -> Path | None:

@@ -200,8 +200,15 @@ class TrainState(ObservableObject):
         self.images = ReferenceSet(self)  # a LoRA's references
         self.content_refs = ReferenceSet(self)  # a backbone's
         self.style_refs = ReferenceSet(self)
+        self._folders = {"lora_folder": self.images, "content_folder": self.content_refs,
+                         "style_folder": self.style_refs}
         if settings is not None:
-            restore(self, settings.section(SETTINGS_SECTION))
+            section = settings.section(SETTINGS_SECTION)
+            restore(self, section)
+            for key, refs in self._folders.items():
+                folder = section.get(key)
+                if isinstance(folder, str) and folder and Path(folder).is_dir():
+                    refs.set_folder(folder)
         if not self.model.strip():
             defaults = demo_defaults()
             if defaults is not None:
@@ -363,7 +370,9 @@ class TrainState(ObservableObject):
 
     def save_settings(self) -> None:
         if self._settings is not None:
-            self._settings.save_section(SETTINGS_SECTION, persisted(self))
+            # The reference folders come back on the next start (removed images do not).
+            folders = {key: refs.folder for key, refs in self._folders.items()}
+            self._settings.save_section(SETTINGS_SECTION, {**persisted(self), **folders})
 
     # ---------- internals
     def _check_references(self, request: TrainRequest) -> None:
@@ -415,7 +424,7 @@ class TrainState(ObservableObject):
             self.step, self.total = event.step, event.total
             self.speed = self._watch.steps_per_second
             self.eta_s = float(event.values.get("eta_s", 0.0))
-            self.status = f"Step {event.step} of {event.total}"
+            self.status = "Training…"
             if self._watch.is_slow:
                 self.slow_warning = SLOW_MESSAGE.format(now=self.speed, then=self._watch.reference)
         elif event.message:

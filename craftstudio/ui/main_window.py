@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from craftstudio.state.generate_state import GenerateState
+from craftstudio.state.train_state import TrainState
 from craftstudio.ui.generate_panel import GeneratePanel
+from craftstudio.ui.train_page import TrainPage
 
 COMING_SOON = {
     "Library": "your base models, LoRAs and CRAFT backbones: import files, see which base model "
@@ -50,13 +52,16 @@ def _placeholder(area: str, text: str) -> QWidget:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, generate_state: GenerateState, parent: QWidget | None = None) -> None:
+    def __init__(self, generate_state: GenerateState, train_state: TrainState | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("CraftStudio")
         self.resize(1100, 720)
         self.setAcceptDrops(True)
         self.generate_state = generate_state
         self.generate_panel = GeneratePanel(generate_state)
+        self.train_page = TrainPage(train_state) if train_state is not None else None
+        built = {"Generate": self.generate_panel, "Train": self.train_page}
 
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
@@ -64,7 +69,7 @@ class MainWindow(QMainWindow):
         self.navigation.setIconSize(QSize(0, 0))
         self.pages = QStackedWidget()
         for area in AREAS:
-            page = self.generate_panel if area == "Generate" else _placeholder(area, COMING_SOON[area])
+            page = built.get(area) or _placeholder(area, COMING_SOON[area])
             self.pages.addWidget(page)
             item = QListWidgetItem(area)
             item.setSizeHint(QSize(120, 40))
