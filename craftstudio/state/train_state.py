@@ -48,7 +48,15 @@ from craftstudio.state.train_presets import (
 from craftstudio.state.training_runs import CheckpointRun, find_runs, native_resolution
 from craftstudio.state.training_speed import SpeedWatch
 from craftstudio.workers.job_runner import JobRunner
-from craftstudio.workers.train_job import DeviceInfo, DeviceProbeJob, TrainFn, TrainJob, TrainOutput
+from craftstudio.workers.train_job import (
+    CPU_ONLY,
+    DeviceInfo,
+    DeviceProbeJob,
+    TrainFn,
+    TrainJob,
+    TrainOutput,
+    may_have_accelerator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +268,9 @@ class TrainState(ObservableObject):
         """Ask a worker job which device training uses (once; it loads torch on the worker)."""
         if self._device is not None or self._probe_id is not None:
             return
+        if not may_have_accelerator():
+            self._on_device(CPU_ONLY)
+            return
         self.device_label = "Device: checking…"
         self._probe_id = self._runner.submit(DeviceProbeJob())
 
@@ -441,10 +452,7 @@ class TrainState(ObservableObject):
     def _on_finished(self, job_id: int, result: Any) -> None:
         if job_id == self._probe_id:
             self._probe_id = None
-            self._device = result
-            self.device_label = f"Device: {result.label}"
-            if not self.memory:
-                self.apply_memory()
+            self._on_device(result)
             return
         if job_id != self._job_id:
             return
@@ -456,6 +464,12 @@ class TrainState(ObservableObject):
         self.status = f"Saved {result.path.name} in {result.result.seconds:.0f} s{note}."
         self._done()
         self.finished.emit(result)
+
+    def _on_device(self, device: DeviceInfo) -> None:
+        self._device = device
+        self.device_label = f"Device: {device.label}"
+        if not self.memory:
+            self.apply_memory()
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, message: str) -> None:

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
+import platform
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +161,22 @@ class DeviceInfo:
             return "CPU"
         size = f", {self.memory_gb:.0f} GB" if self.memory_gb else ""
         return f"{self.name}{size}"
+
+
+def may_have_accelerator() -> bool:
+    """False when this computer surely has no GPU torch could use (no NVIDIA or AMD driver on
+    Linux or Windows, an Intel Mac): the page then says "CPU" without loading torch at all."""
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/kfd")
+    if sys.platform == "win32":
+        system = os.path.join(os.environ.get("SYSTEMROOT", r"C:\Windows"), "System32")
+        return any(os.path.exists(os.path.join(system, dll)) for dll in ("nvcuda.dll", "amdhip64.dll"))
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    return True
+
+
+CPU_ONLY = DeviceInfo("cpu", "CPU")
 
 
 class DeviceProbeJob:

@@ -91,3 +91,17 @@ def test_try_it_opens_generate_with_the_lora_and_its_trigger(make_studio, qtbot,
     assert window.current_area == "Generate"
     assert studio.generate.craft.content_lora == str(out)
     assert "sks cat <c>" in studio.generate.prompt
+
+
+def test_on_a_computer_without_a_gpu_the_page_says_cpu_and_picks_the_cpu_preset(make_studio, qtbot,
+                                                                               monkeypatch):
+    import craftstudio.state.train_state as train_state
+
+    monkeypatch.setattr(train_state, "may_have_accelerator", lambda: False)
+    studio = make_studio()
+    state, page = studio.train, studio.window.train_page
+    state.gradient_checkpointing, state.batch_size = True, 3
+    studio.window.show_area("Train")
+    assert page.device_label.text() == "Device: CPU"
+    assert page.memory_combo.itemText(0) == "Auto (CPU)"
+    assert (state.batch_size, state.gradient_checkpointing, state.adam_8bit) == (1, False, False)
