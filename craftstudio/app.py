@@ -28,10 +28,12 @@ from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.library_state import LibraryState
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
+from craftstudio.state.train_state import TrainState
 from craftstudio.ui.exception_hook import ExceptionHook
 from craftstudio.ui.library_page import LibraryPage
 from craftstudio.ui.main_window import MainWindow
 from craftstudio.ui.theme import apply_theme
+from craftstudio.ui.train_page import TrainPage
 from craftstudio.workers.generate_job import GenerateFn
 from craftstudio.workers.job_runner import JobRunner
 from craftstudio.workers.thumbnail_loader import cache_dir
@@ -50,6 +52,7 @@ class Studio:
     generate: GenerateState
     window: MainWindow
     library: LibraryState | None = None
+    train: TrainState | None = None
 
     def shutdown(self) -> None:
         """Save settings and the window's layout, cancel jobs and join the worker thread.
@@ -57,6 +60,8 @@ class Studio:
         self.window.save_layout()
         self.window.hide()  # a running step may take a moment to stop: don't look frozen
         self.generate.save_settings()
+        if self.train is not None:
+            self.train.save_settings()
         self.runner.shutdown()
         if self.library is not None:  # after the runner: a scan job uses the catalog
             self.library.shutdown()
@@ -81,11 +86,14 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
                                thumbnail_cache=cache_dir(paths), engine=engine)
     except UserError as exc:  # the Library page stays a placeholder; Generate still works
         log.error("the library cannot be opened: %s", exc)
-    built = [("Library", LibraryPage(library))] if library is not None else []
+    train = TrainState(runner, library_home=paths.root, settings=settings_file, generate=state)
+    built = [("Train", TrainPage(train))]
+    if library is not None:
+        built.append(("Library", LibraryPage(library)))
     window = MainWindow(state, settings, pages=[*built, *pages], logs=log_folder(paths))
     if library is not None:
         library.start()
-    return Studio(paths, runner, settings, state, window, library)
+    return Studio(paths, runner, settings, state, window, library=library, train=train)
 
 
 def log_folder(paths: AppPaths) -> Path:
