@@ -83,8 +83,7 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
             window.show_area(area)
             QApplication.processEvents()
             page = window.page(area)
-            placeholder = any(label.objectName() == "comingSoon" or label.text().startswith("Coming soon")
-                              for label in page.findChildren(QLabel))
+            placeholder = any(label.text().startswith("Coming soon") for label in page.findChildren(QLabel))
             path = out / file_name(area)
             if not window.grab().save(str(path)):
                 raise OSError(f"could not write {path}")
