@@ -47,11 +47,23 @@ class GenerateOutput:
 
 
 class GenerateJob:
+    kind = "generate"
+
     def __init__(self, request: GenerateRequest, *, engine: GenerateFn | None = None,
                  outputs: Path | None = None) -> None:
         self.request = request
         self._engine = engine or engine_generate
         self._outputs = outputs
+
+    @property
+    def label(self) -> str:
+        """How the queue names this job: the prompt's start, the seed and the mode."""
+        prompt = " ".join(self.request.prompt.split())
+        prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+        return f"{prompt or '(no prompt)'} · seed {self.request.seed} · {self.request.mode.value}"
+
+    def duplicate(self) -> GenerateJob:
+        return GenerateJob(self.request, engine=self._engine, outputs=self._outputs)
 
     def run(self, progress: ProgressCallback, cancel: CancelToken) -> GenerateOutput:
         result = self._engine(self.request, progress=progress, cancel=cancel)
