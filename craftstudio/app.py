@@ -15,10 +15,16 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from craftstudio.domain.errors import UserError
 from craftstudio.domain.resources import resources_dir
+from craftstudio.library.catalog import Catalog
 from craftstudio.library.paths import AppPaths
+from craftstudio.state.compare_state import CompareState
+from craftstudio.state.gallery_state import GalleryState
 from craftstudio.state.generate_state import GenerateState
+from craftstudio.state.queue_state import QueueState
 from craftstudio.state.settings_file import SettingsFile
+from craftstudio.state.timeline_state import TimelineState
 from craftstudio.ui.main_window import MainWindow
 from craftstudio.workers.generate_job import GenerateFn
 from craftstudio.workers.job_runner import JobRunner
@@ -35,21 +41,46 @@ class Studio:
     runner: JobRunner
     generate: GenerateState
     window: MainWindow
+    catalog: Catalog | None = None
+    gallery: GalleryState | None = None
+    queue: QueueState | None = None
+    compare: CompareState | None = None
+    timeline: TimelineState | None = None
 
     def shutdown(self) -> None:
         """Save settings, cancel jobs and join the worker thread. Safe to call twice."""
         self.window.hide()  # a running step may take a moment to stop: don't look frozen
         self.generate.save_settings()
         self.runner.shutdown()
+        if self.catalog is not None:
+            self.catalog.close()
+            self.catalog = None
 
 
 def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = None) -> Studio:
     """Build the GUI objects (a QApplication must exist). `engine` replaces the real one."""
     paths = paths or AppPaths.default()
     runner = JobRunner()
+    catalog = open_catalog(paths)
     state = GenerateState(runner, engine=engine, settings=SettingsFile(paths.settings),
-                          outputs=paths.outputs)
-    return Studio(paths, runner, state, MainWindow(state))
+                          outputs=paths.outputs, history=catalog.history)
+    gallery = GalleryState(catalog, state)
+    queue = QueueState(runner)
+    compare = CompareState(runner, state, engine=engine, outputs=paths.outputs, history=catalog.history)
+    timeline = TimelineState(runner, state)
+    compare.cell_opened.connect(gallery.open_path)
+    window = MainWindow(state, gallery=gallery, queue=queue, compare=compare, timeline=timeline)
+    return Studio(paths, runner, state, window, catalog, gallery, queue, compare, timeline)
+
+
+def open_catalog(paths: AppPaths) -> Catalog:
+    """The library catalog (gallery history); in memory for this session if the file cannot be
+    opened, so the window still opens (the log says why)."""
+    try:
+        return Catalog.open(paths.root)
+    except UserError as exc:
+        log.error("%s The gallery keeps this session's images only.", exc)
+        return Catalog.in_memory(paths.root)
 
 
 def configure_logging(paths: AppPaths) -> Path | None:

@@ -57,6 +57,8 @@ class CompareState(ObservableObject):
     cells_changed = Signal(object)
     columns = Property(FUSION_COLUMNS)
     columns_changed = Signal(int)
+    # A cell was chosen to be seen in the viewer (its image file).
+    cell_opened = Signal(str)
 
     def __init__(self, runner: JobRunner, generate: GenerateState, *, engine: GenerateFn | None = None,
                  outputs: Path | None = None, history: HistoryStore | None = None,
@@ -92,6 +94,13 @@ class CompareState(ObservableObject):
         def build(request):
             return sweep_cells(request, field, parse_values(field, self.sweep_values))
         return self._submit(build, f"{SWEEP_FIELDS.get(field, field)} sweep", None)
+
+    def open_cell(self, index: int) -> bool:
+        cell = cell_at(self.cells, index)
+        if cell is None or not cell.path:
+            return False
+        self.cell_opened.emit(cell.path)
+        return True
 
     def cancel(self) -> None:
         if self._job_id is not None and self._runner.cancel(self._job_id):

@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QUrl,
+    Signal,
+    Slot,
+)
 
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import GenerateRequest
@@ -151,6 +161,17 @@ class GalleryModel(QAbstractListModel):
             return entry.seed
         return None
 
+    def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt API)
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # noqa: N802 (Qt API)
+        """Dragged images are their PNG files (file URLs): the desktop and other apps get the
+        file itself, with the settings in its text chunks."""
+        data = QMimeData()
+        paths = [self._entries[i.row()].path for i in indexes if i.isValid() and not self._entries[i.row()].is_header]
+        data.setUrls([QUrl.fromLocalFile(p) for p in dict.fromkeys(paths)])
+        return data
+
     def flags(self, index: _Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
@@ -182,6 +203,8 @@ class GalleryState(ObservableObject):
     message_changed = Signal(str)
     error = Property("")
     error_changed = Signal(str)
+    # Something elsewhere (a compare cell) was opened here: bring the Gallery forward.
+    show_requested = Signal()
 
     def __init__(self, catalog: Catalog, generate: GenerateState, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -234,6 +257,7 @@ class GalleryState(ObservableObject):
             return False
         index = record.outputs.index(str(path))
         self.current = GalleryEntry(day_title(record.created_at), record, str(path), record.seed + index)
+        self.show_requested.emit()
         return True
 
     def close_viewer(self) -> None:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +51,8 @@ class GeneratePanel(QWidget):
         self.image_view = ImageView("Your image appears here.\n\nChoose a model, write a prompt "
                                     "and press Generate (Ctrl+Enter).")
         splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = splitter
+        self.side_tabs: QTabWidget | None = None  # made when another view joins the image
         splitter.addWidget(settings)
         splitter.addWidget(self.image_view)
         splitter.setStretchFactor(0, 0)
@@ -58,6 +61,14 @@ class GeneratePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
         self._bind()
+
+    def add_side_page(self, title: str, widget: QWidget) -> None:
+        """Show `widget` (the queue, the compare view) in a tab beside the image."""
+        if self.side_tabs is None:
+            self.side_tabs = QTabWidget()
+            self.splitter.replaceWidget(1, self.side_tabs)
+            self.side_tabs.addTab(self.image_view, "Image")
+        self.side_tabs.addTab(widget, title)
 
     def _build_settings(self) -> QWidget:
         self.model_edit = QLineEdit()
@@ -124,8 +135,12 @@ class GeneratePanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.state.cancel)
         QShortcut(QKeySequence("Ctrl+Return"), self, self.state.generate)
+        # "Generate ×N": N jobs in the queue, seed +1 each.
+        self.repeat_spin = QSpinBox(minimum=1, maximum=100, prefix="× ")
+        self.repeat_spin.setToolTip("Queue this many generations, the seed +1 for each")
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
+        buttons.addWidget(self.repeat_spin)
         buttons.addWidget(self.cancel_button)
 
         self.progress_bar = QProgressBar()
@@ -182,6 +197,7 @@ class GeneratePanel(QWidget):
         bind_spin(s, "height", self.height_spin)
         bind_combo(s, "scheduler", self.scheduler_combo)
         bind_spin(s, "batch_count", self.batch_spin)
+        bind_spin(s, "repeat", self.repeat_spin)
         s.random_seed_changed.connect(self._update_seed_enabled)
         s.is_busy_changed.connect(self._update_busy)
         s.progress_changed.connect(self._show_progress)
@@ -208,7 +224,8 @@ class GeneratePanel(QWidget):
             self.state.seed = int(text)  # out-of-range values are explained by validate()
 
     def _update_busy(self, busy: bool) -> None:
-        self.generate_button.setEnabled(not busy)
+        # Pressing Generate while a job runs queues the next one.
+        self.generate_button.setText("Add to queue" if busy else "Generate")
         self.cancel_button.setEnabled(busy)
 
     def _show_progress(self, fraction: float) -> None:

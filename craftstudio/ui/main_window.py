@@ -7,20 +7,29 @@ Dropping a PNG made by CraftStudio (or A1111) on the window restores its setting
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from craftstudio.state.compare_state import CompareState
+from craftstudio.state.gallery_state import GalleryState
 from craftstudio.state.generate_state import GenerateState
+from craftstudio.state.queue_state import QueueState
+from craftstudio.state.timeline_state import TimelineState
+from craftstudio.ui.compare_view import CompareView
+from craftstudio.ui.gallery_page import GalleryPage
 from craftstudio.ui.generate_panel import GeneratePanel
+from craftstudio.ui.queue_view import QueueView
+from craftstudio.ui.timeline_strip import TimelineStrip
 
 COMING_SOON = {
     "Library": "your base models, LoRAs and CRAFT backbones: import files, see which base model "
@@ -50,13 +59,28 @@ def _placeholder(area: str, text: str) -> QWidget:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, generate_state: GenerateState, parent: QWidget | None = None) -> None:
+    def __init__(self, generate_state: GenerateState, parent: QWidget | None = None, *,
+                 gallery: GalleryState | None = None, queue: QueueState | None = None,
+                 compare: CompareState | None = None, timeline: TimelineState | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("CraftStudio")
         self.resize(1100, 720)
         self.setAcceptDrops(True)
         self.generate_state = generate_state
+        self.gallery_state, self.queue_state = gallery, queue
         self.generate_panel = GeneratePanel(generate_state)
+        self.gallery_page = GalleryPage(gallery) if gallery is not None else None
+        self.queue_view = QueueView(queue) if queue is not None else None
+        self.compare_view = CompareView(compare) if compare is not None else None
+        self.timeline_strip = TimelineStrip(timeline) if timeline is not None else None
+        if self.timeline_strip is not None:
+            self.generate_panel.craft_panel.add_below_editor(self.timeline_strip)
+        if self.queue_view is not None:
+            self.generate_panel.add_side_page("Queue", self.queue_view)
+        if self.compare_view is not None:
+            self.generate_panel.add_side_page("Compare", self.compare_view)
+        if queue is not None:
+            queue.confirm_close = self._confirm_close
 
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
@@ -64,7 +88,9 @@ class MainWindow(QMainWindow):
         self.navigation.setIconSize(QSize(0, 0))
         self.pages = QStackedWidget()
         for area in AREAS:
-            page = self.generate_panel if area == "Generate" else _placeholder(area, COMING_SOON[area])
+            page = (self.generate_panel if area == "Generate" else
+                    self.gallery_page if area == "Gallery" and self.gallery_page is not None else
+                    _placeholder(area, COMING_SOON[area]))
             self.pages.addWidget(page)
             item = QListWidgetItem(area)
             item.setSizeHint(QSize(120, 40))
@@ -82,6 +108,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Ready")
         generate_state.error_changed.connect(self._show_error_in_status_bar)
         generate_state.show_requested.connect(lambda: self.show_area("Generate"))
+        if gallery is not None:
+            gallery.show_requested.connect(lambda: self.show_area("Gallery"))
 
     def show_area(self, area: str) -> None:
         self.navigation.setCurrentRow(AREAS.index(area))
@@ -103,6 +131,21 @@ class MainWindow(QMainWindow):
             path = url.toLocalFile()
             if path.lower().endswith(".png"):
                 self.show_area("Generate")
-                self.generate_state.apply_png(path)
+                if self.gallery_state is not None:  # also finds A1111 LoRAs in the library
+                    self.gallery_state.restore_png(path)
+                else:
+                    self.generate_state.apply_png(path)
                 event.acceptProposedAction()
                 return
+
+    def _confirm_close(self, question: str) -> bool:
+        answer = QMessageBox.question(self, "Jobs are not finished", question,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.queue_state is not None and not self.queue_state.may_close():
+            event.ignore()
+            return
+        super().closeEvent(event)

@@ -18,11 +18,13 @@ def test_opens_on_generate_with_the_other_areas_marked_coming_soon(qtbot, make_s
     assert window.windowTitle() == "CraftStudio"
     assert window.current_area == "Generate"
     assert [window.navigation.item(i).text() for i in range(window.navigation.count())] == list(AREAS)
-    for area in ("Library", "Train", "Gallery"):
+    for area in ("Library", "Train"):
         window.navigation.setCurrentRow(AREAS.index(area))
         assert window.current_area == area
         texts = [label.text() for label in window.pages.currentWidget().findChildren(QLabel)]
         assert any(t.startswith("Coming soon:") for t in texts), texts
+    window.show_area("Gallery")
+    assert window.pages.currentWidget() is window.gallery_page
 
 
 def test_model_field_is_empty_with_a_hint_on_first_start(qtbot, make_studio):
