@@ -234,6 +234,13 @@ def _run_bench_sampler(args) -> int:
     return bench_sampler.main(args)
 
 
+def _add_gallery_bench(bench_sub) -> None:
+    """The Gallery page benchmark, Qt imported only when it runs."""
+    from craftstudio.ui import gallery_bench
+
+    gallery_bench.add_bench_command(bench_sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
                                      "and a style LoRA with CRAFT-LoRA, offline.")
@@ -249,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     library_bench.add_bench_command(bench_sub)
     _add_engine_bench(bench_sub)
     train_cli.add_bench_command(bench_sub)
+    _add_gallery_bench(bench_sub)
     return parser
 
 
