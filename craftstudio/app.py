@@ -69,6 +69,7 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     compare = CompareState(runner, state, engine=engine, outputs=paths.outputs, history=catalog.history)
     timeline = TimelineState(runner, state)
     compare.cell_opened.connect(gallery.open_path)
+    compare.cells_recorded.connect(gallery.refresh)
     window = MainWindow(state, gallery=gallery, queue=queue, compare=compare, timeline=timeline)
     return Studio(paths, runner, state, window, catalog, gallery, queue, compare, timeline)
 

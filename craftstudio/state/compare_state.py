@@ -59,6 +59,8 @@ class CompareState(ObservableObject):
     columns_changed = Signal(int)
     # A cell was chosen to be seen in the viewer (its image file).
     cell_opened = Signal(str)
+    # The finished cells were recorded in the history store: the gallery shows them.
+    cells_recorded = Signal()
 
     def __init__(self, runner: JobRunner, generate: GenerateState, *, engine: GenerateFn | None = None,
                  outputs: Path | None = None, history: HistoryStore | None = None,
@@ -167,7 +169,7 @@ class CompareState(ObservableObject):
                                              record={**result.details, "compare": cell.label})
             except UserError as exc:
                 log.warning("compare cell not recorded in the history: %s", exc)
-        self._generate.generation_recorded.emit(0)
+        self.cells_recorded.emit()
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, message: str) -> None:

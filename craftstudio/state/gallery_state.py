@@ -297,10 +297,10 @@ class GalleryState(ObservableObject):
         self.generate.seed, self.generate.random_seed = entry.seed, False
         self.message = f"Seed {entry.seed} set in Generate."
 
-    def use_as_lora_preview(self, role: str, entry: GenerateRequest | GalleryEntry | None = None) -> bool:
+    def use_as_lora_preview(self, role: str, entry: GalleryEntry | None = None) -> bool:
         """Make the image the preview picture of its content or style LoRA in the library."""
         entry = entry or self.current
-        if not isinstance(entry, GalleryEntry) or entry.record is None:
+        if entry is None or entry.record is None:
             return False
         ref = getattr(entry.record.request, f"{role}_lora", None)
         item = None

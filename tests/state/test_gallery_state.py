@@ -125,3 +125,18 @@ def test_restore_png_restores_settings_and_lists_what_is_missing(qtbot, runner, 
     assert generate.seed == 31 and generate.craft.content_lora.endswith("gone.safetensors")
     assert any("gone.safetensors" in p for p in problems)
     assert "Not restored" in generate.status
+
+
+def test_export_copies_with_metadata_and_preview_needs_a_catalogued_lora(qtbot, runner, tmp_path, catalog):
+    generate, gallery = _studio(runner, tmp_path, catalog)
+    generate.craft.content_lora = _lora(tmp_path, "heart")
+    generate.random_seed, generate.seed = False, 12
+    generate.generate()
+    qtbot.waitUntil(lambda: not generate.is_busy, timeout=TIMEOUT)
+    entry = gallery.model.entry(gallery.model.image_rows()[0])
+    written = gallery.export([entry.path, entry.path], tmp_path / "export")
+    assert [p.name for p in written] == [entry.path.rsplit("/", 1)[-1], written[1].name]
+    assert written[1].name.endswith("-2.png") and read_request(written[1]).seed == 12
+    gallery.open_row(gallery.model.image_rows()[0])
+    assert not gallery.use_as_lora_preview("content")
+    assert gallery.error == "This image's content LoRA is not in the library: scan or import it first."
