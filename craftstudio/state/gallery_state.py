@@ -41,7 +41,7 @@ from craftstudio.state.properties import ObservableObject, Property, same_object
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 200
+PAGE_SIZE = 120  # a few screenfuls of tiles: the first page is read before the first paint
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 2
 HEADER_ROLE = Qt.ItemDataRole.UserRole + 3  # True on a day header row

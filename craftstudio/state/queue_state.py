@@ -156,10 +156,10 @@ class QueueState(ObservableObject):
         self.model.refresh()
         jobs = self.runner.jobs
         running = next((i for i in jobs if i.status == RUNNING), None)
+        self.pending_count = sum(1 for i in jobs if i.status == PENDING)
         self.running_label = running.label if running else ""
         if running is None:
             self.preview = None
-        self.pending_count = sum(1 for i in jobs if i.status == PENDING)
 
     @Slot(int, object)
     def _on_progress(self, job_id: int, event: ProgressEvent) -> None:

@@ -247,12 +247,15 @@ class GalleryPage(QWidget):
 
 
 class _RefreshingCombo(QComboBox):
+    """Filled when opened, not when the page is built: listing the models and LoRAs of a large
+    history reads the whole table, and the page must open at once."""
+
     def __init__(self, any_text: str, values, shorten) -> None:
         super().__init__()
         self._any, self._values, self._shorten = any_text, values, shorten
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(8)
-        self._fill()
+        self.addItem(any_text, "")
 
     def _fill(self) -> None:
         current = self.currentData()

@@ -94,6 +94,7 @@ class QueueView(QWidget):
         layout.addLayout(buttons)
         state.preview_changed.connect(self._show_preview)
         state.running_label_changed.connect(self._show_running)
+        state.pending_count_changed.connect(lambda _n: self._show_running(state.running_label))
         state.model.modelReset.connect(self._update_buttons)
         self.list.selectionModel().selectionChanged.connect(self._update_buttons)
         self._show_running(state.running_label)
