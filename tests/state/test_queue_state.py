@@ -14,7 +14,7 @@ def test_three_jobs_run_in_order_and_the_queue_shows_their_status(qtbot, runner,
     queue = QueueState(runner)
     generate.random_seed, generate.seed, generate.repeat = False, 10, 3
     first = generate.generate()
-    qtbot.waitUntil(engine.entered.is_set, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: queue.running_label != "", timeout=TIMEOUT)
     statuses = [queue.model.data(queue.model.index(r), STATUS_ROLE) for r in range(3)]
     assert statuses == ["running", "pending", "pending"]
     assert queue.running_label.startswith("a ginger cat · seed 10") and queue.pending_count == 2
@@ -33,7 +33,7 @@ def test_a_cancelled_pending_job_never_runs_and_reorder_changes_the_order(qtbot,
     queue = QueueState(runner)
     generate.random_seed, generate.seed, generate.repeat = False, 20, 4
     generate.generate()
-    qtbot.waitUntil(engine.entered.is_set, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: queue.running_label != "", timeout=TIMEOUT)
     running, a, b, c = (j.job_id for j in queue.jobs)
     assert queue.cancel(a)
     assert queue.move_by(c, -1)  # c before b

@@ -89,7 +89,7 @@ def test_queue_view_cancels_and_reorders_waiting_jobs(qtbot, make_studio):
     fill_in(qtbot, studio.window.generate_panel)
     studio.generate.random_seed, studio.generate.seed, studio.generate.repeat = False, 1, 3
     studio.generate.generate()
-    qtbot.waitUntil(engine.entered.is_set, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: studio.queue.running_label != "", timeout=TIMEOUT)
     view = studio.window.queue_view
     model = studio.queue.model
     last = model.job(2).job_id
