@@ -3,7 +3,8 @@
 Each preview of step k of N is drawn centred on x = k/(N−1) of the editor's plot area (the
 same left/right margins as `CurveEditor`), so a thumbnail sits under the curves' value for
 that step: the user sees where the shape forms and where the texture arrives relative to the
-gates. Overlapping thumbnails are thinned to those that fit; clicking one shows it larger.
+gates. Thumbnails that would overlap go to a second, staggered row; those that fit on neither
+are left out (the last step always shows). Clicking one shows it larger.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from craftstudio.ui.curve_editor import MARGINS
 from craftstudio.ui.image_view import to_qimage
 
 THUMB = 40
+ROWS = 2
+ROW_HEIGHT = THUMB + 16  # the thumbnail and its step number
 LARGE = 192
 
 
@@ -69,7 +72,7 @@ class _Strip(QWidget):
     def __init__(self, owner: TimelineStrip) -> None:
         super().__init__(owner)
         self.owner = owner
-        self.setFixedHeight(THUMB + 18)
+        self.setFixedHeight(ROWS * ROW_HEIGHT + 2)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
@@ -78,16 +81,20 @@ class _Strip(QWidget):
         return left + x * (self.width() - left - right)
 
     def rects(self) -> list[QRect]:
-        """Each frame's thumbnail rectangle (empty where thinned out to avoid overlap)."""
-        out, last_right = [], -10**6
-        for frame in self.owner.state.frames:
+        """Each frame's thumbnail rectangle (empty where left out to avoid overlap)."""
+        frames = self.owner.state.frames
+        out, last_right = [], [-10**6] * ROWS
+        for frame in frames:
             centre = round(self.centre_x(frame.x))
-            rect = QRect(centre - THUMB // 2, 2, THUMB, THUMB)
-            if rect.left() < last_right + 2 and frame is not self.owner.state.frames[-1]:
+            row = next((r for r in range(ROWS) if centre - THUMB // 2 > last_right[r] + 2), None)
+            if row is None and frame is frames[-1]:
+                row = ROWS - 1  # the finished picture always shows
+            if row is None:
                 out.append(QRect())
                 continue
+            rect = QRect(centre - THUMB // 2, 2 + row * ROW_HEIGHT, THUMB, THUMB)
             out.append(rect)
-            last_right = rect.right()
+            last_right[row] = rect.right()
         return out
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
