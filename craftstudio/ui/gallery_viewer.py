@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -187,19 +188,26 @@ class GalleryViewer(QWidget):
         self.scroll.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
-        self.back_button = QPushButton("← Grid")
+        self.back_button = QToolButton(text="← Grid")
+        self.back_button.setToolTip("Back to the grid (Esc)")
         self.back_button.clicked.connect(state.close_viewer)
-        self.prev_button = QPushButton("‹ Previous")
+        self.prev_button = QToolButton(text="‹ Previous")
+        self.prev_button.setToolTip("Previous image (←)")
         self.prev_button.clicked.connect(lambda: state.step(-1))
-        self.next_button = QPushButton("Next ›")
+        self.next_button = QToolButton(text="Next ›")
+        self.next_button.setToolTip("Next image (→)")
         self.next_button.clicked.connect(lambda: state.step(+1))
-        self.fit_button = QPushButton("Fit")
-        self.fit_button.clicked.connect(lambda: self.canvas.set_scale(0))
-        self.actual_button = QPushButton("100%")
-        self.actual_button.clicked.connect(lambda: self.canvas.set_scale(1))
-        self.zoom_in_button = QPushButton("+")
+        self.fit_button = QToolButton(text="Fit")
+        self.fit_button.setToolTip("Fit the image in the window (F)")
+        self.fit_button.clicked.connect(lambda: (self.canvas.set_scale(0), self._show_zoom()))
+        self.actual_button = QToolButton(text="100%")
+        self.actual_button.setToolTip("One image pixel per screen pixel (1)")
+        self.actual_button.clicked.connect(lambda: (self.canvas.set_scale(1), self._show_zoom()))
+        self.zoom_in_button = QToolButton(text="+")
+        self.zoom_in_button.setToolTip("Zoom in (+)")
         self.zoom_in_button.clicked.connect(lambda: self.zoom(2.0))
-        self.zoom_out_button = QPushButton("−")
+        self.zoom_out_button = QToolButton(text="−")
+        self.zoom_out_button.setToolTip("Zoom out (−)")
         self.zoom_out_button.clicked.connect(lambda: self.zoom(0.5))
         self.zoom_label = QLabel()
         bar = QHBoxLayout()
@@ -225,10 +233,10 @@ class GalleryViewer(QWidget):
         self.reuse_button.clicked.connect(lambda: state.reuse_all())
         self.seed_button = QPushButton("Reuse seed")
         self.seed_button.clicked.connect(lambda: state.reuse_seed())
-        self.content_preview_button = QPushButton("Preview of content LoRA")
+        self.content_preview_button = QPushButton("Content LoRA picture")
         self.content_preview_button.setToolTip("Use this image as the content LoRA's picture in the library")
         self.content_preview_button.clicked.connect(lambda: state.use_as_lora_preview("content"))
-        self.style_preview_button = QPushButton("Preview of style LoRA")
+        self.style_preview_button = QPushButton("Style LoRA picture")
         self.style_preview_button.setToolTip("Use this image as the style LoRA's picture in the library")
         self.style_preview_button.clicked.connect(lambda: state.use_as_lora_preview("style"))
         self.copy_button = QPushButton("Copy image")
@@ -238,10 +246,13 @@ class GalleryViewer(QWidget):
         self.delete_button = QPushButton("Delete")
         self.delete_button.clicked.connect(self._delete)
         buttons = QGridLayout()
-        for i, button in enumerate((self.reuse_button, self.seed_button, self.content_preview_button,
-                                    self.style_preview_button, self.copy_button, self.folder_button,
-                                    self.delete_button)):
-            buttons.addWidget(button, i // 2, i % 2)
+        pairs = ((self.reuse_button, self.seed_button), (self.content_preview_button, self.style_preview_button),
+                 (self.copy_button, self.folder_button), (self.delete_button, None))
+        for row, pair in enumerate(pairs):
+            for column, button in enumerate(pair):
+                if button is not None:
+                    button.setMinimumWidth(0)
+                    buttons.addWidget(button, row, column)
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         state.message_changed.connect(self.message_label.setText)
@@ -257,14 +268,14 @@ class GalleryViewer(QWidget):
         side_scroll = QScrollArea()
         side_scroll.setWidget(side)
         side_scroll.setWidgetResizable(True)
-        side_scroll.setMinimumWidth(300)
+        side_scroll.setMinimumWidth(280)
         side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(side_scroll)
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([640, 340])
+        splitter.setSizes([560, 320])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
