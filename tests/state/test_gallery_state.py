@@ -140,3 +140,18 @@ def test_export_copies_with_metadata_and_preview_needs_a_catalogued_lora(qtbot, 
     gallery.open_row(gallery.model.image_rows()[0])
     assert not gallery.use_as_lora_preview("content")
     assert gallery.error == "This image's content LoRA is not in the library: scan or import it first."
+
+
+def test_restore_an_a1111_png_lists_what_it_could_not_restore(qtbot, runner, tmp_path, catalog):
+    from PIL import Image, PngImagePlugin
+
+    generate, gallery = _studio(runner, tmp_path, catalog)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red house, <lora:watercolor_v2:0.8>\nSteps: 12, Sampler: Euler a, "
+                                "CFG scale: 6, Seed: 4242, Size: 64x64, Model: dreamy, Hires upscale: 2")
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (64, 64)).save(path, pnginfo=info)
+    problems = gallery.restore_png(path)
+    assert (generate.prompt, generate.steps, generate.seed, generate.cfg_scale) == ("a red house", 12, 4242, 6.0)
+    assert "LoRA 'watercolor_v2' is not in the library: scan or import it." in problems
+    assert any("Hires upscale" in p for p in problems)
