@@ -24,15 +24,23 @@ from craftstudio.domain.errors import UserError
 from craftstudio.domain.resources import resources_dir
 from craftstudio.library.catalog import Catalog
 from craftstudio.library.paths import APP_NAME, AppPaths
+from craftstudio.state.compare_state import CompareState
+from craftstudio.state.gallery_state import GalleryState
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.library_state import LibraryState
+from craftstudio.state.queue_state import QueueState
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
+from craftstudio.state.timeline_state import TimelineState
 from craftstudio.state.train_state import TrainState
+from craftstudio.ui.compare_view import CompareView
 from craftstudio.ui.exception_hook import ExceptionHook
+from craftstudio.ui.gallery_page import GalleryPage
 from craftstudio.ui.library_page import LibraryPage
 from craftstudio.ui.main_window import MainWindow
+from craftstudio.ui.queue_view import QueueView
 from craftstudio.ui.theme import apply_theme
+from craftstudio.ui.timeline_strip import TimelineStrip
 from craftstudio.ui.train_page import TrainPage
 from craftstudio.workers.generate_job import GenerateFn
 from craftstudio.workers.job_runner import JobRunner
@@ -51,49 +59,76 @@ class Studio:
     settings: SettingsState
     generate: GenerateState
     window: MainWindow
-    library: LibraryState | None = None
-    train: TrainState | None = None
+    catalog: Catalog
+    library: LibraryState
+    train: TrainState
+    gallery: GalleryState
+    queue: QueueState
+    compare: CompareState
+    timeline: TimelineState
+    closed: bool = False
 
     def shutdown(self) -> None:
         """Save settings and the window's layout, cancel jobs and join the worker thread.
         Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
         self.window.save_layout()
         self.window.hide()  # a running step may take a moment to stop: don't look frozen
         self.generate.save_settings()
-        if self.train is not None:
-            self.train.save_settings()
+        self.train.save_settings()
         self.runner.shutdown()
-        if self.library is not None:  # after the runner: a scan job uses the catalog
-            self.library.shutdown()
-            self.library.catalog.close()
-            self.library = None
+        self.library.shutdown()  # after the runner: a scan job uses the catalog
+        self.catalog.close()
 
 
 def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = None,
                  pages: Iterable[tuple[str, QWidget]] = ()) -> Studio:
     """Build the GUI objects (a QApplication must exist). `engine` replaces the real one;
-    `pages` are (area, widget) pairs for the areas built elsewhere."""
+    `pages` are (area, widget) pairs that replace or add areas (tests, screenshots)."""
     paths = paths or AppPaths.default()
     runner = JobRunner()
+    catalog = open_catalog(paths)
     settings_file = SettingsFile(paths.settings)
     settings = SettingsState(paths, settings=settings_file, runner=runner)
     state = GenerateState(runner, engine=engine, settings=settings_file, outputs=paths.outputs,
-                          app_settings=settings)
+                          app_settings=settings, history=catalog.history)
     settings.theme_changed.connect(apply_theme)
-    library = None
-    try:
-        library = LibraryState(Catalog.open(paths.root), runner, state, settings=settings_file,
-                               thumbnail_cache=cache_dir(paths), engine=engine)
-    except UserError as exc:  # the Library page stays a placeholder; Generate still works
-        log.error("the library cannot be opened: %s", exc)
+    library = LibraryState(catalog, runner, state, settings=settings_file,
+                           thumbnail_cache=cache_dir(paths), engine=engine)
     train = TrainState(runner, library_home=paths.root, settings=settings_file, generate=state)
-    built = [("Train", TrainPage(train))]
-    if library is not None:
-        built.append(("Library", LibraryPage(library)))
+    gallery = GalleryState(catalog, state)
+    queue = QueueState(runner)
+    compare = CompareState(runner, state, engine=engine, outputs=paths.outputs, history=catalog.history)
+    timeline = TimelineState(runner, state)
+    compare.cell_opened.connect(gallery.open_path)
+    compare.cells_recorded.connect(gallery.refresh)
+
+    built = [("Library", LibraryPage(library)), ("Train", TrainPage(train)),
+             ("Gallery", GalleryPage(gallery))]
     window = MainWindow(state, settings, pages=[*built, *pages], logs=log_folder(paths))
-    if library is not None:
-        library.start()
-    return Studio(paths, runner, settings, state, window, library=library, train=train)
+    panel = window.generate_panel
+    panel.craft_panel.add_below_editor(TimelineStrip(timeline))
+    panel.add_side_page("Queue", QueueView(queue))
+    panel.add_side_page("Compare", CompareView(compare))
+    window.png_opener = gallery.restore_png  # also finds an A1111 image's LoRAs in the library
+    queue.confirm_close = lambda question: window.confirm(question, "Jobs are not finished")
+    window.close_guards.append(queue.may_close)
+    gallery.show_requested.connect(lambda: window.show_area("Gallery"))
+    library.start()
+    return Studio(paths, runner, settings, state, window, catalog, library, train, gallery, queue,
+                  compare, timeline)
+
+
+def open_catalog(paths: AppPaths) -> Catalog:
+    """The library catalog (models, LoRAs, gallery history); in memory for this session if the
+    file cannot be opened, so the window still opens (the log says why)."""
+    try:
+        return Catalog.open(paths.root)
+    except UserError as exc:
+        log.error("%s The library and the gallery keep this session's items only.", exc)
+        return Catalog.in_memory(paths.root)
 
 
 def log_folder(paths: AppPaths) -> Path:

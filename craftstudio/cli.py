@@ -303,6 +303,13 @@ def _run_bench_library_ui(args) -> int:
     return cmd_bench_library_ui(args)
 
 
+def _add_gallery_bench(bench_sub) -> None:
+    """The Gallery page benchmark, Qt imported only when it runs."""
+    from craftstudio.ui import gallery_bench
+
+    gallery_bench.add_bench_command(bench_sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
                                      "and a style LoRA with CRAFT-LoRA, offline.")
@@ -325,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_library_ui_bench(bench_sub)
     _add_engine_bench(bench_sub)
     train_cli.add_bench_command(bench_sub)
+    _add_gallery_bench(bench_sub)
     return parser
 
 

@@ -7,8 +7,10 @@ Every generation is stored with its full request (JSON), so any past image can b
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from craftstudio.domain.errors import UserError
@@ -31,6 +33,49 @@ class GenerationRecord:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at, "request": self.request.to_dict(),
                 "outputs": self.outputs, "seed": self.seed, "timings": self.timings, "record": self.record}
+
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    """What the gallery shows: every field narrows it; empty fields match everything.
+
+    `lora` matches the content or the style LoRA by file name (any part of the path);
+    `curves` is a curve preset name as recorded in the request; dates are Unix times."""
+
+    text: str = ""
+    model: str = ""
+    lora: str = ""
+    mode: str = ""
+    curves: str = ""
+    since: float | None = None
+    until: float | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL condition (after WHERE) and its arguments; "1" when nothing is filtered."""
+        parts, args = [], []
+        if self.text.strip():
+            parts.append("prompt LIKE ?")
+            args.append(f"%{self.text.strip()}%")
+        if self.model.strip():
+            parts.append("model LIKE ?")
+            args.append(f"%{self.model.strip()}%")
+        if self.lora.strip():
+            parts.append("(json_extract(request, '$.content_lora.path') LIKE ? "
+                         "OR json_extract(request, '$.style_lora.path') LIKE ?)")
+            args += [f"%{self.lora.strip()}%"] * 2
+        if self.mode:
+            parts.append("mode = ?")
+            args.append(self.mode)
+        if self.curves:
+            parts.append("json_extract(request, '$.curves.name') = ?")
+            args.append(self.curves)
+        if self.since is not None:
+            parts.append("created_at >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            parts.append("created_at < ?")
+            args.append(self.until)
+        return (" AND ".join(parts) or "1"), args
 
 
 @dataclass
@@ -78,6 +123,54 @@ class HistoryStore:
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         args.append(int(limit))
         return [self._generation(r) for r in self.db.execute(sql, args)]
+
+    def page(self, where: GalleryFilter | None = None, *, offset: int = 0,
+             limit: int = 200) -> list[GenerationRecord]:
+        """One page of the gallery, newest first (created_at, then id, so ties keep an order)."""
+        condition, args = (where or GalleryFilter()).where()
+        rows = self.db.execute(f"SELECT * FROM generations WHERE {condition} "  # noqa: S608 (no user SQL)
+                               "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                               [*args, int(limit), int(offset)])
+        return [self._generation(r) for r in rows]
+
+    def count(self, where: GalleryFilter | None = None) -> int:
+        condition, args = (where or GalleryFilter()).where()
+        return int(self.db.scalar(f"SELECT COUNT(*) FROM generations WHERE {condition}", args) or 0)  # noqa: S608
+
+    def models(self) -> list[str]:
+        """The base models that made the recorded images (for the gallery's filter)."""
+        return [r["model"] for r in self.db.execute("SELECT DISTINCT model FROM generations ORDER BY model")]
+
+    def loras(self) -> list[str]:
+        """The LoRA files the recorded images used, by path (for the gallery's filter)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT json_extract(request, '$.content_lora.path') AS p FROM generations "
+            "UNION SELECT DISTINCT json_extract(request, '$.style_lora.path') FROM generations")
+        return sorted(r["p"] for r in rows if r["p"])
+
+    def delete_output(self, path: str, trash: Path) -> Path | None:
+        """Move one image to `trash` and drop it from its generation (the generation too when
+        it has no image left). Returns where the file went (None if it was already gone)."""
+        record = self.generation_for_output(path)
+        moved = None
+        source = Path(path)
+        if source.exists():
+            trash.mkdir(parents=True, exist_ok=True)
+            moved = trash / source.name
+            counter = 2
+            while moved.exists():
+                moved = trash / f"{source.stem}-{counter}{source.suffix}"
+                counter += 1
+            shutil.move(source, moved)  # the trash may be on another disk
+        if record is not None:
+            left = [p for p in record.outputs if p != str(path)]
+            with self.db.transaction() as conn:
+                if left:
+                    conn.execute("UPDATE generations SET outputs = ? WHERE id = ?",
+                                 (json.dumps(left, ensure_ascii=False), record.id))
+                else:
+                    conn.execute("DELETE FROM generations WHERE id = ?", (record.id,))
+        return moved
 
     def generation(self, generation_id: int) -> GenerationRecord:
         row = self.db.one("SELECT * FROM generations WHERE id = ?", (generation_id,))

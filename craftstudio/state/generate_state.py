@@ -10,6 +10,10 @@ they are saved in this state's settings section under one key. The prompt's `<c>
 are parsed on every edit for the live γ feedback (`markers` / `marker_error`); a prompt with
 malformed markers is never submitted.
 
+Generate never waits: pressing it while a job runs queues another (the queue view shows them);
+`repeat` > 1 queues that many jobs with seeds +1 each ("Generate ×N"). Each finished job is
+recorded in the history store when one is given, so it appears in the gallery.
+
 First run: with no model configured, the built-in demo (model, LoRAs, backbone, a prompt) is
 filled in when it is installed (`demo_defaults`), and `welcome_dismissed` (persisted) says
 whether the welcome panel has been closed.
@@ -29,6 +33,7 @@ import dataclasses
 import logging
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,7 @@ from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
 from craftstudio.domain.markers import MarkerError, ParsedPrompt, parse_prompt
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.domain.trigger_phrases import has_trigger, insert_trigger, remove_trigger
+from craftstudio.library.history_store import HistoryStore
 from craftstudio.library.native_size import native_size
 from craftstudio.library.png_params import read_recorded
 from craftstudio.state.craft_state import CraftState
@@ -87,6 +93,8 @@ class GenerateState(ObservableObject):
     scheduler_changed = Signal(str)
     batch_count = Property(1, persist=True)
     batch_count_changed = Signal(int)
+    repeat = Property(1, persist=True)  # "Generate ×N": N jobs, seed +1 each
+    repeat_changed = Signal(int)
 
     # What is happening (not persisted).
     is_busy = Property(False)
@@ -131,11 +139,13 @@ class GenerateState(ObservableObject):
     marker_error_at = Signal(int)
     # Another page put something to use here (a LoRA, a model, restored settings): show Generate.
     show_requested = Signal()
+    # A finished generation was recorded in the history store (its id): the gallery shows it.
+    generation_recorded = Signal(int)
 
     def __init__(self, runner: JobRunner, *, engine: GenerateFn | None = None,
                  settings: SettingsFile | None = None, outputs: Path | None = None,
                  app_settings: SettingsState | None = None, library_home: Path | None = None,
-                 parent: QObject | None = None) -> None:
+                 history: HistoryStore | None = None, parent: QObject | None = None) -> None:
         """`app_settings`: the Settings page's values (device, previews, output folder and
         names, threads). `library_home`: the app's home, whose catalog feeds the pickers;
         default: the folder of the settings file (the app keeps settings.json in its home)."""
@@ -145,7 +155,9 @@ class GenerateState(ObservableObject):
         self._engine = engine
         self._settings = settings
         self._outputs = outputs
-        self._job_id: int | None = None
+        self._history = history
+        self._job_id: int | None = None  # the running job of this state
+        self._jobs: list[int] = []  # submitted and not finished, in submission order
         self._error_kind = ""  # "markers", "request" or "" (a job's or a file's error)
         self._clock = time.monotonic
         self._rate_start: tuple[float, int] | None = None  # (time, steps done) at the first step
@@ -185,8 +197,13 @@ class GenerateState(ObservableObject):
 
     @property
     def job_id(self) -> int | None:
-        """The running job's id, None when idle."""
-        return self._job_id
+        """The running (or else the next) job's id, None when idle."""
+        return self._job_id if self._job_id is not None else (self._jobs[0] if self._jobs else None)
+
+    @property
+    def job_ids(self) -> list[int]:
+        """Every job of this state not finished yet, in submission order."""
+        return list(self._jobs)
 
     def request(self) -> GenerateRequest:
         """The request the current settings describe (not validated)."""
@@ -199,9 +216,8 @@ class GenerateState(ObservableObject):
         )
 
     def generate(self) -> int | None:
-        """Validate and submit; returns the job id, or None (and sets `error`) if invalid."""
-        if self.is_busy:
-            return None
+        """Validate and submit `repeat` jobs (seed +1 each); returns the first job's id, or None
+        (and sets `error`) if invalid. While a job runs, the new ones wait in the queue."""
         self._set_error("")
         try:
             parse_prompt(self.prompt)
@@ -219,19 +235,27 @@ class GenerateState(ObservableObject):
             return None
         self.save_settings()
         options = self._app_settings.job_options() if self._app_settings else {"outputs": self._outputs}
-        job = GenerateJob(request, engine=self._engine, **options)
-        self._job_id = self._runner.submit(job)
+        first = None
+        for index in range(max(1, self.repeat)):
+            job_request = request if index == 0 else replace(request, seed=request.seed + index * request.batch_count)
+            job_id = self._runner.submit(GenerateJob(job_request, engine=self._engine, **options))
+            self._jobs.append(job_id)
+            first = first if first is not None else job_id
         self.is_busy = True
-        self.progress = 0.0
-        self.preview = None
-        self.status = ""
-        self._rate_start = None
-        self.progress_busy = True
-        self.progress_text = "Waiting for the previous job…" if self._runner.pending else "Starting…"
-        return self._job_id
+        if self._job_id is None:  # nothing of ours running: show this job's start at once
+            self.progress = 0.0
+            self.preview = None
+            self.status = ""
+            self.progress_busy = True
+            # Another page's job (a training, a scan) may still hold the runner.
+            waiting = self._jobs[0] in self._runner.pending
+            self.progress_text = "Waiting for the previous job…" if waiting else "Starting…"
+        return first
 
     def cancel(self) -> None:
-        if self._job_id is not None and self._runner.cancel(self._job_id):
+        """Stop the running job of this state (queued ones stay: the queue view cancels those)."""
+        job_id = self.job_id
+        if job_id is not None and self._runner.cancel(job_id):
             self.status = "Cancelling…"
 
     def use_lora(self, path: str | Path, role: str, trigger: str = "") -> None:
@@ -433,14 +457,35 @@ class GenerateState(ObservableObject):
     def _mine(self, job_id: int) -> bool:
         return job_id == self._job_id
 
-    def _done(self) -> None:
-        self._job_id = None
-        self.progress_busy = False
-        self.is_busy = False
+    def _done(self, job_id: int) -> None:
+        if job_id in self._jobs:
+            self._jobs.remove(job_id)
+        if job_id == self._job_id:
+            self._job_id = None
+            self.progress_busy = False
+        self.is_busy = bool(self._jobs)
+
+    def _record(self, output: GenerateOutput) -> None:
+        if self._history is None or not output.paths:
+            return
+        result = output.result
+        try:
+            record_id = self._history.add_generation(
+                result.request, [str(p) for p in output.paths], seed=result.seeds[0] if result.seeds else None,
+                timings={"total": result.seconds}, record=result.details)
+        except UserError as exc:  # the images are saved; only the gallery entry is missing
+            log.warning("generation not recorded in the history: %s", exc)
+            return
+        self.generation_recorded.emit(record_id)
 
     @Slot(int)
     def _on_started(self, job_id: int) -> None:
-        if self._mine(job_id):
+        if job_id in self._jobs:
+            self._job_id = job_id
+            self.progress = 0.0
+            self.preview = None
+            self._rate_start = None
+            self.progress_busy = True
             self.progress_text = "Starting…"
 
     @Slot(int, object)
@@ -483,9 +528,10 @@ class GenerateState(ObservableObject):
 
     @Slot(int, object)
     def _on_finished(self, job_id: int, output: Any) -> None:
-        if not self._mine(job_id):
+        if job_id not in self._jobs:
             return
         assert isinstance(output, GenerateOutput)
+        self._record(output)
         self.progress = 1.0
         self.images = list(output.images)
         self.image_paths = list(output.paths)
@@ -495,25 +541,27 @@ class GenerateState(ObservableObject):
         count = len(output.paths)
         self.status = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s, saved to {folder}"
         self.progress_text = f"Done in {seconds:.1f} s"
-        self._done()
+        self._done(job_id)
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, message: str) -> None:
-        if self._mine(job_id):
+        if job_id in self._jobs:
             self._set_error(message)
             self.progress = 0.0
             self.progress_text = ""
-            self._done()
+            self._done(job_id)
 
     @Slot(int)
     def _on_cancelled(self, job_id: int) -> None:
-        if self._mine(job_id):
+        if job_id not in self._jobs:
+            return
+        if self._mine(job_id) or self._job_id is None:
             # The noisy preview goes: the view shows the previous result again.
             self.status = "Cancelled." + (" Showing the previous result." if self.images else "")
             self.progress = 0.0
             self.progress_text = ""
             self.preview = None
-            self._done()
+        self._done(job_id)
 
 
 def describe_markers(parsed: ParsedPrompt) -> str:

@@ -105,6 +105,13 @@ class CraftPanel(QGroupBox):
             signal.connect(self._refresh_curve_widgets)
         self._refresh_curve_widgets()
 
+    def add_below_editor(self, widget: QWidget) -> None:
+        """Place `widget` (the step-preview timeline) right under the curve editor."""
+        form = self.layout()
+        assert isinstance(form, QFormLayout)
+        row, _role = form.getWidgetPosition(self.editor)
+        form.insertRow(row + 1, widget)
+
     def _file_row(self, form: QFormLayout, label: str, name: str, weight: str | None,
                   hint: str) -> tuple[SearchCombo, QPushButton, QDoubleSpinBox | None]:
         edit = SearchCombo(lambda: self._choices(name), hint)

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -72,6 +73,8 @@ class GeneratePanel(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.welcome)
         right_layout.addWidget(self.image_view, 1)
+        self.image_side = right
+        self.side_tabs: QTabWidget | None = None  # made when another view joins the image
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(settings)
         splitter.addWidget(right)
@@ -85,6 +88,14 @@ class GeneratePanel(QWidget):
         layout.addWidget(splitter)
         self._bind()
         self._wheel_guard = guard_wheel(settings)
+
+    def add_side_page(self, title: str, widget: QWidget) -> None:
+        """Show `widget` (the queue, the compare view) in a tab beside the image."""
+        if self.side_tabs is None:
+            self.side_tabs = QTabWidget()
+            self.splitter.replaceWidget(1, self.side_tabs)
+            self.side_tabs.addTab(self.image_side, "Image")
+        self.side_tabs.addTab(widget, title)
 
     def show_welcome(self) -> None:
         """Show the first-run welcome again (for the Help menu)."""
@@ -182,8 +193,12 @@ class GeneratePanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.state.cancel)
         QShortcut(QKeySequence("Ctrl+Return"), self, self.state.generate)
+        # "Generate ×N": N jobs in the queue, seed +1 each.
+        self.repeat_spin = QSpinBox(minimum=1, maximum=100, prefix="× ")
+        self.repeat_spin.setToolTip("Queue this many generations, the seed +1 for each")
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
+        buttons.addWidget(self.repeat_spin)
         buttons.addWidget(self.cancel_button)
 
         self.progress_bar = QProgressBar()
@@ -245,6 +260,7 @@ class GeneratePanel(QWidget):
         bind_spin(s, "height", self.height_spin)
         bind_combo(s, "scheduler", self.scheduler_combo)
         bind_spin(s, "batch_count", self.batch_spin)
+        bind_spin(s, "repeat", self.repeat_spin)
         s.random_seed_changed.connect(self._update_seed_enabled)
         s.is_busy_changed.connect(self._update_busy)
         s.progress_changed.connect(self._show_progress)
@@ -284,7 +300,8 @@ class GeneratePanel(QWidget):
             self.state.seed = int(text)  # out-of-range values are explained by validate()
 
     def _update_busy(self, busy: bool) -> None:
-        self.generate_button.setEnabled(not busy)
+        # Pressing Generate while a job runs queues the next one.
+        self.generate_button.setText("Add to queue" if busy else "Generate")
         self.cancel_button.setEnabled(busy)
         if not busy and self._showing_preview:
             # Cancelled or failed mid-run: the noisy preview goes, the last result comes back.

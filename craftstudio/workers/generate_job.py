@@ -51,6 +51,8 @@ class GenerateJob:
     """`name_template`: the file stem (domain/file_names.py); `threads`: torch's CPU threads for
     this job, 0 = torch's own default."""
 
+    kind = "generate"
+
     def __init__(self, request: GenerateRequest, *, engine: GenerateFn | None = None,
                  outputs: Path | None = None, name_template: str = DEFAULT_TEMPLATE,
                  threads: int = 0) -> None:
@@ -59,6 +61,17 @@ class GenerateJob:
         self._outputs = outputs
         self._name_template = name_template
         self._threads = threads
+
+    @property
+    def label(self) -> str:
+        """How the queue names this job: the prompt's start, the seed and the mode."""
+        prompt = " ".join(self.request.prompt.split())
+        prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+        return f"{prompt or '(no prompt)'} · seed {self.request.seed} · {self.request.mode.value}"
+
+    def duplicate(self) -> GenerateJob:
+        return GenerateJob(self.request, engine=self._engine, outputs=self._outputs,
+                           name_template=self._name_template, threads=self._threads)
 
     def run(self, progress: ProgressCallback, cancel: CancelToken) -> GenerateOutput:
         if self._threads or _torch_default_threads is not None:

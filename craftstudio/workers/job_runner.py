@@ -9,6 +9,12 @@ happens into signals, always emitted on the runner's (GUI) thread:
   PIL image and its step; ui converts it, so no image type crosses into this layer)
 - exactly one of ``finished(job_id, result)``, ``failed(job_id, message)``, ``cancelled(job_id)``
 
+Every job also has a `JobInfo` (label, kind, status) in `jobs`, in the order they will run or
+ran; ``jobs_changed()`` fires whenever that list changes. A job's `label` and `kind` attributes
+name it in the queue (any job type: generations, compare runs, training), its class name
+otherwise. Pending jobs can be moved (`move`) and any job can be queued again (`duplicate`:
+the job's own `duplicate()` when it has one, else a shallow copy).
+
 Why a queue and one thread: the engine keeps one model in memory and a GPU runs one generation
 at a time; a second thread would only fight over the device. Why re-emit on the GUI thread:
 the worker thread emits private signals that Qt queues to this object; receivers then never run
@@ -18,6 +24,7 @@ connected to a cross-thread signal on the emitting thread).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import threading
@@ -38,6 +45,33 @@ _MAX_MESSAGE = 300  # an unexpected exception's text can be huge (tensor reprs);
 
 class Job(Protocol):
     def run(self, progress: ProgressCallback, cancel: CancelToken) -> Any: ...
+
+
+PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
+STATUSES = (PENDING, RUNNING, DONE, FAILED, CANCELLED)
+
+
+@dataclass
+class JobInfo:
+    """What the queue shows of one job. `message` is the failure's text for failed jobs."""
+
+    job_id: int
+    label: str
+    kind: str
+    status: str = PENDING
+    message: str = ""
+    job: Any = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (DONE, FAILED, CANCELLED)
+
+
+def describe(job: Any) -> tuple[str, str]:
+    """(label, kind) of a job for the queue."""
+    label = getattr(job, "label", "") or type(job).__name__
+    kind = getattr(job, "kind", "") or "job"
+    return str(label), str(kind)
 
 
 @dataclass
@@ -85,6 +119,16 @@ class _JobQueue:
                 self.current.token.cancel()
                 return False, True
             return False, False
+
+    def move(self, job_id: int, index: int) -> bool:
+        """Put a pending job at position `index` of the pending jobs; False if not pending."""
+        with self._cond:
+            for entry in self._pending:
+                if entry.job_id == job_id:
+                    self._pending.remove(entry)
+                    self._pending.insert(max(0, min(index, len(self._pending))), entry)
+                    return True
+            return False
 
     def close(self) -> list[_Entry]:
         """Refuse new jobs, cancel the running one; return the pending ones (dropped)."""
@@ -165,6 +209,7 @@ class JobRunner(QObject):
     finished = Signal(int, object)
     failed = Signal(int, str)
     cancelled = Signal(int)
+    jobs_changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -178,15 +223,54 @@ class JobRunner(QObject):
         self._thread.job_failed.connect(self._on_failed)
         self._thread.job_cancelled.connect(self._on_cancelled)
         self._active: set[int] = set()  # submitted and not yet reported as done
+        self._infos: dict[int, JobInfo] = {}  # every job since start (or `clear_finished`)
 
     def submit(self, job: Job) -> int:
         """Queue `job`; returns its id. Raises RuntimeError after `shutdown()`."""
         job_id = next(self._ids)
         self._queue.put(_Entry(job_id, job))
         self._active.add(job_id)
+        label, kind = describe(job)
+        self._infos[job_id] = JobInfo(job_id, label, kind, job=job)
         if not self._thread.isRunning():
             self._thread.start()
+        self.jobs_changed.emit()
         return job_id
+
+    @property
+    def jobs(self) -> list[JobInfo]:
+        """Every job: finished ones in submission order, the running one, then the pending
+        ones in the order they will run."""
+        pending = self._queue.pending_ids
+        order = {job_id: i for i, job_id in enumerate(pending)}
+        infos = list(self._infos.values())
+        # Pending jobs sort after the rest, by queue position.
+        return sorted(infos, key=lambda info: (info.job_id in order, order.get(info.job_id, info.job_id)))
+
+    def info(self, job_id: int) -> JobInfo | None:
+        return self._infos.get(job_id)
+
+    def move(self, job_id: int, index: int) -> bool:
+        """Move a pending job to position `index` among the pending jobs (0 = runs next)."""
+        moved = self._queue.move(job_id, index)
+        if moved:
+            self.jobs_changed.emit()
+        return moved
+
+    def duplicate(self, job_id: int) -> int | None:
+        """Queue a copy of a job (pending, running or finished); the new id, or None."""
+        info = self._infos.get(job_id)
+        if info is None or info.job is None:
+            return None
+        job = info.job.duplicate() if hasattr(info.job, "duplicate") else copy.copy(info.job)
+        return self.submit(job)
+
+    def clear_finished(self) -> None:
+        """Forget finished jobs (they leave the queue's list)."""
+        before = len(self._infos)
+        self._infos = {k: v for k, v in self._infos.items() if not v.is_finished}
+        if len(self._infos) != before:
+            self.jobs_changed.emit()
 
     def cancel(self, job_id: int) -> bool:
         """Drop a queued job (``cancelled`` at once) or ask a running one to stop (``cancelled``
@@ -223,12 +307,20 @@ class JobRunner(QObject):
             log.warning("the job thread did not stop within %d ms", timeout_ms)
         return bool(done)
 
+    def _set_status(self, job_id: int, status: str, message: str = "") -> None:
+        info = self._infos.get(job_id)
+        if info is not None:
+            info.status, info.message = status, message
+            self.jobs_changed.emit()
+
     def _report_cancelled(self, job_id: int) -> None:
         self._active.discard(job_id)
+        self._set_status(job_id, CANCELLED)
         self.cancelled.emit(job_id)
 
     @Slot(int)
     def _on_started(self, job_id: int) -> None:
+        self._set_status(job_id, RUNNING)
         self.started.emit(job_id)
 
     @Slot(int, object)
@@ -242,11 +334,13 @@ class JobRunner(QObject):
     @Slot(int, object)
     def _on_finished(self, job_id: int, result: object) -> None:
         self._active.discard(job_id)
+        self._set_status(job_id, DONE)
         self.finished.emit(job_id, result)
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, message: str) -> None:
         self._active.discard(job_id)
+        self._set_status(job_id, FAILED, message)
         self.failed.emit(job_id, message)
 
     @Slot(int)

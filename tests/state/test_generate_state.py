@@ -99,14 +99,27 @@ def test_cancel_while_running(qtbot, runner, tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_generate_while_busy_is_ignored(qtbot, runner, tmp_path):
+def test_generate_while_busy_queues_the_next_job(qtbot, runner, tmp_path):
     engine = FakeEngine().hold()
     state = make_state(runner, tmp_path, engine)
+    state.random_seed = False
     first = state.generate()
-    assert first is not None and state.generate() is None
-    with qtbot.waitSignal(state.images_changed, timeout=TIMEOUT):
-        engine.release()
-    assert len(engine.calls) == 1
+    qtbot.waitUntil(engine.entered.is_set, timeout=TIMEOUT)
+    second = state.generate()
+    assert first is not None and second is not None and second != first
+    assert runner.pending == [second] and state.job_ids == [first, second]
+    engine.release()
+    qtbot.waitUntil(lambda: not state.is_busy, timeout=TIMEOUT)
+    assert len(engine.calls) == 2
+
+
+def test_generate_times_n_queues_n_jobs_with_the_next_seeds(qtbot, runner, tmp_path):
+    engine = FakeEngine()
+    state = make_state(runner, tmp_path, engine)
+    state.random_seed, state.seed, state.repeat = False, 40, 3
+    state.generate()
+    qtbot.waitUntil(lambda: not state.is_busy, timeout=TIMEOUT)
+    assert [call.seed for call in engine.calls] == [40, 41, 42]
 
 
 def test_other_jobs_do_not_touch_this_state(qtbot, runner, tmp_path):

@@ -29,7 +29,7 @@ def test_generate_shows_progress_previews_and_the_image(qtbot, make_studio):
     studio.generate.preview_changed.connect(previews.append)
     with qtbot.waitSignal(studio.generate.images_changed, timeout=TIMEOUT):
         qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
-        assert not panel.generate_button.isEnabled() and panel.cancel_button.isEnabled()
+        assert panel.generate_button.text() == "Add to queue" and panel.cancel_button.isEnabled()
     request = engine.calls[0]
     assert (request.prompt, request.model, request.width, request.steps, request.scheduler) == (
         "a ginger cat", "/models/fake", 64, 3, "euler_a")

@@ -159,3 +159,36 @@ def test_shutdown_without_jobs_starts_no_thread(qtbot):
     runner = JobRunner()
     assert runner.shutdown()
     assert not runner._thread.isRunning()
+
+
+def test_jobs_list_statuses_labels_move_and_duplicate(qtbot, runner):
+    ran: list[str] = []
+    gate = threading.Event()
+    first = FnJob(gate=gate, log=ran, name="first")
+    ids = [runner.submit(first)] + [runner.submit(FnJob(log=ran, name=n)) for n in ("a", "b", "c")]
+    qtbot.waitUntil(lambda: runner.info(ids[0]).status == "running", timeout=TIMEOUT)
+    assert [(i.label, i.kind, i.status) for i in runner.jobs] == [
+        ("FnJob", "job", "running"), ("FnJob", "job", "pending"), ("FnJob", "job", "pending"),
+        ("FnJob", "job", "pending")]
+    with qtbot.waitSignal(runner.jobs_changed, timeout=TIMEOUT):
+        assert runner.move(ids[3], 0)
+    assert runner.pending == [ids[3], ids[1], ids[2]]
+    assert [i.job_id for i in runner.jobs] == [ids[0], ids[3], ids[1], ids[2]]
+    assert not runner.move(ids[0], 1)  # running: no longer movable
+    again = runner.duplicate(ids[1])
+    assert runner.pending[-1] == again
+    gate.set()
+    qtbot.waitUntil(lambda: not runner.is_busy, timeout=TIMEOUT)
+    assert ran == ["first", "c", "a", "b", "a"]
+    assert {i.status for i in runner.jobs} == {"done"}
+    runner.clear_finished()
+    assert runner.jobs == []
+
+
+def test_a_failed_job_keeps_its_message(qtbot, runner):
+    def fail(progress, cancel):
+        raise ModelError("The model folder /m is incomplete.")
+
+    job_id = runner.submit(FnJob(fail))
+    qtbot.waitUntil(lambda: runner.info(job_id).status == "failed", timeout=TIMEOUT)
+    assert runner.info(job_id).message == "The model folder /m is incomplete."
