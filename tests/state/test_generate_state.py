@@ -218,6 +218,7 @@ def test_progress_text_counts_steps_speed_and_time_left(qtbot, runner, tmp_path)
     now = [100.0]
     state._clock = lambda: now[0]
     job = state.generate()
+    state._on_started(job)  # the runner's signals, in the order it sends them
     busy = []
     state.progress_busy_changed.connect(busy.append)
     state._on_progress(job, ProgressEvent("load", 0, 1, message="loading model"))
