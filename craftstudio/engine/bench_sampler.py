@@ -193,7 +193,7 @@ def format_table(result: dict) -> str:
 
 
 def main(args) -> int:
-    """Entry point of `python -m craftstudio bench sampler` (arguments parsed by cli.py)."""
+    """Entry point of `python -m craftstudio bench sampler` (arguments parsed by craftstudio/cli/bench.py)."""
     warnings.filterwarnings("ignore", message=".*peft_config.*")  # two adapters on purpose in case b
     results = []
     for family in args.family or ["sd15", "sdxl"]:

@@ -8,9 +8,9 @@ import json
 import pytest
 from PIL import Image, PngImagePlugin
 
+from craftstudio.cli.library import add_commands
 from craftstudio.domain.errors import UserError
 from craftstudio.library.bench import add_bench_command
-from craftstudio.library.cli import add_commands
 from tests.library.conftest import make_lora
 
 

@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from craftstudio import train_cli
 from craftstudio.cli import main
+from craftstudio.cli import train as train_cli
 from craftstudio.domain.training import BackboneTrainRequest, LoraTrainRequest
 from craftstudio.state.train_command import command_args, command_line
 

@@ -91,7 +91,7 @@ def measure(model: Path, folder: Path, backbone: Path | None, style_name: str, s
 
 def _run(argv: list[str]) -> None:
     """Run one `craftstudio train ...` command through the training CLI's own parser."""
-    from craftstudio import train_cli
+    from craftstudio.cli import train as train_cli
 
     print("+ craftstudio " + " ".join(argv), flush=True)
     parser = argparse.ArgumentParser(prog="craftstudio")

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from craftstudio import train_cli
+from craftstudio.cli import train as train_cli
 from craftstudio.domain.cancel import Cancelled
 from craftstudio.domain.errors import UserError
 from craftstudio.engine.backbone import load_backbone

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from craftstudio.cli.parsing import help_command
 from craftstudio.domain.cancel import Cancelled, CancelToken
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEVICES
@@ -27,7 +28,6 @@ from craftstudio.domain.training import (
     BackboneTrainRequest,
     LoraTrainRequest,
 )
-from craftstudio.library.cli import help_command
 
 EXIT_CANCELLED = 130
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from craftstudio.cli.parsing import help_command
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.family import Family
 from craftstudio.domain.progress import ProgressEvent
@@ -246,14 +247,6 @@ def cmd_params(args: argparse.Namespace) -> int:
     lines += [f"note: {n}" for n in params.notes]
     _emit(args, params.to_dict(), "\n".join(lines))
     return 0
-
-
-def help_command(parser: argparse.ArgumentParser):  # noqa: ANN202
-    """The action of a command group called without a sub-command: its help, exit status 2."""
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-    return show
 
 
 def add_commands(subparsers: Any) -> argparse.ArgumentParser:

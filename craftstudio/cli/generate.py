@@ -1,58 +1,19 @@
-"""Command line: `python -m craftstudio {gui, generate, library, bench, ...}`.
+"""`craftstudio generate`: images from a prompt, on the built-in demo when no model is given.
 
-User errors print one line on stderr and exit with status 2; heavy libraries are imported only
-by the commands that need them.
+A user error raises `UserError` for the main to print as one line; torch and diffusers are
+imported only when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import logging
 import os
 import sys
 from pathlib import Path
 
-from craftstudio import __version__, train_cli
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_CFG, DEFAULT_SCHEDULER, DEVICES, SCHEDULERS
-from craftstudio.domain.terminal_text import one_line
-from craftstudio.library import bench as library_bench
-from craftstudio.library import cli as library_cli
 from craftstudio.library.native_size import native_size_or_default
-
-EXIT_USER_ERROR = 2
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default after its help, except where there is nothing to show (None,
-    a flag's False/True) or the help text already says what the default is."""
-
-    def _format_action(self, action: argparse.Action) -> str:
-        if action.help is None and _shows_default(action):  # argparse skips options without help
-            action = copy.copy(action)
-            action.help = "default: %(default)s"
-        return super()._format_action(action)
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if not _shows_default(action) or "default" in text.lower():
-            return text
-        return super()._get_help_string(action)
-
-
-def _shows_default(action: argparse.Action) -> bool:
-    default = action.default
-    return (bool(action.option_strings) and default not in (None, "", argparse.SUPPRESS)
-            and not isinstance(default, bool))
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """Every (sub)command's parser shows defaults in --help; sub-parsers inherit this class."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -63,7 +24,7 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _add_generate(sub) -> None:
+def add_command(sub) -> None:
     p = sub.add_parser("generate", help="generate images from a prompt")
     p.add_argument("--model", help="diffusers model folder or .safetensors checkpoint (default: the built-in "
                                    "ShapesWorld demo model, with its backbone and LoRAs)")
@@ -257,98 +218,3 @@ def _infotext_extra(result) -> dict[str, str]:
     return extra
 
 
-def _run_gui(args) -> int:
-    from craftstudio.app import main as gui_main
-
-    return gui_main([], exit_after=args.exit_after)
-
-
-def _run_screenshots(args) -> int:
-    from craftstudio.screenshots import main as screenshots_main
-
-    return screenshots_main(args.out)
-
-
-def _add_engine_bench(bench_sub) -> None:
-    """The sampler benchmark's parser without importing torch at start-up."""
-    p = bench_sub.add_parser("sampler", help="CRAFT sampler cost per step vs base UNet and peft")
-    p.add_argument("--family", choices=["sd15", "sdxl"], action="append", help="default: both")
-    p.add_argument("--size", type=int, help="image side (default 512 for sd15, 1024 for sdxl)")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", type=Path, help="write the results here")
-    p.set_defaults(func=_run_bench_sampler)
-
-
-def _run_bench_sampler(args) -> int:
-    from craftstudio.engine import bench_sampler
-
-    return bench_sampler.main(args)
-
-
-def _add_library_ui_bench(bench_sub) -> None:
-    """The Library page benchmark's parser; Qt is imported only when it runs."""
-    p = bench_sub.add_parser("library-ui", help="the Library page at N items: open, search, scroll, memory")
-    p.add_argument("--count", type=int, default=20000, help="number of LoRA files (default 20000)")
-    p.add_argument("--dir", metavar="DIR", help="work folder, reused when it holds N files (default: temporary)")
-    p.add_argument("--keep", action="store_true", help="keep the generated files and library")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_run_bench_library_ui)
-
-
-def _run_bench_library_ui(args) -> int:
-    from craftstudio.ui.library_bench import cmd_bench_library_ui
-
-    return cmd_bench_library_ui(args)
-
-
-def _add_gallery_bench(bench_sub) -> None:
-    """The Gallery page benchmark, Qt imported only when it runs."""
-    from craftstudio.ui import gallery_bench
-
-    gallery_bench.add_bench_command(bench_sub)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="craftstudio", description="CraftStudio: combine a content LoRA "
-                                     "and a style LoRA with CRAFT-LoRA, offline.")
-    parser.add_argument("--version", action="version", version=f"CraftStudio {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    gui = sub.add_parser("gui", help="open the desktop application")
-    gui.add_argument("--exit-after", type=float, metavar="SECONDS",
-                     help="close the window after this many seconds (for smoke tests of an install)")
-    gui.set_defaults(func=_run_gui)
-    shots = sub.add_parser("screenshots", help="save a PNG of every area of the window (offscreen)")
-    shots.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
-    shots.set_defaults(func=_run_screenshots)
-    _add_generate(sub)
-    train_cli.add_commands(sub)
-    library_cli.add_commands(sub)
-    bench = sub.add_parser("bench", help="benchmarks (print ratios against a baseline)")
-    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-    library_bench.add_bench_command(bench_sub)
-    _add_library_ui_bench(bench_sub)
-    _add_engine_bench(bench_sub)
-    train_cli.add_bench_command(bench_sub)
-    _add_gallery_bench(bench_sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USER_ERROR
-    try:
-        return args.func(args)
-    except UserError as exc:
-        print(f"craftstudio: error: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("craftstudio: interrupted", file=sys.stderr)
-        return 130

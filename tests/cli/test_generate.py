@@ -164,7 +164,7 @@ def test_help_shows_the_defaults(capsys):
 def test_train_without_model_uses_the_demo_model_and_its_backbone(monkeypatch, tmp_path):
     import argparse
 
-    from craftstudio import train_cli
+    from craftstudio.cli import train as train_cli
     from tests.state.fake_demo import install_demo_assets
 
     install_demo_assets(monkeypatch, demo_model_dir=lambda: tmp_path / "demo",
