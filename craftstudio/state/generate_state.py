@@ -327,8 +327,6 @@ class GenerateState(ObservableObject):
             craft.content_lora, craft.style_lora = defaults.content_lora, defaults.style_lora
         if not craft.backbone:
             craft.backbone = defaults.backbone
-        if defaults.model == self.model and self.native_size:  # the demo's own 64×64
-            self.width, self.height = self.native_size
         if not self.prompt.strip() and defaults.prompt:
             self.prompt = defaults.prompt
             # The demo prompt's style weight is tuned to this guidance scale and these curves.
