@@ -27,6 +27,7 @@ from craftstudio.state.library_choices import Choice
 PATH_ROLE = Qt.ItemDataRole.UserRole
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1
 ICON_SIZE = 16
+MAX_THUMBNAILS = 300  # entries that get their picture: decoding thousands would stall the list
 
 
 def elide_path(path: str, metrics: QFontMetrics, width: int) -> str:
@@ -41,6 +42,7 @@ class SearchCombo(QComboBox):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._choices = choices
+        self._icons: dict[str, QIcon] = {}  # by thumbnail file, decoded once
         self._path = ""
         self._tip = ""  # what the field is for, under the path in its tooltip
         self._searching = False
@@ -100,18 +102,23 @@ class SearchCombo(QComboBox):
     def refresh(self) -> None:
         """Ask for the entries again (the library may have changed)."""
         self._model.clear()
-        for choice in self._choices():
+        for row, choice in enumerate(self._choices()):
             item = QStandardItem(choice.label)
             item.setData(choice.path, PATH_ROLE)
             item.setData(choice.search_text, SEARCH_ROLE)
             item.setToolTip(f"{choice.label}\n{choice.detail}\n{choice.path}".replace("\n\n", "\n"))
-            if choice.thumbnail:
-                pixmap = QPixmap(choice.thumbnail)
-                if not pixmap.isNull():
-                    item.setIcon(QIcon(pixmap.scaled(ICON_SIZE, ICON_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
-                                                     Qt.TransformationMode.SmoothTransformation)))
+            if choice.thumbnail and row < MAX_THUMBNAILS:
+                item.setIcon(self._icon(choice.thumbnail))
             self._model.appendRow(item)
         self._show_current()
+
+    def _icon(self, path: str) -> QIcon:
+        if path not in self._icons:
+            pixmap = QPixmap(path)
+            self._icons[path] = QIcon() if pixmap.isNull() else QIcon(pixmap.scaled(
+                ICON_SIZE * 2, ICON_SIZE * 2, Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation))
+        return self._icons[path]
 
     def entries(self) -> list[tuple[str, str]]:
         """(label, path) of every entry, for tests and tooltips."""
