@@ -41,7 +41,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
-from craftstudio.domain.markers import MarkerError, ParsedPrompt, parse_prompt
+from craftstudio.domain.markers import MarkerError, parse_prompt
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.domain.trigger_phrases import has_trigger, insert_trigger, remove_trigger
 from craftstudio.library.history_store import HistoryStore
@@ -49,6 +49,7 @@ from craftstudio.library.native_size import native_size
 from craftstudio.library.png_params import read_recorded
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
+from craftstudio.state.feedback_text import describe_markers, markers_note, step_text
 from craftstudio.state.library_choices import Choice, LibraryChoices
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
@@ -368,8 +369,6 @@ class GenerateState(ObservableObject):
             craft.content_lora, craft.style_lora = defaults.content_lora, defaults.style_lora
         if not craft.backbone:
             craft.backbone = defaults.backbone
-        if defaults.model == self.model and self.native_size:  # the demo's own 64×64
-            self.width, self.height = self.native_size
         if not self.prompt.strip() and defaults.prompt:
             self.prompt = defaults.prompt
             # The demo prompt's style weight is tuned to this guidance scale and these curves.
@@ -389,7 +388,7 @@ class GenerateState(ObservableObject):
                 self.error = str(exc)
             return
         self.markers, self.marker_error_position, self.marker_error = describe_markers(parsed), 0, ""
-        self.markers_note = _markers_note(parsed, self.craft.content_lora, self.craft.style_lora)
+        self.markers_note = markers_note(parsed, self.craft.content_lora, self.craft.style_lora)
         if self._error_kind == "markers":
             self._set_error("")
 
@@ -496,30 +495,14 @@ class GenerateState(ObservableObject):
         if event.stage == "denoise":
             self.progress = min(1.0, (event.image_index + event.fraction) / count)
             self.progress_busy = False
-            self.progress_text = self._step_text(event, count)
+            if self._rate_start is None:  # speed counts from the first step: loading does not skew it
+                self._rate_start = (self._clock(), event.image_index * event.total + event.step)
+            self.progress_text = step_text(event, count, self._rate_start, self._clock())
         else:
             # Loading and decoding have no steps to count: a busy bar with what is happening.
             self.progress_busy = event.stage != "save"
             text = event.message or _STAGES.get(event.stage, event.stage)
             self.progress_text = text[:1].upper() + text[1:] + "…"
-
-    def _step_text(self, event: ProgressEvent, count: int) -> str:
-        """`step 3/20 · 4.1 it/s · 4 s left`; the speed counts from the first step seen, so
-        loading the model does not spoil it."""
-        done = event.image_index * event.total + event.step
-        now = self._clock()
-        parts = [f"step {event.step}/{event.total}"]
-        if count > 1:
-            parts[0] = f"image {event.image_index + 1}/{count} · " + parts[0]
-        if self._rate_start is None:
-            self._rate_start = (now, done)
-        else:
-            seconds, steps = now - self._rate_start[0], done - self._rate_start[1]
-            if seconds > 0 and steps > 0:
-                rate = steps / seconds
-                left = (count * event.total - done) / rate
-                parts += [_rate(rate), f"{_duration(left)} left"]
-        return " · ".join(parts)
 
     @Slot(int, object)
     def _on_preview(self, job_id: int, event: PreviewEvent) -> None:
@@ -562,46 +545,3 @@ class GenerateState(ObservableObject):
             self.progress_text = ""
             self.preview = None
         self._done(job_id)
-
-
-def describe_markers(parsed: ParsedPrompt) -> str:
-    """The γ values a prompt gives the LoRAs, in words (README: no markers = γ 1 for both)."""
-    if not parsed.text:
-        return ""
-    if not parsed.has_markers:
-        return f"No <c>/<s> markers: content γ {_gamma(1.0)} · style γ {_gamma(1.0)}"
-    return f"content γ {_gamma(parsed.gamma_content)} · style γ {_gamma(parsed.gamma_style)}"
-
-
-def _markers_note(parsed: ParsedPrompt, content_lora: str, style_lora: str) -> str:
-    """A loaded LoRA that the prompt's markers switch off (γ 0), in words; "" otherwise."""
-    if not parsed.has_markers:
-        return ""
-    off = [f"the {role} LoRA is off (no <{role[0]}> in the prompt)"
-           for role, path, gamma in (("content", content_lora, parsed.gamma_content),
-                                     ("style", style_lora, parsed.gamma_style))
-           if path.strip() and gamma == 0]
-    text = "; ".join(off)
-    return text[:1].upper() + text[1:] + "." if off else ""
-
-
-def _rate(steps_per_second: float) -> str:
-    if steps_per_second >= 1:
-        return f"{steps_per_second:.1f} it/s"
-    return f"{1 / steps_per_second:.1f} s/it"  # slow machines: seconds per step reads better
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def _gamma(value: float) -> str:
-    # One decimal at least ("1.0", "0.8"), more only when the user typed more ("0.75").
-    return f"{value:.1f}" if round(value, 1) == value else f"{value:g}"

@@ -19,14 +19,55 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QFontMetrics, QIcon, QKeyEvent, QPixmap, QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import QComboBox, QCompleter, QWidget
+from PySide6.QtGui import (
+    QFontMetrics,
+    QIcon,
+    QKeyEvent,
+    QPainter,
+    QPalette,
+    QPixmap,
+    QStandardItem,
+    QStandardItemModel,
+)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from craftstudio.state.library_choices import Choice
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1
+DETAIL_ROLE = Qt.ItemDataRole.UserRole + 2
 ICON_SIZE = 16
+MAX_THUMBNAILS = 300  # entries that get their picture: decoding thousands would stall the list
+
+
+class ChoiceDelegate(QStyledItemDelegate):
+    """A list row: the label, then its details (family, role, triggers) greyed after it."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
+        super().paint(painter, option, index)
+        detail = index.data(DETAIL_ROLE)
+        if not detail:
+            return
+        label_width = option.fontMetrics.horizontalAdvance(index.data() or "")
+        icon = option.decorationSize.width() + 8 if index.data(Qt.ItemDataRole.DecorationRole) is not None else 0
+        rect = option.rect.adjusted(label_width + icon + 24, 0, -6, 0)
+        if rect.width() < 40:
+            return
+        painter.save()
+        color = option.palette.color(QPalette.ColorRole.PlaceholderText)
+        if option.state & QStyle.StateFlag.State_Selected:
+            color = option.palette.color(QPalette.ColorRole.HighlightedText)
+        painter.setPen(color)
+        text = option.fontMetrics.elidedText(detail, Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+        painter.restore()
 
 
 def elide_path(path: str, metrics: QFontMetrics, width: int) -> str:
@@ -41,6 +82,7 @@ class SearchCombo(QComboBox):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._choices = choices
+        self._icons: dict[str, QIcon] = {}  # by thumbnail file, decoded once
         self._path = ""
         self._tip = ""  # what the field is for, under the path in its tooltip
         self._searching = False
@@ -61,6 +103,11 @@ class SearchCombo(QComboBox):
         self._completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self._completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         self._completer.setMaxVisibleItems(12)
+        self._delegate = ChoiceDelegate(self)
+        self.view().setItemDelegate(self._delegate)
+        self._completer.popup().setItemDelegate(self._delegate)
+        for view in (self.view(), self._completer.popup()):
+            view.setMinimumWidth(360)  # room for the details beside the names
         editor.setCompleter(self._completer)
         self._completer.activated[QModelIndex].connect(self._commit_completion)
         editor.textEdited.connect(self._edited)
@@ -100,18 +147,24 @@ class SearchCombo(QComboBox):
     def refresh(self) -> None:
         """Ask for the entries again (the library may have changed)."""
         self._model.clear()
-        for choice in self._choices():
+        for row, choice in enumerate(self._choices()):
             item = QStandardItem(choice.label)
             item.setData(choice.path, PATH_ROLE)
             item.setData(choice.search_text, SEARCH_ROLE)
+            item.setData(choice.detail, DETAIL_ROLE)
             item.setToolTip(f"{choice.label}\n{choice.detail}\n{choice.path}".replace("\n\n", "\n"))
-            if choice.thumbnail:
-                pixmap = QPixmap(choice.thumbnail)
-                if not pixmap.isNull():
-                    item.setIcon(QIcon(pixmap.scaled(ICON_SIZE, ICON_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
-                                                     Qt.TransformationMode.SmoothTransformation)))
+            if choice.thumbnail and row < MAX_THUMBNAILS:
+                item.setIcon(self._icon(choice.thumbnail))
             self._model.appendRow(item)
         self._show_current()
+
+    def _icon(self, path: str) -> QIcon:
+        if path not in self._icons:
+            pixmap = QPixmap(path)
+            self._icons[path] = QIcon() if pixmap.isNull() else QIcon(pixmap.scaled(
+                ICON_SIZE * 2, ICON_SIZE * 2, Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation))
+        return self._icons[path]
 
     def entries(self) -> list[tuple[str, str]]:
         """(label, path) of every entry, for tests and tooltips."""

@@ -81,3 +81,14 @@ def test_clearing_chooses_nothing_and_the_demo_is_still_an_entry(qtbot, combo):
 def test_set_path_shows_without_emitting(combo):
     combo.set_path("/loras/dreamy_wc_v2.safetensors")
     assert combo.lineEdit().text() == "Dreamy Watercolor" and combo.chosen == []
+
+
+def test_entries_show_their_thumbnail(qtbot, tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "ink.png"
+    Image.new("RGB", (64, 64), "navy").save(picture)
+    combo = SearchCombo(lambda: [Choice("Ink", "/loras/ink.safetensors", thumbnail=str(picture)),
+                                 Choice("Plain", "/loras/plain.safetensors")])
+    qtbot.addWidget(combo)
+    assert not combo.itemIcon(0).isNull() and combo.itemIcon(1).isNull()
