@@ -84,21 +84,27 @@ def run(count: int = 5000, workdir: str | Path | None = None, keep: bool = False
         size = sum(p.stat().st_size for p in files.rglob("*") if p.is_file())
         baseline = read_all(files)
         with Catalog.open(home) as cat:
+            cpu = time.process_time()
             cold = cat.scan([files])
+            cold_cpu = time.process_time() - cpu
+            cpu = time.process_time()
             rescan = cat.scan([files])
+            rescan_cpu = time.process_time() - cpu
             cat.items.change_tags(cat.items.search(limit=1)[0].id, add=["bench"])
             cat.items.analyse()  # as the page's scan job does after a scan
             timings: list[float] = []
+            cpu_timings: list[float] = []
             full_timings: list[float] = []
             per_query: dict[str, float] = {}
             for fields in _SEARCHES:
                 query = ItemQuery(**fields)
                 runs = []
                 for _ in range(5):
-                    t = time.perf_counter()
+                    t, cpu = time.perf_counter(), time.thread_time()
                     matches = cat.items.count_matching(query)
                     cat.items.page(query, limit=SCREENFUL, matches=matches)
                     runs.append(time.perf_counter() - t)
+                    cpu_timings.append(time.thread_time() - cpu)
                     t = time.perf_counter()
                     cat.items.search(**fields)  # every match, as `library list` prints them
                     full_timings.append(time.perf_counter() - t)
@@ -110,6 +116,10 @@ def run(count: int = 5000, workdir: str | Path | None = None, keep: bool = False
             "cold_scan_seconds": cold.seconds, "cold_added": cold.added, "unreadable": len(cold.unreadable),
             "rescan_seconds": rescan.seconds, "rescan_unchanged": rescan.unchanged,
             "search_median_seconds": statistics.median(timings), "search_max_seconds": max(timings),
+            "search_cpu_median_seconds": statistics.median(cpu_timings),
+            "search_cpu_max_seconds": max(cpu_timings), "cold_scan_cpu_seconds": cold_cpu,
+            "rescan_cpu_seconds": rescan_cpu,
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "full_list_median_seconds": statistics.median(full_timings),
             "full_list_max_seconds": max(full_timings),
             "search_per_query": per_query, "catalogued": listed, "cpus": os.cpu_count(),
@@ -120,28 +130,38 @@ def run(count: int = 5000, workdir: str | Path | None = None, keep: bool = False
 
 
 def format_table(r: dict[str, Any]) -> str:
+    """Wall time, the verdict against the target, and the CPU time (this process; for searches
+    this thread): on a shared machine the wall time grows with the load, the CPU time does not."""
+    read = max(r["baseline_read_seconds"], 1e-9)
     rows = [
-        ("cold scan", r["cold_scan_seconds"], TARGETS["cold scan"],
-         f"{r['cold_scan_seconds'] / max(r['baseline_read_seconds'], 1e-9):.1f}x plain read"),
-        ("re-scan, nothing changed", r["rescan_seconds"], TARGETS["re-scan"],
+        ("cold scan", r["cold_scan_seconds"], r.get("cold_scan_cpu_seconds"), TARGETS["cold scan"],
+         f"{r['cold_scan_seconds'] / read:.1f}x plain read"),
+        ("re-scan, nothing changed", r["rescan_seconds"], r.get("rescan_cpu_seconds"), TARGETS["re-scan"],
          f"{r['rescan_seconds'] / max(r['cold_scan_seconds'], 1e-9):.3f}x cold scan"),
-        ("search: count + first 100 (median of 40)", r["search_median_seconds"], TARGETS["search"],
-         f"{r['search_median_seconds'] / max(r['baseline_read_seconds'], 1e-9):.4f}x plain read"),
-        ("search: count + first 100 (slowest of 40)", r["search_max_seconds"], TARGETS["slowest search"],
-         f"{r['search_max_seconds'] / max(r['full_list_max_seconds'], 1e-9):.2f}x every match"),
-        ("search: every match, as `library list` (median)", r["full_list_median_seconds"], None,
-         f"max {r['full_list_max_seconds'] * 1000:.1f} ms"),
+        ("search: count + first 100 (median of 40)", r["search_median_seconds"], r.get("search_cpu_median_seconds"),
+         TARGETS["search"], f"{r['search_median_seconds'] / max(r['full_list_median_seconds'], 1e-9):.2f}x every match"),
+        ("search: count + first 100 (slowest of 40)", r["search_max_seconds"], r.get("search_cpu_max_seconds"),
+         TARGETS["slowest search"], f"{r['search_max_seconds'] / max(r['full_list_max_seconds'], 1e-9):.2f}x every match"),
+        ("search: every match, as `library list` (median)", r["full_list_median_seconds"], None, None,
+         f"slowest {r['full_list_max_seconds'] * 1000:.1f} ms"),
     ]
-    lines = [f"{r['files']:,} synthetic LoRAs, {r['bytes'] / 1e6:.0f} MB, {r['cpus']} CPUs; "
+    load = f", load average {r['load_average']:.1f}" if r.get("load_average") is not None else ""
+    lines = [f"{r['files']:,} synthetic LoRAs, {r['bytes'] / 1e6:.0f} MB, {r['cpus']} CPUs{load}; "
              f"baseline (read every byte once): {r['baseline_read_seconds']:.2f} s",
-             "| measure | time | target | result | ratio |", "| --- | --- | --- | --- | --- |"]
-    for name, seconds, target, ratio in rows:
-        shown = f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+             "| measure | time | CPU time | target | result | ratio |", "| --- | --- | --- | --- | --- | --- |"]
+
+    def shown(seconds: float | None) -> str:
+        if seconds is None:
+            return ""
+        return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+    for name, seconds, cpu, target, ratio in rows:
         if target is None:
-            lines.append(f"| {name} | {shown} | | | {ratio} |")
+            lines.append(f"| {name} | {shown(seconds)} | {shown(cpu)} | | | {ratio} |")
             continue
         goal = f"≤ {target * 1000:.0f} ms" if target < 1 else f"≤ {target:.0f} s"
-        lines.append(f"| {name} | {shown} | {goal} | {'ok' if seconds <= target else 'SLOW'} | {ratio} |")
+        lines.append(f"| {name} | {shown(seconds)} | {shown(cpu)} | {goal} | {'ok' if seconds <= target else 'SLOW'} "
+                     f"| {ratio} |")
     return "\n".join(lines)
 
 

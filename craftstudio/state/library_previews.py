@@ -29,7 +29,7 @@ from craftstudio.domain.family import Family
 from craftstudio.domain.generation import GenerateRequest
 from craftstudio.domain.trigger_phrases import insert_trigger
 from craftstudio.library.catalog import Catalog
-from craftstudio.library.header import UnreadableFile, inspect_file
+from craftstudio.library.header import UnreadableFile, read_header
 from craftstudio.library.identify import NotRecognised, identify, identify_folder
 from craftstudio.library.records import Item
 from craftstudio.state.properties import ObservableObject, Property
@@ -43,7 +43,8 @@ PREVIEW_STEPS_MAX = 30  # a preview need not be a finished picture
 
 
 def model_family(catalog: Catalog, model: str) -> str:
-    """The family of base model `model` (a path), from the catalog or its own files; "" if unknown."""
+    """The family of base model `model` (a path), from the catalog or its own files; "" if unknown.
+    Called on every edit of the Generate page's model field: reads a header or a config, never hashes."""
     model = model.strip()
     if not model:
         return ""
@@ -53,8 +54,8 @@ def model_family(catalog: Catalog, model: str) -> str:
             family = item.family
         elif Path(model).is_dir():
             family = identify_folder(Path(model)).family.value
-        elif Path(model).is_file():
-            family = identify(inspect_file(model).header, model).family.value
+        elif Path(model).suffix.lower() == ".safetensors" and Path(model).is_file():
+            family = identify(read_header(model), model).family.value  # the header only: no hashing
         else:
             return ""
     except (UserError, UnreadableFile, NotRecognised, OSError, ValueError):

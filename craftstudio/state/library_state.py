@@ -33,7 +33,7 @@ from craftstudio.library.records import Item
 from craftstudio.library.scanner import ScanReport
 from craftstudio.state.folder_watch import FolderWatch
 from craftstudio.state.generate_state import GenerateState
-from craftstudio.state.library_model import LibraryModel
+from craftstudio.state.library_model import KIND_LABELS, LibraryModel
 from craftstudio.state.library_previews import LibraryPreviews, model_family
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 SETTINGS_SECTION = "library"
 SEARCH_DEBOUNCE_MS = 150
 SHOWS = ("items", "trash", "duplicates", "problems")
+# "Use as ...": the kind of item each use takes, and the use in words.
+_USES = {"content": ("lora", "the content LoRA"), "style": ("lora", "the style LoRA"),
+         "model": ("model", "the base model"), "backbone": ("backbone", "the CRAFT backbone")}
 # While a scan runs, the first screenful fills as cards are found (a reload every so many files);
 # after that the view is left alone until the scan ends, so scrolling is never reset under the user.
 _FILL_FIRST_PAGE_EVERY = 25
@@ -267,13 +270,9 @@ class LibraryState(ObservableObject):
         item = self._require_selected()
         if item is None:
             return False
-        expected = {"content": "lora", "style": "lora", "model": "model", "backbone": "backbone"}[use]
+        expected, what = _USES[use]
         if item.kind != expected:
-            self.error = (f"{item.label} is a {item.kind}, not a {'LoRA' if expected == 'lora' else expected}: "
-                          f"it cannot be used as the {use if expected == 'lora' else 'base model'}"
-                          f"{' LoRA' if expected == 'lora' else ''}.")
-            if use == "backbone":
-                self.error = f"{item.label} is a {item.kind}, not a CRAFT backbone."
+            self.error = f"{item.label} is a {KIND_LABELS.get(item.kind, item.kind)}: it cannot be used as {what}."
             return False
         if item.missing or not Path(item.path).exists():
             self.error = f"{item.path} is missing: reconnect its drive or rescan its folder."

@@ -121,6 +121,7 @@ class LibraryPage(QWidget):
         self.search.setPlaceholderText("Search names, trigger phrases, tags, descriptions…")
         self.search.setClearButtonEnabled(True)
         self.show_combo = _combo(SHOWS, "What to show: the library, the trash, duplicate files, problems")
+        self.show_combo.setMinimumContentsLength(13)  # "Problems (123)"
         self.view_toggle = QToolButton()
         self.view_toggle.setCheckable(True)
         self.view_toggle.setText("List")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PIL import Image
@@ -60,4 +59,4 @@ def write_checkpoint(path: Path, family: str = "sd1") -> Path:
                     "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (8, 768)},
             "sdxl": {"model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (640, 2048),
                      "conditioner.embedders.1.model.token_embedding.weight": (8, 1280)}}[family]
-    return synthetic.write_safetensors(path, keys, {"modelspec.title": json.dumps(family)[1:-1] + " base"})
+    return synthetic.write_safetensors(path, keys, {"modelspec.title": f"{family} base"})

@@ -116,7 +116,8 @@ def test_use_as_style_lora_fills_generate_and_inserts_the_style_marker(qtbot, sc
     assert scanned.generate.craft.style_lora == item.path
     assert scanned.generate.prompt == "watercolor style <s>"
     assert scanned.catalog.items.get(item.id).last_used_at is not None
-    assert not scanned.use_as("model") and "not a" in scanned.error  # a LoRA is not a base model
+    assert not scanned.use_as("model")  # a LoRA is not a base model
+    assert scanned.error == "Watercolour is a LoRA: it cannot be used as the base model."
 
 
 def test_use_as_base_model(qtbot, scanned, tmp_path):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from craftstudio.state.library_model import IdRole
+from craftstudio.ui.library_card_delegate import PICTURE_BOX
 from tests.kit.library_files import write_lora_folder, write_png
 from tests.workers.fake_engine import FakeEngine
 
@@ -85,9 +87,9 @@ def test_cards_paint_at_once_and_pictures_follow(qtbot, make_studio, tmp_path):
     model = page.state.model
     item = model.item(next(r for r in range(model.rowCount()) if model.item(r).name == "watercolor"))
     qtbot.waitUntil(lambda: page.delegate.pixmap(item.id, item.preview) is not None, timeout=TIMEOUT)
-    assert page.delegate.pixmap(item.id, item.preview).width() == 96  # the 96×64 preview, not enlarged
+    assert page.delegate.pixmap(item.id, item.preview).size() == PICTURE_BOX  # cut to the card's box once
     cached = list(Path(page.state.thumbnails.cache_dir).glob("*.jpg"))
-    assert len(cached) == 1
+    assert len(cached) == 1 and Image.open(cached[0]).size == (96, 64)  # the 96×64 preview, not enlarged
 
 
 def test_dropping_a_file_adds_it(qtbot, make_studio, tmp_path):
