@@ -60,7 +60,7 @@ class LibraryDetailsPanel(QScrollArea):
         layout = QVBoxLayout(body)
 
         self.empty = QLabel("Select a card to see its details.")
-        self.empty.setObjectName("comingSoon")
+        self.empty.setObjectName("placeholderHint")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
         layout.addWidget(self.empty)

@@ -235,7 +235,7 @@ class LibraryPage(QWidget):
 
     def _build_empty(self) -> QWidget:
         self.empty_label = QLabel()
-        self.empty_label.setObjectName("comingSoon")
+        self.empty_label.setObjectName("placeholderHint")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
         return self.empty_label

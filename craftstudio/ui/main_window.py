@@ -2,9 +2,9 @@
 the right, a menu bar, keyboard shortcuts, and the window's layout remembered between sessions.
 
 An area is a (name, widget) pair. Generate and Settings are built here from their states; the
-others are given by the composition root (`pages`), and an area not given shows what will be
-there, so the window already has its final shape. Dropping a PNG made by CraftStudio (or A1111)
-on the window, or File › Open image…, restores its settings on the Generate page.
+others are given by the composition root (`pages`); an area not given is left out. Dropping a
+PNG made by CraftStudio (or A1111) on the window, or File › Open image…, restores its settings
+on the Generate page.
 
 The window's size and position, every splitter's sizes and the last area are saved in the
 settings file's "window" section (through `SettingsState`) and restored on start.
@@ -32,14 +32,12 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QSplitter,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -50,14 +48,6 @@ from craftstudio.ui.generate_panel import GeneratePanel
 from craftstudio.ui.settings_page import SettingsPage
 
 AREAS = ("Library", "Generate", "Train", "Gallery", "Settings")
-COMING_SOON = {
-    "Library": "your base models, LoRAs and CRAFT backbones: import files, see which base model "
-               "each fits, tag content and style LoRAs.",
-    "Train": "train a content LoRA or a style LoRA from your own reference images, and the "
-             "rank-constrained backbone that lets them combine.",
-    "Gallery": "every image you generated, with the settings that made it; reopen any of them "
-               "in Generate.",
-}
 # (keys, what they do): shown by Help › Keyboard shortcuts and in docs/settings.md.
 SHORTCUTS = (
     ("Ctrl+Enter", "Generate (on the Generate page)"),
@@ -73,22 +63,6 @@ ABOUT = (f"<h3>CraftStudio {__version__}</h3><p>An offline studio for Stable Dif
          "library of models and LoRAs, training of content and style LoRAs, and generation that "
          "combines one content LoRA with one style LoRA through CRAFT-LoRA (CVPR 2026, arXiv "
          "2602.18936).</p><p>Everything runs on this computer; nothing is sent anywhere.</p>")
-
-
-def _placeholder(area: str, text: str) -> QWidget:
-    widget = QWidget()
-    title = QLabel(f"<h2>{area}</h2>")
-    body = QLabel(f"Coming soon: {text}")
-    body.setWordWrap(True)
-    body.setObjectName("comingSoon")
-    layout = QVBoxLayout(widget)
-    layout.addStretch(1)
-    for label in (title, body):
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(label)
-    layout.addStretch(2)
-    widget.setContentsMargins(60, 0, 60, 0)
-    return widget
 
 
 class MainWindow(QMainWindow):
@@ -115,14 +89,15 @@ class MainWindow(QMainWindow):
         self.settings_page = SettingsPage(settings_state)
 
         given = {"Generate": self.generate_panel, "Settings": self.settings_page, **dict(pages)}
-        self.areas = [*AREAS, *(name for name in given if name not in AREAS)]
+        # The five areas in their order (those given), then any extra area a caller adds.
+        self.areas = [*(name for name in AREAS if name in given), *(name for name in given if name not in AREAS)]
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
         self.navigation.setFixedWidth(140)
         self.navigation.setIconSize(QSize(0, 0))
         self.pages = QStackedWidget()
         for area in self.areas:
-            page = given.get(area) or _placeholder(area, COMING_SOON.get(area, ""))
+            page = given[area]
             self.pages.addWidget(page)
             item = QListWidgetItem(area)
             item.setSizeHint(QSize(120, 40))
