@@ -259,11 +259,14 @@ class GenerateState(ObservableObject):
         if job_id is not None and self._runner.cancel(job_id):
             self.status = "Cancelling…"
 
-    def use_lora(self, path: str | Path, role: str, trigger: str = "") -> None:
+    def use_lora(self, path: str | Path, role: str, trigger: str | None = None) -> None:
         """Load a LoRA as the content or style LoRA (by `role`) and put its trigger phrase in
-        the prompt with that role's marker, unless the prompt already names it."""
+        the prompt with that role's marker, unless the prompt already names it. Without a
+        `trigger`, the LoRA's first one in the library (or its file's metadata) is used."""
         if role not in ("content", "style"):
             raise ValueError(f"role must be content or style, not {role!r}")
+        if trigger is None:
+            trigger = next(iter(self.library.triggers(str(path))), "")
         setattr(self.craft, f"{role}_lora", str(path))
         self.prompt = insert_trigger(self.prompt, trigger, role)
         self.show_requested.emit()

@@ -46,6 +46,7 @@ from craftstudio.state.generate_state import GenerateState
 from craftstudio.ui.bindings import bind_check, bind_combo, bind_plain_text, bind_spin
 from craftstudio.ui.craft_panel import CraftPanel
 from craftstudio.ui.image_view import ImageView
+from craftstudio.ui.lora_drop import LoraDrop
 from craftstudio.ui.prompt_editor import PromptEditor
 from craftstudio.ui.search_combo import SearchCombo
 from craftstudio.ui.welcome_panel import WelcomePanel
@@ -88,6 +89,10 @@ class GeneratePanel(QWidget):
         layout.addWidget(splitter)
         self._bind()
         self._wheel_guard = guard_wheel(settings)
+        # A LoRA file or Library card dropped on a LoRA field loads it with its trigger phrase.
+        craft = self.craft_panel
+        self._lora_drops = [LoraDrop(state, role, [edit, edit.lineEdit()])
+                            for role, edit in (("content", craft.content_edit), ("style", craft.style_edit))]
 
     def add_side_page(self, title: str, widget: QWidget) -> None:
         """Show `widget` (the queue, the compare view) in a tab beside the image."""
