@@ -128,11 +128,12 @@ class MainWindow(QMainWindow):
         self.navigation.setIconSize(QSize(0, 0))
         self.pages = QStackedWidget()
         for area in self.areas:
-            page = given.get(area) or _placeholder(area, COMING_SOON.get(area, ""))
+            page = given[area] if area in given else _placeholder(area, COMING_SOON.get(area, ""))
             self.pages.addWidget(page)
             item = QListWidgetItem(area)
             item.setSizeHint(QSize(120, 40))
-            item.setToolTip(f"{area} (Ctrl+{self.areas.index(area) + 1})")
+            number = self.areas.index(area) + 1
+            item.setToolTip(f"{area} (Ctrl+{number})" if number <= 9 else area)
             self.navigation.addItem(item)
         self.navigation.currentRowChanged.connect(self._area_shown)
 
