@@ -76,7 +76,11 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
         window = studio.window
         window.resize(*size)
         window.show()
+        # One thread: on a busy machine torch's default (all cores) can be many times slower,
+        # and the status line in the picture should show a typical time (docs/settings.md).
+        studio.settings.change("cpu_threads", 1 if engine is None else 0)
         _generate_demo(studio, steps)
+        studio.settings.change("cpu_threads", 0)
         _record_history(paths, studio.generate)
         shots = []
         for area in window.areas:
