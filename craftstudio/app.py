@@ -113,6 +113,7 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     panel.add_side_page("Queue", QueueView(queue))
     panel.add_side_page("Compare", CompareView(compare))
     window.png_opener = gallery.restore_png  # also finds an A1111 image's LoRAs in the library
+    window.folder_adder = library.add_folder  # watched from then on, scanned now
     queue.confirm_close = lambda question: window.confirm(question, "Jobs are not finished")
     window.close_guards.append(queue.may_close)
     gallery.show_requested.connect(lambda: window.show_area("Gallery"))

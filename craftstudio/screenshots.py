@@ -69,6 +69,8 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
 
     paths = AppPaths(home)
     _fill_library(paths, loras)
+    app = QApplication.instance()
+    palette, style_sheet = app.palette(), app.styleSheet()
     studio = build_studio(paths=paths, engine=engine, pages=pages)
     try:
         studio.settings.change("loras_folder", str(loras))
@@ -76,7 +78,11 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
         window = studio.window
         window.resize(*size)
         window.show()
+        # One thread: on a busy machine torch's default (all cores) can be many times slower,
+        # and the status line in the picture should show a typical time (docs/settings.md).
+        studio.settings.change("cpu_threads", 1 if engine is None else 0)
         _generate_demo(studio, steps)
+        studio.settings.change("cpu_threads", 0)
         _record_history(paths, studio.generate)
         shots = []
         for area in window.areas:
@@ -92,6 +98,8 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
     finally:
         studio.shutdown()
         studio.window.deleteLater()
+        app.setPalette(palette)  # leave the application as it was (tests share it)
+        app.setStyleSheet(style_sheet)
 
 
 def _fill_library(paths, loras: Path) -> None:
@@ -149,8 +157,10 @@ def _run_and_wait(state) -> None:
 def _record_history(paths, state) -> None:
     from craftstudio.library.catalog import Catalog
 
+    outputs = [str(p) for p in state.image_paths]
     with Catalog.open(paths.root) as catalog:
-        catalog.history.add_generation(state.request(), [str(p) for p in state.image_paths])
+        if not any(catalog.history.generation_for_output(path) for path in outputs):
+            catalog.history.add_generation(state.request(), outputs)  # unless the app recorded it
 
 
 def main(out: Path) -> int:

@@ -83,6 +83,9 @@ class MainWindow(QMainWindow):
         # What opening or dropping a PNG calls (a page may offer a richer restore, e.g. one that
         # also finds the image's LoRAs in the library), and what may veto closing the window.
         self.png_opener: Callable[[str], Any] = generate_state.apply_png
+        # What File › Add folder… calls: a scan job into the catalog, or the Library page's own
+        # "add a watched folder" once it is there.
+        self.folder_adder: Callable[[str], Any] = settings_state.add_folder
         self.close_guards: list[Callable[[], bool]] = []
         self.dialogs: list[QMessageBox] = []  # open non-modal dialogs (Help), newest last
         self.generate_panel = GeneratePanel(generate_state)
@@ -101,7 +104,8 @@ class MainWindow(QMainWindow):
             self.pages.addWidget(page)
             item = QListWidgetItem(area)
             item.setSizeHint(QSize(120, 40))
-            item.setToolTip(f"{area} (Ctrl+{self.areas.index(area) + 1})")
+            number = self.areas.index(area) + 1
+            item.setToolTip(f"{area} (Ctrl+{number})" if number <= 9 else area)
             self.navigation.addItem(item)
         self.navigation.currentRowChanged.connect(self._area_shown)
 
@@ -225,7 +229,7 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of models or LoRAs to the library",
                                                   self.settings_state.loras_folder)
         if folder:
-            self.settings_state.add_folder(folder)
+            self.folder_adder(folder)
 
     def shortcuts_text(self) -> str:
         rows = "".join(f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in SHORTCUTS)

@@ -45,11 +45,13 @@ _DISABLED = {  # role -> (dark, light) for disabled widgets
 }
 
 
+_system_palette: QPalette | None = None  # the platform's, as it was before any theme was applied
+
+
 def palette_for(theme: str) -> QPalette:
-    """The palette of `theme` ("dark", "light"; anything else: the style's standard one)."""
-    app = QApplication.instance()
+    """The palette of `theme` ("dark", "light"; anything else: the system's)."""
     if theme not in ("dark", "light"):
-        return app.style().standardPalette()
+        return QPalette(_system_palette) if _system_palette is not None else QApplication.palette()
     which = 0 if theme == "dark" else 1
     palette = QPalette()
     for role, colors in _COLORS.items():
@@ -61,9 +63,12 @@ def palette_for(theme: str) -> QPalette:
 
 def apply_theme(theme: str) -> None:
     """Give the whole application `theme`'s palette and the studio style sheet."""
+    global _system_palette
     app = QApplication.instance()
     if app is None:
         return
+    if _system_palette is None:
+        _system_palette = QPalette(app.palette())  # follows the desktop's light or dark mode
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")  # the palettes are made for Fusion; native styles ignore them
     app.setPalette(palette_for(theme))

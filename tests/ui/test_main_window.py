@@ -213,6 +213,16 @@ def test_a_damaged_layout_is_ignored(qtbot, make_studio):
     assert window.current_area == "Generate"
 
 
+def test_add_folder_goes_through_the_folder_adder(qtbot, make_studio, tmp_path, monkeypatch):
+    window = make_studio(FakeEngine()).window
+    added = []
+    window.folder_adder = added.append
+    monkeypatch.setattr("craftstudio.ui.main_window.QFileDialog.getExistingDirectory",
+                        lambda *args: str(tmp_path))
+    window.add_folder_action.trigger()
+    assert added == [str(tmp_path)]
+
+
 def test_open_image_goes_through_the_png_opener_and_close_guards_can_veto(qtbot, make_studio, tmp_path):
     window = make_studio(FakeEngine()).window
     opened = []

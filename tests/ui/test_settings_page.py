@@ -87,13 +87,14 @@ def test_changing_the_theme_repaints_the_application(qtbot, make_studio):
         app.setStyleSheet("")
 
 
-def test_apply_theme_system_uses_the_styles_palette(qtbot):
+def test_system_theme_goes_back_to_the_palette_before_any_theme(qtbot):
     app = QApplication.instance()
     before = app.palette()
     try:
+        apply_theme("dark")
         apply_theme("system")
-        assert app.palette().color(QPalette.ColorRole.Window) == \
-            app.style().standardPalette().color(QPalette.ColorRole.Window)
+        assert app.palette().color(QPalette.ColorRole.Window) == palette_for("system").color(QPalette.ColorRole.Window)
+        assert app.palette().color(QPalette.ColorRole.Window) != palette_for("dark").color(QPalette.ColorRole.Window)
     finally:
         app.setPalette(before)
         app.setStyleSheet("")
