@@ -42,6 +42,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of {', '.join(SCHEDULERS)}")
     p.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
     p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--fast", action="store_true", help="compiled UNet with CUDA graphs (first use compiles)")
+    p.add_argument("--low-vram", action="store_true", help="for small cards: CPU offload and VAE tiling")
     p.add_argument("--out", required=True, type=Path, help="output PNG (FILE-2.png etc. for a batch)")
     craft = p.add_argument_group("CRAFT fusion")
     craft.add_argument("--content-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="content LoRA")
@@ -142,7 +144,8 @@ def _run_generate(args) -> int:
         height=size[1], steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch, device=args.device,
         content_lora=args.content_lora, style_lora=args.style_lora, backbone=args.backbone,
-        switches=_switches(args), curves=_curves(args.curves, has_loras),
+        switches=_switches(args), curves=_curves(args.curves, has_loras), fast=args.fast,
+        low_vram=args.low_vram,
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)
@@ -224,6 +227,10 @@ def _add_engine_bench(bench_sub) -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
+    p.add_argument("--fast", action="store_true", help="also time the compiled UNet (a_fast, c_fast)")
+    p.add_argument("--batch", type=int, default=4, help="images per call for the batch case (1 = skip)")
+    p.add_argument("--low-vram", action="store_true", help="also time CRAFT with the UNet offloaded")
+    p.add_argument("--cases", default="abcd", help="eager cases besides a (default abcd)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.set_defaults(func=_run_bench_sampler)
 

@@ -28,6 +28,8 @@ import torch
 log = logging.getLogger(__name__)
 
 APP_NAME = "CraftStudio"
+# Tests use dynamo's "eager" backend: the same graph capture, no code generation.
+BACKEND = os.environ.get("CRAFTSTUDIO_COMPILE_BACKEND", "inductor")
 # CUDA: CUDA graphs remove the launch overhead that bounds the eager step. Elsewhere: plain Inductor.
 CUDA_MODE = "reduce-overhead"
 
@@ -62,7 +64,8 @@ def graph_count() -> int:
 class CompiledUNet:
     """A torch.compile'd UNet that records how long its compiles took."""
 
-    def __init__(self, unet, *, backend: str = "inductor", mode: str | None = None) -> None:
+    def __init__(self, unet, *, backend: str | None = None, mode: str | None = None) -> None:
+        backend = backend or BACKEND
         if backend == "inductor":
             use_cache_dir()
         self.unet = unet

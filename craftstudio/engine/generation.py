@@ -17,7 +17,7 @@ from craftstudio.domain.cancel import CancelToken
 from craftstudio.domain.errors import OutOfMemory
 from craftstudio.domain.generation import GenerateRequest, GenerateResult
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
-from craftstudio.engine import model_cache
+from craftstudio.engine import compiled_unet, model_cache
 from craftstudio.engine.conditioning import encode
 from craftstudio.engine.craft_layers import BranchState, installed
 from craftstudio.engine.craft_plan import CraftHooks, CraftPlan
@@ -71,12 +71,15 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
                  for role, ref in ((CONTENT, request.content_lora), (STYLE, request.style_lora)) if ref}
         sets = LayerSets.for_family(model.family, request.routing_overrides) if switches.routing else None
         state = BranchState()
+        # Fast path: compiled UNet (not with offloading: its hooks move weights between calls).
+        fast = bool(getattr(request, "fast", False)) and not low_vram and compiled_unet.supported(device)
+        unet = compiled_unet.for_unet(model.unet) if fast else model.unet
         with installed(model.unet, loras, state, sets, device=model.device) as report:
             hooks = CraftHooks(plan, state) if loras else None
             # One prompt encoding for the whole batch.
             conditioning = encode(model, plan.prompt.text, request.negative_prompt, request.width,
                                   request.height)
-            images = _generate_all(model, request, plan, hooks, conditioning, progress, cancel)
+            images = _generate_all(model, unet, request, plan, hooks, conditioning, progress, cancel)
     except Exception as exc:
         if is_out_of_memory(exc):
             if device.type == "cuda":
@@ -93,6 +96,8 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
                   for role, lora in loras.items()},
         "backbone": ({"path": str(model.backbone.path), "fingerprint": model.backbone.fingerprint}
                      if model.backbone is not None else None),
+        "run": {"fast": fast, "low_vram": low_vram,
+                "compile_seconds": round(unet.compile_seconds, 1) if fast else None},
     }
     return GenerateResult(request=request, images=images, seeds=request.seeds(), family=model.family.value,
                           model_name=model.name, device=str(device),
@@ -119,7 +124,7 @@ def chunk_size(model: LoadedModel, request: GenerateRequest) -> int:
     return max(1, min(n, _MAX_CHUNK, int(0.6 * free) // per_image))
 
 
-def _generate_all(model: LoadedModel, request: GenerateRequest, plan: CraftPlan, hooks: CraftHooks | None,
+def _generate_all(model: LoadedModel, unet, request: GenerateRequest, plan: CraftPlan, hooks: CraftHooks | None,
                   conditioning, progress: ProgressCallback | None, cancel: CancelToken | None) -> list:
     """Denoise the batch in chunks of rows (halving the chunk when the device runs out of memory),
     then decode image by image."""
@@ -129,7 +134,7 @@ def _generate_all(model: LoadedModel, request: GenerateRequest, plan: CraftPlan,
     while start < len(seeds):
         chunk = seeds[start:start + size]
         try:
-            latents.append(_denoise_chunk(model, request, plan, hooks, conditioning, chunk, start,
+            latents.append(_denoise_chunk(model, unet, request, plan, hooks, conditioning, chunk, start,
                                           -(-len(seeds) // size), progress, cancel))
         except Exception as exc:
             if size == 1 or not is_out_of_memory(exc):
@@ -151,7 +156,7 @@ def _generate_all(model: LoadedModel, request: GenerateRequest, plan: CraftPlan,
     return images
 
 
-def _denoise_chunk(model: LoadedModel, request: GenerateRequest, plan: CraftPlan, hooks: CraftHooks | None,
+def _denoise_chunk(model: LoadedModel, unet, request: GenerateRequest, plan: CraftPlan, hooks: CraftHooks | None,
                    conditioning, seeds: list[int], first: int, chunks: int,
                    progress: ProgressCallback | None, cancel: CancelToken | None) -> torch.Tensor:
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
@@ -160,10 +165,14 @@ def _denoise_chunk(model: LoadedModel, request: GenerateRequest, plan: CraftPlan
     latents = torch.cat([initial_latents(model, scheduler, request.width, request.height, g)
                          for g in generators])
     size = (request.width, request.height)
+    graph = unet is not model.unet
+    if graph and hooks is not None:
+        n = len(seeds)
+        hooks.prepare_graph(2 * n, slice(n, 2 * n), model.device, model.dtype)
     settings = LoopSettings(
         guidance=plan.guidance, preview_every=request.preview_every, image_index=first // len(seeds),
-        image_count=chunks, hooks=hooks,
+        image_count=chunks, hooks=hooks, graph=graph,
         preview=lambda lat: latent_preview(lat, model.family, size),
     )
-    return denoise(model.unet, scheduler, latents, conditioning, settings,
+    return denoise(unet, scheduler, latents, conditioning, settings,
                    generators[0] if len(generators) == 1 else generators, progress=progress, cancel=cancel)
