@@ -102,6 +102,14 @@ def for_unet(unet) -> CompiledUNet:
     return found
 
 
+def reset() -> None:
+    """Forget every compiled graph (and its CUDA graph memory)."""
+    import torch._dynamo
+
+    _compiled.clear()
+    torch._dynamo.reset()
+
+
 def supported(device: torch.device) -> bool:
     """torch.compile runs here (CUDA, or the CPU with a C++ compiler); MPS stays eager."""
     return device.type in ("cuda", "cpu")

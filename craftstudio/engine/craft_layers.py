@@ -183,13 +183,16 @@ class CraftLayer:
         return y
 
     def _add_graph(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # scale·gate folds into the small (rows, r) factor; h·Bᵀ is added by one addmm (cuBLAS
+        # epilogue), so a branch costs a matmul, a small multiply and an addmm.
         shape = (-1,) + (1,) * (x.dim() - 1)
         for branch in self.branches:
-            gate = self.state.row_gates[branch.role].view(shape)
+            gate = (self.state.row_gates[branch.role] * branch.delta.scale).view(shape)
             if branch.a_t is not None:
-                y = y + (x.matmul(branch.a_t) * gate).matmul(branch.b_t) * branch.delta.scale
+                h = x.matmul(branch.a_t) * gate
+                y = torch.addmm(y.reshape(-1, y.shape[-1]), h.reshape(-1, h.shape[-1]), branch.b_t).view(y.shape)
             else:
-                y = y + branch.delta.up(branch.delta.down(x)) * (gate * branch.delta.scale)
+                y = y + branch.delta.up(branch.delta.down(x)) * gate
         return y
 
 

@@ -35,7 +35,7 @@ def offload(model: LoadedModel, device: torch.device) -> None:
 
 def unet_offload(unet, device: torch.device):
     """The same CPU offload for a bare UNet (the benchmark's); returns accelerate's hook."""
-    from accelerate.hooks import cpu_offload_with_hook
+    from accelerate import cpu_offload_with_hook
 
     unet.to("cpu")
     _, hook = cpu_offload_with_hook(unet, device)
