@@ -39,6 +39,8 @@ def add_command(sub) -> None:
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler, one of {', '.join(SCHEDULERS)}")
     p.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where to run")
+    p.add_argument("--fast", action="store_true", help="compiled UNet with CUDA graphs (first use compiles)")
+    p.add_argument("--low-vram", action="store_true", help="for small cards: CPU offload and VAE tiling")
     p.add_argument("--out", required=True, type=Path, help="output PNG (FILE-2.png etc. for a batch)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     craft = p.add_argument_group("CRAFT fusion")
@@ -162,7 +164,8 @@ def _run_generate(args) -> int:
         height=size[1], steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch, device=args.device,
         content_lora=args.content_lora, style_lora=args.style_lora, backbone=args.backbone,
-        switches=_switches(args), curves=_curves(args.curves, has_loras),
+        switches=_switches(args), curves=_curves(args.curves, has_loras), fast=args.fast,
+        low_vram=args.low_vram,
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)

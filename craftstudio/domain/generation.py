@@ -103,6 +103,10 @@ class GenerateRequest:
     curves: dict[str, Any] | None = None
     # Per-block routing overrides, e.g. {"up_blocks.1.attentions.0": "style"} (role content|style|none).
     routing_overrides: dict[str, str] | None = None
+    # How to run, not what comes out (results match within the reference tolerance):
+    # fast = compiled UNet with CUDA graphs; low_vram = CPU offload, VAE tiling, one image per call.
+    fast: bool = False
+    low_vram: bool = False
 
     @property
     def mode(self) -> FusionMode:

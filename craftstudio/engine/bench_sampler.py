@@ -2,15 +2,21 @@
 
 Builds a full-size SD1.5 or SDXL UNet from the shipped config with random weights (no downloads),
 rank-64 content and style LoRAs on every attention projection, and times in one run, per step of
-a whole denoising loop: (a) the base UNet with standard CFG; (b) diffusers + peft with both
-adapters active through `set_adapters`, standard CFG; (c) our sampler in `craft` mode with the
-`paper` curves (routing on, asymmetric CFG, gates). Prints ms/step, ratios b/a and c/a and peak
-memory ratios; `--json` writes them. Timings are medians of repeated loops on one device.
+a whole denoising loop (interleaved rounds, medians):
+  a  base UNet, standard CFG, eager            b  diffusers + peft, both adapters, `set_adapters`
+  c  our sampler in `craft` mode, `paper` curves (routing, asymmetric CFG, gates), eager
+  d  diffusers' own pipeline loop on the base UNet (prompt embeddings given), eager
+  --fast:      a_fast / c_fast = a / c with the UNet compiled (CUDA graphs on CUDA); first-use
+               compile seconds and the graphs compiled after warm-up (recompiles, want 0)
+  --batch N:   c with N images per UNet call vs 1: images per second
+  --low-vram:  c with the UNet offloaded to the CPU between images: peak memory and time vs c
+Ratios are against a, measured in the same run; peak memory is torch.cuda.max_memory_allocated.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 import warnings
@@ -92,17 +98,46 @@ def _add_peft_adapters(unet, content: dict[str, ModuleDelta], style: dict[str, M
     unet.set_adapters(["content", "style"], [1.0, 0.8])
 
 
-def _loop_ms(unet, family, steps, size, device, dtype, cond, guidance, hooks, seed) -> float:
+def _loop_ms(unet, family, steps, size, device, dtype, cond, guidance, hooks, seed, n: int = 1,
+             graph: bool = False) -> float:
     from diffusers import EulerDiscreteScheduler
 
     scheduler = EulerDiscreteScheduler.from_config(family_config(family)["scheduler"])
     scheduler.set_timesteps(steps, device=device)
     gen = torch.Generator("cpu").manual_seed(seed)
-    latents = torch.randn(1, 4, size // 8, size // 8, generator=gen).to(device, dtype)
-    settings = LoopSettings(guidance=guidance, hooks=hooks)
+    latents = torch.randn(n, 4, size // 8, size // 8, generator=gen).to(device, dtype)
+    if graph and hooks is not None:
+        hooks.prepare_graph(2 * n, slice(n, 2 * n), device, dtype)
+    settings = LoopSettings(guidance=guidance, hooks=hooks, graph=graph)
     _sync(device)
     start = time.perf_counter()
     denoise(unet, scheduler, latents * scheduler.init_noise_sigma, cond, settings, gen)
+    _sync(device)
+    return (time.perf_counter() - start) * 1000 / steps
+
+
+def _pipeline_ms(unet, family, steps, size, cond: Conditioning, cfg: float, seed: int) -> float:
+    """diffusers' own pipeline loop (prompt embeddings given, latents out): its eager step."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    scheduler = EulerDiscreteScheduler.from_config(family_config(family)["scheduler"])
+    kwargs = dict(prompt_embeds=cond.cond, negative_prompt_embeds=cond.uncond, num_inference_steps=steps,
+                  guidance_scale=cfg, height=size, width=size, output_type="latent",
+                  generator=torch.Generator("cpu").manual_seed(seed))
+    if family is Family.SDXL:
+        pipe = StableDiffusionXLPipeline(vae=None, text_encoder=None, text_encoder_2=None, tokenizer=None,
+                                         tokenizer_2=None, unet=unet, scheduler=scheduler)
+        kwargs.update(pooled_prompt_embeds=cond.added_cond["text_embeds"],
+                      negative_pooled_prompt_embeds=cond.added_uncond["text_embeds"])
+    else:
+        pipe = StableDiffusionPipeline(vae=None, text_encoder=None, tokenizer=None, unet=unet,
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    device = unet.device
+    _sync(device)
+    start = time.perf_counter()
+    pipe(**kwargs)
     _sync(device)
     return (time.perf_counter() - start) * 1000 / steps
 
@@ -113,9 +148,12 @@ def _sync(device: torch.device) -> None:
 
 
 def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repeats: int = 3,
-        device_name: str = "auto", cfg: float = 7.0) -> dict:
+        device_name: str = "auto", cfg: float = 7.0, fast: bool = False, batch: int = 4,
+        low_vram: bool = False, cases: str = "abcd") -> dict:
     """Time every case in interleaved rounds (a, b, c, a, b, c, ...) so clock and thermal drift
-    hit all cases alike; the first round is a warm-up. Median ms/step per case."""
+    hit all cases alike; the first round is a warm-up (and, for compiled cases, the compile).
+    Median ms/step per case."""
+    from craftstudio.engine import compiled_unet
     from craftstudio.engine.devices import pick_device
 
     family = FAMILIES[family_key]
@@ -132,30 +170,54 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
     plan = CraftPlan.build(request, steps)
     loras = {CONTENT: LoraWeights(Path("content"), "", family, content),
              STYLE: LoraWeights(Path("style"), "", family, style)}
+    sets = LayerSets.for_family(family)
     flat = [cfg] * steps
+    compiled = {}
+
+    def loop(model, guidance, hooks, seed, n=1, graph=False):
+        return _loop_ms(model, family, steps, size, device, dtype, cond, guidance, hooks, seed, n, graph)
 
     def case_a(seed):
-        return _loop_ms(unet, family, steps, size, device, dtype, cond, flat, None, seed)
+        return loop(unet, flat, None, seed)
 
     def case_b(seed):
         _add_peft_adapters(unet, content, style)
         try:
-            return _loop_ms(unet, family, steps, size, device, dtype, cond, flat, None, seed)
+            return loop(unet, flat, None, seed)
         finally:
             unet.unload_lora()
 
-    def case_c(seed):
+    def craft(seed, model=unet, n=1, graph=False):
         state = BranchState()
-        with installed(unet, loras, state, LayerSets.for_family(family)):
-            return _loop_ms(unet, family, steps, size, device, dtype, cond, plan.guidance,
-                            CraftHooks(plan, state), seed)
+        with installed(unet, loras, state, sets):
+            return loop(model, plan.guidance, CraftHooks(plan, state), seed, n, graph)
+
+    def case_d(seed):
+        return _pipeline_ms(unet, family, steps, size, cond, cfg, seed)
+
+    def compiled_unet_for(key):
+        if key not in compiled:
+            compiled[key] = compiled_unet.CompiledUNet(unet)
+        return compiled[key]
 
     names = {"a": "a: base UNet, standard CFG", "b": "b: diffusers+peft, 2 adapters, set_adapters",
-             "c": "c: CRAFT sampler, paper curves"}
-    runners = {"a": case_a, "b": case_b, "c": case_c}
+             "c": "c: CRAFT sampler, paper curves", "d": "d: diffusers pipeline loop, base UNet",
+             "a_fast": "a_fast: base UNet, compiled", "c_fast": "c_fast: CRAFT sampler, compiled",
+             "c_batch": f"c_batch: CRAFT, {batch} images per call"}
+    runners = {"a": case_a, "b": case_b, "c": craft, "d": case_d}
+    runners = {k: v for k, v in runners.items() if k == "a" or k in cases}
+    if fast:
+        runners["a_fast"] = lambda seed: loop(compiled_unet_for("a"), flat, None, seed, graph=True)
+        runners["c_fast"] = lambda seed: craft(seed, compiled_unet_for("c"), graph=True)
+    if batch > 1:
+        runners["c_batch"] = lambda seed: craft(seed, n=batch)
     times: dict[str, list[float]] = {k: [] for k in runners}
     peaks: dict[str, int | None] = {}
+    first_ms: dict[str, float] = {}
+    graphs_after_warmup = None
     for r in range(repeats + 1):
+        if r == 1:
+            graphs_after_warmup = compiled_unet.graph_count()
         for key, runner in runners.items():
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -164,18 +226,74 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
             peaks[key] = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
             if r:
                 times[key].append(ms)
-    cases = [Case(names[k], statistics.median(times[k]), peaks[k]) for k in runners]
-    base = cases[0]
-    return {
+            else:
+                first_ms[key] = ms
+    recompiles = compiled_unet.graph_count() - graphs_after_warmup if fast else None
+    cases_out = [Case(names[k], statistics.median(times[k]), peaks[k]) for k in runners]
+    base = cases_out[0]
+    result = {
         "family": family_key, "size": size, "steps": steps, "device": _device_label(device),
         "dtype": str(dtype).replace("torch.", ""), "rank": RANK, "repeats": repeats,
-        "cases": [{"name": c.name, "ms_per_step": round(c.ms_per_step, 2),
+        "cases": [{"key": k, "name": c.name, "ms_per_step": round(c.ms_per_step, 2),
                    "ratio": round(c.ms_per_step / base.ms_per_step, 3),
                    "peak_memory_ratio": (round(c.peak_bytes / base.peak_bytes, 3)
                                          if c.peak_bytes and base.peak_bytes else None),
+                   "peak_gib": round(c.peak_bytes / 2**30, 2) if c.peak_bytes else None,
                    "all_ms": [round(t, 2) for t in times[k]]}
-                  for c, k in zip(cases, runners, strict=True)],
+                  for c, k in zip(cases_out, runners, strict=True)],
     }
+    ms = {k: statistics.median(times[k]) for k in runners}
+    summary: dict = {"c/a": round(ms["c"] / ms["a"], 3) if "c" in ms else None}
+    if "c" in ms and peaks.get("c") and peaks.get("a"):
+        summary["peak c/a"] = round(peaks["c"] / peaks["a"], 3)
+    if fast:
+        summary.update({
+            "c_fast/a_fast": round(ms["c_fast"] / ms["a_fast"], 3),
+            "a_fast/a": round(ms["a_fast"] / ms["a"], 3),
+            "recompiles_after_warmup": recompiles,
+            "compile_s": {k: round(compiled[k[0]].compile_seconds, 1) for k in ("a_fast", "c_fast")},
+            "first_loop_s": {k: round(first_ms[k] * steps / 1000, 1) for k in ("a_fast", "c_fast")},
+            "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
+        })
+        if "d" in ms:
+            summary["a_fast/d"] = round(ms["a_fast"] / ms["d"], 3)
+            # Compiling pays for itself once (eager - fast) x steps x images exceeds the compile time.
+            saved = (ms["c"] - ms["c_fast"]) / 1000 * steps
+            summary["images_to_repay_compile"] = (round(compiled["c"].compile_seconds / saved, 1)
+                                                  if saved > 0 else None)
+    if batch > 1:
+        summary[f"images/s batch {batch} vs 1"] = round(batch * ms["c"] / ms["c_batch"], 3)
+    if low_vram:
+        if compiled:  # CUDA graph pools would count towards the offloaded case's peak
+            compiled.clear()
+            compiled_unet.reset()
+        summary.update(_low_vram_case(unet, craft, ms["c"], device, steps))
+    result["summary"] = summary
+    return result
+
+
+def _low_vram_case(unet, craft, eager_ms: float, device: torch.device, steps: int) -> dict:
+    """c with the UNet's weights offloaded to the CPU between images (accelerate's hook, as
+    low-VRAM generation does): per-step time including the weights' trip, and peak memory."""
+    from craftstudio.engine.low_vram import unet_offload
+
+    if device.type != "cuda":
+        return {}
+    hook = unet_offload(unet, device)
+    times, peak = [], 0
+    try:
+        for seed in range(3):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            times.append(craft(seed))
+            peak = max(peak, torch.cuda.max_memory_allocated())
+            hook.offload()
+    finally:
+        hook.remove()
+        unet.to(device)
+    ms = statistics.median(times[1:])
+    return {"low_vram_ms_per_step": round(ms, 2), "low_vram_time_vs_c": round(ms / eager_ms, 3),
+            "low_vram_peak_gib": round(peak / 2**30, 2)}
 
 
 def _device_label(device: torch.device) -> str:
@@ -185,10 +303,13 @@ def _device_label(device: torch.device) -> str:
 def format_table(result: dict) -> str:
     lines = [f"{result['family']} {result['size']}x{result['size']}, {result['steps']} steps, "
              f"{result['dtype']}, rank {result['rank']}, {result['device']}",
-             f"{'case':48} {'ms/step':>9} {'vs a':>7} {'peak mem vs a':>14}"]
+             f"{'case':48} {'ms/step':>9} {'vs a':>7} {'peak mem vs a':>14} {'peak GiB':>9}"]
     for c in result["cases"]:
         mem = f"{c['peak_memory_ratio']:.3f}" if c["peak_memory_ratio"] else "n/a"
-        lines.append(f"{c['name']:48} {c['ms_per_step']:9.2f} {c['ratio']:7.3f} {mem:>14}")
+        gib = f"{c['peak_gib']:.2f}" if c.get("peak_gib") else "n/a"
+        lines.append(f"{c['name']:48} {c['ms_per_step']:9.2f} {c['ratio']:7.3f} {mem:>14} {gib:>9}")
+    for key, value in result.get("summary", {}).items():
+        lines.append(f"  {key}: {value}")
     return "\n".join(lines)
 
 
@@ -197,7 +318,9 @@ def main(args) -> int:
     warnings.filterwarnings("ignore", message=".*peft_config.*")  # two adapters on purpose in case b
     results = []
     for family in args.family or ["sd15", "sdxl"]:
-        result = run(family, args.size, args.steps, args.repeats, args.device)
+        result = run(family, args.size, args.steps, args.repeats, args.device,
+                     fast=getattr(args, "fast", False), batch=getattr(args, "batch", 4),
+                     low_vram=getattr(args, "low_vram", False), cases=getattr(args, "cases", "abcd"))
         print(format_table(result), flush=True)
         print()
         results.append(result)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from craftstudio.domain.curves import CurveSet
 from craftstudio.domain.generation import GenerateRequest
 from craftstudio.domain.markers import ParsedPrompt, parse_prompt
@@ -54,13 +56,38 @@ class CraftPlan:
 
 
 class CraftHooks:
-    """Sets the layers' rows and gates before each UNet call (see `sampler.StepHooks`)."""
+    """Sets the layers' rows and gates before each UNet call (see `sampler.StepHooks`).
+
+    Everything that depends only on the step is worked out here once (gates and active roles per
+    step), so a step costs one attribute update. On the graph path the per-row gates of every
+    step live in one device table and each step copies its row into the layers' gate tensors."""
 
     def __init__(self, plan: CraftPlan, state: BranchState) -> None:
         self.plan = plan
         self.state = state
+        roles = list(plan.gates)
+        steps = len(plan.guidance)
+        self._gates = [{role: plan.gates[role][k] for role in roles} for k in range(steps)]
+        self._active = [tuple(r for r in roles if self._gates[k][r] != 0.0) for k in range(steps)]
+        self._tables: dict[str, torch.Tensor] = {}
 
     def before_unet(self, step: int, cond_rows: slice | None) -> None:
-        self.state.gates = {role: values[step] for role, values in self.plan.gates.items()}
+        if self.state.graph:
+            for role, table in self._tables.items():
+                self.state.row_gates[role].copy_(table[step], non_blocking=True)
+            return
         # Asymmetric CFG: only the conditional rows carry LoRAs. Standard CFG: every row does.
-        self.state.rows = cond_rows if self.plan.asymmetric else slice(None)
+        rows = cond_rows if self.plan.asymmetric else slice(None)
+        self.state.update(rows, self._gates[step], self._active[step])
+
+    def prepare_graph(self, n_rows: int, cond_rows: slice, device: torch.device, dtype: torch.dtype) -> None:
+        """Graph path: every step runs all `n_rows` rows; a row's gate is the LoRA's gate on the
+        conditional rows and, under asymmetric CFG, 0 on the unconditional ones."""
+        self.state.graph = True
+        self.state.rows = slice(None)
+        for role, values in self.plan.gates.items():
+            mask = torch.zeros(n_rows, dtype=torch.float64)
+            mask[cond_rows if self.plan.asymmetric else slice(None)] = 1.0
+            table = torch.tensor(values, dtype=torch.float64)[:, None] * mask[None, :]
+            self._tables[role] = table.to(device, dtype)
+            self.state.row_gates[role] = torch.zeros(n_rows, device=device, dtype=dtype)

@@ -27,17 +27,29 @@ def _stamp(path: Path) -> tuple[str, int | None]:
 
 
 def get_model(path: str | Path, device: torch.device, dtype: torch.dtype,
-              backbone: str | Path | None = None) -> LoadedModel:
-    """The model at `path` on `device` with `backbone` applied, loaded once."""
-    key = (_stamp(Path(path)), _stamp(Path(backbone)) if backbone else None, str(device), str(dtype))
+              backbone: str | Path | None = None, *, low_vram: bool = False) -> LoadedModel:
+    """The model at `path` on `device` with `backbone` applied, loaded once. With `low_vram` the
+    weights stay on the CPU and each component moves to `device` only while it runs."""
+    key = (_stamp(Path(path)), _stamp(Path(backbone)) if backbone else None, str(device), str(dtype),
+           low_vram)
     with _lock:
         if key in _model:
             return _model[key]
         _model.clear()  # free the old model before loading the next one
         _loras.clear()
-        model = load_model(path, device, dtype)
-        if backbone:
-            _apply_backbone(model, Path(backbone))
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if low_vram:
+            from craftstudio.engine.low_vram import offload
+
+            model = load_model(path, torch.device("cpu"), dtype)
+            if backbone:
+                _apply_backbone(model, Path(backbone))
+            offload(model, device)
+        else:
+            model = load_model(path, device, dtype)
+            if backbone:
+                _apply_backbone(model, Path(backbone))
         _model[key] = model
         return model
 
@@ -62,6 +74,9 @@ def get_lora(path: str | Path, model: LoadedModel):
             _loras.move_to_end(key)
             return _loras[key]
     lora = load_lora(path, model)
+    for delta in lora.deltas.values():  # an offloaded UNet loads it on the CPU; it runs next to the UNet
+        delta.down.to(model.device)
+        delta.up.to(model.device)
     with _lock:
         _loras[key] = lora
         while len(_loras) > _LORA_SLOTS:

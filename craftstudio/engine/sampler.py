@@ -2,8 +2,13 @@
 
 Per step k the guidance scale s_k decides which branches run, in one batched UNet call:
 ε = ε_u + s_k·(ε_c − ε_u). With s_k = 1 only the conditional branch is needed, with s_k = 0
-only the unconditional one. Rows are ordered [uncond, cond]; `StepHooks` are told which rows are
-conditional before each call (CRAFT's LoRA layers use this to touch only conditional rows).
+only the unconditional one. A batch of N images runs as one call of up to 2N rows ordered
+[uncond × N, cond × N]; `StepHooks` are told which rows are conditional before each call (CRAFT's
+LoRA layers use this to touch only conditional rows). Each image keeps its own generator, so image
+i of a batch gets the noise it gets when generated alone.
+
+Graph mode (compiled UNet): every step runs all 2N rows with s_k read from a device table, so the
+UNet sees one shape and no Python value changes between steps.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ class LoopSettings:
     image_count: int = 1
     hooks: StepHooks | None = None
     preview: Callable[[torch.Tensor], Any] | None = None  # latents -> PIL image
+    graph: bool = False  # run all rows every step (compiled UNet: one shape, no retracing)
 
 
-def step_kwargs(scheduler, generator: torch.Generator, eta: float = 0.0) -> dict[str, Any]:
-    """Extra `scheduler.step` arguments it accepts (ancestral samplers take the generator)."""
+def step_kwargs(scheduler, generator, eta: float = 0.0) -> dict[str, Any]:
+    """Extra `scheduler.step` arguments it accepts (ancestral samplers take the generator; a list
+    of generators, one per batch row, draws each row's noise as a batch of one would)."""
     params = inspect.signature(scheduler.step).parameters
     kwargs: dict[str, Any] = {}
     if "generator" in params:
@@ -47,30 +54,66 @@ def step_kwargs(scheduler, generator: torch.Generator, eta: float = 0.0) -> dict
     return kwargs
 
 
+class BatchedConditioning:
+    """Encoder states (and SDXL added conditions) for [uncond × n, cond × n] rows, built once per
+    combination of branches instead of once per step."""
+
+    def __init__(self, conditioning: Conditioning, n: int) -> None:
+        self.conditioning = conditioning
+        self.n = n
+        self._built: dict[tuple[bool, bool], tuple] = {}
+
+    def rows(self, use_uncond: bool, use_cond: bool):
+        key = (use_uncond, use_cond)
+        found = self._built.get(key)
+        if found is None:
+            states, added = self.conditioning.batch(use_uncond, use_cond)
+            if self.n > 1:
+                states = states.repeat_interleave(self.n, dim=0)
+                if added is not None:
+                    added = {k: v.repeat_interleave(self.n, dim=0) for k, v in added.items()}
+            found = self._built[key] = (states, added)
+        return found
+
+
 @torch.no_grad()
 def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, settings: LoopSettings,
-            generator: torch.Generator, *, progress: ProgressCallback | None = None,
+            generator, *, progress: ProgressCallback | None = None,
             cancel: CancelToken | None = None) -> torch.Tensor:
-    """Run every scheduler step from `latents` (already scaled by init_noise_sigma)."""
+    """Run every scheduler step from `latents` (N rows, already scaled by init_noise_sigma).
+    `generator`: one torch.Generator, or a list of one per row."""
     timesteps = scheduler.timesteps
     if len(settings.guidance) != len(timesteps):
         raise ValueError(f"{len(settings.guidance)} guidance values for {len(timesteps)} steps")
     extra = step_kwargs(scheduler, generator)
     total = len(timesteps)
+    n = latents.shape[0]
+    batched = BatchedConditioning(conditioning, n)
+    hooks = settings.hooks
+    guidance = [float(s) for s in settings.guidance]
+    graph = settings.graph
+    if graph:
+        table = torch.tensor(guidance, dtype=torch.float32).to(latents.device)
+        mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
     for k, t in enumerate(timesteps):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        s = float(settings.guidance[k])
-        use_uncond, use_cond = s != 1.0, s != 0.0
-        rows = int(use_uncond) + int(use_cond)
-        states, added = conditioning.batch(use_uncond, use_cond)
-        model_input = scheduler.scale_model_input(torch.cat([latents] * rows), t)
-        if settings.hooks is not None:
-            cond_rows = (slice(1, 2) if use_uncond else slice(0, 1)) if use_cond else None
-            settings.hooks.before_unet(k, cond_rows)
+        s = guidance[k]
+        use_uncond, use_cond = (True, True) if graph else (s != 1.0, s != 0.0)
+        copies = int(use_uncond) + int(use_cond)
+        states, added = batched.rows(use_uncond, use_cond)
+        model_input = scheduler.scale_model_input(torch.cat([latents] * copies) if copies > 1 else latents, t)
+        if hooks is not None:
+            cond_rows = (slice(n, 2 * n) if use_uncond else slice(0, n)) if use_cond else None
+            hooks.before_unet(k, cond_rows)
+        if graph and mark_step is not None and latents.device.type == "cuda":
+            mark_step()
         eps = unet(model_input, t, encoder_hidden_states=states, added_cond_kwargs=added,
                    return_dict=False)[0]
-        if rows == 2:
+        if graph:
+            eps_uncond, eps_cond = eps.chunk(2)
+            eps = eps_uncond + table[k].to(eps.dtype) * (eps_cond - eps_uncond)
+        elif copies == 2:
             eps_uncond, eps_cond = eps.chunk(2)
             eps = eps_uncond + s * (eps_cond - eps_uncond)
         out = scheduler.step(eps, t, latents, **extra, return_dict=True)
@@ -80,6 +123,6 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
             every = settings.preview_every
             if every and settings.preview is not None and ((k + 1) % every == 0) and k + 1 < total:
                 estimate = getattr(out, "pred_original_sample", None)
-                image = settings.preview(estimate if estimate is not None else latents)
+                image = settings.preview((estimate if estimate is not None else latents)[:1])
                 progress(PreviewEvent(k + 1, total, image, settings.image_index))
     return latents

@@ -84,3 +84,66 @@ def test_cancel_raises_and_stops(tiny_sd1):
     with pytest.raises(Cancelled):
         generate(_request(tiny_sd1, steps=6), progress=on_progress, cancel=token)
     assert max(e.step for e in seen if e.stage == "denoise") == 2
+
+
+def _close(a, b, levels: float = 1.5) -> bool:
+    return np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32)).max() <= levels
+
+
+@pytest.mark.parametrize("scheduler", ["euler_a", "dpmpp_2m_karras"])
+def test_batch_rows_equal_single_seeds(tiny_sdxl, scheduler):
+    """A batch runs as one UNet call of 2N rows; image i still equals seed + i generated alone
+    (ancestral samplers draw each row's step noise from that image's own generator)."""
+    batch = generate(_request(tiny_sdxl, scheduler=scheduler, batch_count=3))
+    for i in range(3):
+        alone = generate(_request(tiny_sdxl, scheduler=scheduler, seed=11 + i))
+        assert _close(batch.images[i], alone.images[0])
+    assert not _close(batch.images[0], batch.images[1], 0)
+
+
+def test_out_of_memory_halves_the_chunk(tiny_sd1, monkeypatch):
+    from craftstudio.engine import generation
+
+    sizes = []
+    real = generation._denoise_chunk
+
+    def tight(model, unet, request, plan, hooks, conditioning, seeds, *args):
+        sizes.append(len(seeds))
+        if len(seeds) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, unet, request, plan, hooks, conditioning, seeds, *args)
+
+    monkeypatch.setattr(generation, "_denoise_chunk", tight)
+    result = generate(_request(tiny_sd1, batch_count=3))
+    assert sizes == [3, 1, 1, 1] or sizes[:2] == [3, 1]
+    assert len(result.images) == 3
+    monkeypatch.undo()
+    again = generate(_request(tiny_sd1, seed=13))
+    assert _close(result.images[2], again.images[0])
+
+
+def test_out_of_memory_suggests_low_vram(tiny_sd1, monkeypatch):
+    from craftstudio.domain.errors import OutOfMemory
+    from craftstudio.engine import generation
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(generation, "_denoise_chunk", oom)
+    with pytest.raises(OutOfMemory, match="low-VRAM mode"):
+        generate(_request(tiny_sd1))
+    with pytest.raises(OutOfMemory) as info:
+        generate(_request(tiny_sd1, low_vram=True))
+    assert "low-VRAM" not in str(info.value)
+
+
+def test_low_vram_mode_gives_the_same_image(tiny_sd1):
+    """Up to the VAE's tile size (32 px for the tiny model, 512/1024 for SD1.5/SDXL) low-VRAM
+    mode draws the same image; above it the decoder works in tiles."""
+    size = dict(width=32, height=32, batch_count=2)
+    normal = generate(_request(tiny_sd1, **size))
+    low = generate(_request(tiny_sd1, low_vram=True, **size))
+    for a, b in zip(normal.images, low.images, strict=True):
+        assert _close(a, b)
+    model = model_cache.get_model(tiny_sd1, pick_device("cpu"), torch.float32, low_vram=True)
+    assert model.vae.use_tiling
