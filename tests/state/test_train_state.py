@@ -154,3 +154,28 @@ def test_request_matches_the_command_line_defaults(runner, tmp_path, heart_refs)
     assert request.routing_overrides == {"mid_block": "style", "up_blocks.1.attentions.0": "none"}
     assert "--route mid_block=style" in state.command_line()
     assert parse_routes("") is None
+
+
+def test_a_backbone_logs_each_term_and_trains_from_the_chosen_images(qtbot, runner, tmp_path, heart_refs):
+    from craftstudio.demo.world import render
+
+    style = tmp_path / "mosaic"
+    style.mkdir()
+    for i, shape in enumerate(("star", "circle")):
+        render(shape, "mosaic", 50 + i).save(style / f"mosaic-{i}.png")
+    state = TrainState(runner, library_home=tmp_path / "home")
+    state.model, state.kind, state.device = str(DEMO), "backbone", "cpu"
+    state.steps, state.r_max, state.r_min, state.checkpoint_every, state.name = 2, 4, 2, 0, "w"
+    state.content_refs.set_folder(heart_refs)
+    state.content_refs.remove(heart_refs / "heart-0.png")
+    state.style_refs.set_folder(style)
+    with qtbot.waitSignal(state.finished, timeout=TRAIN_TIMEOUT) as done:
+        assert state.start() is not None, state.error
+    output = done.args[0]
+    assert [p["step"] for p in state.losses] == [1, 2]
+    assert {"loss", "denoise", "ortho"} <= set(state.losses[0])
+    chosen = Path(output.result.request.content_dir)
+    assert sorted(p.name for p in chosen.iterdir()) == ["000-heart-1.png", "001-heart-2.png", "002-heart-3.png"]
+    with Catalog.open(tmp_path / "home") as catalog:
+        item = catalog.items.get(output.item_id)
+    assert item.kind == "backbone" and item.path == str(tmp_path / "home" / "backbones" / "w.safetensors")
