@@ -226,7 +226,11 @@ class TrainState(ObservableObject):
         if not self.model.strip():
             defaults = demo_defaults()
             if defaults is not None:
+                # As on Generate: the demo model with its backbone, so a LoRA trained here fits the
+                # W_init it will be used on (the demo LoRAs were trained on it too).
                 self.model = defaults.model
+                if not self.backbone.strip():
+                    self.backbone = defaults.backbone
         self.model_changed.connect(self._update_native_size)
         self._update_native_size(self.model)
         self.quality_changed.connect(lambda _q: self.apply_quality())

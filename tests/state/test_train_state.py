@@ -42,6 +42,7 @@ def runner(qtbot):
 def make_state(runner, tmp_path, refs: Path, engine=None, **settings) -> TrainState:
     state = TrainState(runner, library_home=tmp_path / "home", engine=engine)
     state.model, state.kind, state.trigger = str(DEMO), "content", "sks"
+    state.backbone = ""  # the plain demo model (the page's default adds the demo backbone)
     state.images.set_folder(refs)
     state.steps, state.rank, state.learning_rate, state.device = 4, 4, 2e-3, "cpu"
     state.sample_every, state.sample_steps, state.checkpoint_every = 0, 2, 0
