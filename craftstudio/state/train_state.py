@@ -138,6 +138,8 @@ class TrainState(ObservableObject):
     checkpoint_every_changed = Signal(int)
     overwrite = Property(False, persist=True)
     overwrite_changed = Signal(bool)
+    title = Property("", persist=True)  # written into the file's metadata ("" = the file name)
+    title_changed = Signal(str)
     # Backbone only.
     r_max = Property(128, persist=True)
     r_max_changed = Signal(int)
@@ -157,6 +159,10 @@ class TrainState(ObservableObject):
     content_caption_changed = Signal(str)
     style_caption = Property(STYLE_CAPTION, persist=True)
     style_caption_changed = Signal(str)
+    max_content = Property(10, persist=True)
+    max_content_changed = Signal(int)
+    max_style = Property(10, persist=True)
+    max_style_changed = Signal(int)
 
     # What is happening (not persisted).
     device_label = Property("Device: not checked yet")
@@ -220,7 +226,11 @@ class TrainState(ObservableObject):
         if not self.model.strip():
             defaults = demo_defaults()
             if defaults is not None:
+                # As on Generate: the demo model with its backbone, so a LoRA trained here fits the
+                # W_init it will be used on (the demo LoRAs were trained on it too).
                 self.model = defaults.model
+                if not self.backbone.strip():
+                    self.backbone = defaults.backbone
         self.model_changed.connect(self._update_native_size)
         self._update_native_size(self.model)
         self.quality_changed.connect(lambda _q: self.apply_quality())
@@ -297,7 +307,7 @@ class TrainState(ObservableObject):
                       learning_rate=self.learning_rate, batch_size=self.batch_size, resolution=self.resolution,
                       loss=self.loss, seed=self.seed, device=self.device, mixed_precision=self.mixed_precision,
                       gradient_checkpointing=self.gradient_checkpointing, upscale=self.upscale,
-                      checkpoint_every=self.checkpoint_every, overwrite=self.overwrite)
+                      checkpoint_every=self.checkpoint_every, overwrite=self.overwrite, title=self.title.strip())
         if self.kind == "backbone":
             selections = self._home / "training-sets"
             return BackboneTrainRequest(
@@ -305,7 +315,8 @@ class TrainState(ObservableObject):
                 style_dir=self.style_refs.selection_folder(selections) if self.style_refs.images else "",
                 r_max=self.r_max, r_min=self.r_min, init=self.init, sigma=self.sigma,
                 ortho_weight=self.ortho_weight, keep_dir=self.keep_dir.strip(), keep_weight=self.keep_weight,
-                content_caption=self.content_caption, style_caption=self.style_caption, **common)
+                content_caption=self.content_caption, style_caption=self.style_caption,
+                max_content=self.max_content, max_style=self.max_style, **common)
         return LoraTrainRequest(
             role=self.kind, images=self.images.sources(), trigger=self.trigger.strip(),
             backbone=self.backbone.strip() or None, caption=self.caption, rank=self.rank,

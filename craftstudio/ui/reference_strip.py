@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -120,7 +121,9 @@ class ReferenceStrip(QWidget):
         head.addWidget(self.title)
         head.addWidget(self.count_label, 1)
         self.count_label.setStyleSheet("color: palette(placeholder-text);")
-        for button in (self.folder_button, self.add_button, self.remove_button):
+        # The count may be clipped in a narrow column; the buttons may not.
+        self.count_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        for button in (self.folder_button, self.add_button):
             head.addWidget(button)
         self.strip = _Strip(refs.add_files)
         self.strip.currentItemChanged.connect(lambda *_: self._show_caption())
@@ -138,7 +141,10 @@ class ReferenceStrip(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(head)
         layout.addWidget(self.strip)
-        layout.addWidget(self.caption_edit)
+        caption_row = QHBoxLayout()
+        caption_row.addWidget(self.caption_edit, 1)
+        caption_row.addWidget(self.remove_button)
+        layout.addLayout(caption_row)
         layout.addWidget(self.problems)
         refs.images_changed.connect(lambda _images: self.refresh())
         refs.unreadable_changed.connect(lambda _bad: self.refresh())

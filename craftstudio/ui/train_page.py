@@ -191,6 +191,7 @@ class TrainPage(QWidget):
         column.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(settings)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
 
@@ -268,6 +269,9 @@ class TrainPage(QWidget):
             ("Orthogonality λ", self._bound_spin("ortho_weight", _double(0, 1e6, 3)), backbone),
             ("Preservation folder", self._bound_line("keep_dir", "none"), backbone),
             ("Preservation weight κ", self._bound_spin("keep_weight", _double(0, 1e6, 1)), backbone),
+            ("Use at most (content)", self._bound_spin("max_content", _spin(1, 10_000)), backbone),
+            ("Use at most (style)", self._bound_spin("max_style", _spin(1, 10_000)), backbone),
+            ("Title", self._bound_line("title", "the file name"), every),
             ("", self._bound_check("overwrite", "Overwrite an existing output file"), every),
         ]
         for label, widget, kinds in rows:

@@ -15,7 +15,7 @@ from craftstudio.workers.job_runner import JobRunner
 from craftstudio.workers.train_job import engine_train, preview_path
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "shapesworld"
-TRAIN_TIMEOUT = 120_000
+TRAIN_TIMEOUT = 300_000  # a safety net for a crowded machine, not a speed requirement
 
 pytestmark = pytest.mark.skipif(not (DEMO / "model_index.json").is_file(), reason="demo model not installed")
 
@@ -42,12 +42,25 @@ def runner(qtbot):
 def make_state(runner, tmp_path, refs: Path, engine=None, **settings) -> TrainState:
     state = TrainState(runner, library_home=tmp_path / "home", engine=engine)
     state.model, state.kind, state.trigger = str(DEMO), "content", "sks"
+    state.backbone = ""  # the plain demo model (the page's default adds the demo backbone)
     state.images.set_folder(refs)
     state.steps, state.rank, state.learning_rate, state.device = 4, 4, 2e-3, "cpu"
     state.sample_every, state.sample_steps, state.checkpoint_every = 0, 2, 0
     for key, value in settings.items():
         setattr(state, key, value)
     return state
+
+
+def run_to_end(qtbot, state: TrainState, start=None):
+    """Start (or resume) and wait for the run to end; returns its TrainOutput. A refused or
+    failed run fails the test with the page's message."""
+    outputs = []
+    state.finished.connect(outputs.append)
+    job = (start or state.start)()
+    assert job is not None, state.error
+    qtbot.waitUntil(lambda: not state.is_busy, timeout=TRAIN_TIMEOUT)
+    assert state.error == "" and outputs, state.error or state.status
+    return outputs[-1]
 
 
 def lora_weights(path: str | Path) -> dict:
@@ -69,11 +82,7 @@ def test_content_lora_runs_shows_progress_and_lands_in_the_library(qtbot, runner
     state = make_state(runner, tmp_path, heart_refs, sample_every=4, name="heart")
     steps_seen: list[int] = []
     state.step_changed.connect(steps_seen.append)
-    with qtbot.waitSignal(state.finished, timeout=TRAIN_TIMEOUT) as done:
-        assert state.start() is not None, state.error
-        assert state.is_busy
-    output = done.args[0]
-    assert state.error == "" and not state.is_busy
+    output = run_to_end(qtbot, state)
     assert steps_seen == [1, 2, 3, 4] and state.total == 4
     assert [point["step"] for point in state.losses] == [1, 2, 3, 4]
     assert all(point["loss"] >= 0 for point in state.losses)
@@ -116,14 +125,12 @@ def test_cancel_keeps_a_checkpoint_that_resume_finishes_as_an_uninterrupted_run(
     assert [(run.out, run.step, run.total, run.what) for run in state.runs] == [(out, 2, 5, "content LoRA")]
     assert "Resume" in state.status
 
-    with qtbot.waitSignal(state.finished, timeout=TRAIN_TIMEOUT):
-        assert state.resume(state.runs[0]) is not None, state.error
+    run_to_end(qtbot, state, lambda: state.resume(state.runs[0]))
     assert [p["step"] for p in state.losses] == [1, 2, 3, 4, 5]  # the plot keeps the steps before the stop
     assert state.runs == []
 
     whole = make_state(runner, tmp_path, heart_refs, steps=5, checkpoint_every=1, name="whole")
-    with qtbot.waitSignal(whole.finished, timeout=TRAIN_TIMEOUT):
-        whole.start()
+    run_to_end(qtbot, whole)
     assert_same_weights(out, tmp_path / "home" / "loras" / "whole.safetensors")
 
 
@@ -141,8 +148,7 @@ def test_copy_as_command_trains_the_same_weights(qtbot, runner, tmp_path, heart_
     by_command = out.with_name("by-command.safetensors")
     out.rename(by_command)
 
-    with qtbot.waitSignal(state.finished, timeout=TRAIN_TIMEOUT):
-        state.start()
+    run_to_end(qtbot, state)
     assert_same_weights(out, by_command)
 
 
@@ -154,3 +160,26 @@ def test_request_matches_the_command_line_defaults(runner, tmp_path, heart_refs)
     assert request.routing_overrides == {"mid_block": "style", "up_blocks.1.attentions.0": "none"}
     assert "--route mid_block=style" in state.command_line()
     assert parse_routes("") is None
+
+
+def test_a_backbone_logs_each_term_and_trains_from_the_chosen_images(qtbot, runner, tmp_path, heart_refs):
+    from craftstudio.demo.world import render
+
+    style = tmp_path / "mosaic"
+    style.mkdir()
+    for i, shape in enumerate(("star", "circle")):
+        render(shape, "mosaic", 50 + i).save(style / f"mosaic-{i}.png")
+    state = TrainState(runner, library_home=tmp_path / "home")
+    state.model, state.kind, state.device = str(DEMO), "backbone", "cpu"
+    state.steps, state.r_max, state.r_min, state.checkpoint_every, state.name = 2, 4, 2, 0, "w"
+    state.content_refs.set_folder(heart_refs)
+    state.content_refs.remove(heart_refs / "heart-0.png")
+    state.style_refs.set_folder(style)
+    output = run_to_end(qtbot, state)
+    assert [p["step"] for p in state.losses] == [1, 2]
+    assert {"loss", "denoise", "ortho"} <= set(state.losses[0])
+    chosen = Path(output.result.request.content_dir)
+    assert sorted(p.name for p in chosen.iterdir()) == ["000-heart-1.png", "001-heart-2.png", "002-heart-3.png"]
+    with Catalog.open(tmp_path / "home") as catalog:
+        item = catalog.items.get(output.item_id)
+    assert item.kind == "backbone" and item.path == str(tmp_path / "home" / "backbones" / "w.safetensors")
