@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from craftstudio.state.compare_state import CompareState
 from craftstudio.ui.bindings import bind_combo, bind_line_edit
 from craftstudio.ui.gallery_viewer import show_in_folder
+from craftstudio.ui.image_view import to_qimage
 
 TILE = 132
 _RANGE = 1000
@@ -74,6 +75,9 @@ class CompareView(QWidget):
         self.sheet_button.clicked.connect(lambda: show_in_folder(state.sheet_path))
         self.sheet_button.setEnabled(False)
 
+        self.preview_label = QLabel()  # the running cell's step preview
+        self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview_label.setVisible(False)
         self.cells_widget = QWidget()
         self.cells_grid = QGridLayout(self.cells_widget)
         self.cells_grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
@@ -89,6 +93,7 @@ class CompareView(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(self.error_label)
+        layout.addWidget(self.preview_label)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.sheet_button, 0, Qt.AlignmentFlag.AlignRight)
         state.is_busy_changed.connect(self._update_busy)
@@ -96,7 +101,15 @@ class CompareView(QWidget):
         state.status_changed.connect(self.status_label.setText)
         state.error_changed.connect(self._show_error)
         state.cells_changed.connect(self._show_cells)
+        state.preview_changed.connect(self._show_preview)
         self._update_busy(state.is_busy)
+
+    def _show_preview(self, image) -> None:
+        self.preview_label.setVisible(image is not None)
+        if image is not None:
+            pixmap = QPixmap.fromImage(to_qimage(image))
+            self.preview_label.setPixmap(pixmap.scaled(TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio,
+                                                       Qt.TransformationMode.FastTransformation))
 
     def _update_busy(self, busy: bool) -> None:
         self.fusion_button.setEnabled(not busy)
