@@ -84,6 +84,8 @@ class CompareView(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(self.cells_widget)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll = scroll
         self.tiles: list[QToolButton] = []
 
         layout = QVBoxLayout(self)
@@ -120,20 +122,31 @@ class CompareView(QWidget):
         self.error_label.setText(message)
         self.error_label.setVisible(bool(message))
 
+    def tile_side(self) -> int:
+        """The cells' side: the sheet's columns fit the view's width (at most TILE)."""
+        columns = max(1, self.state.columns)
+        return max(48, min(TILE, self.scroll.viewport().width() // columns - 14))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self.tiles and self.tiles[0].iconSize().width() != self.tile_side():
+            self._show_cells(self.state.cells)
+
     def _show_cells(self, cells) -> None:
         for tile in self.tiles:
             tile.deleteLater()
         self.tiles = []
         columns = max(1, self.state.columns)
+        side = self.tile_side()
         for index, cell in enumerate(cells):
             tile = QToolButton()
             tile.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
             pixmap = QPixmap(cell.path)
             if not pixmap.isNull():  # enlarged without blurring
-                tile.setIcon(pixmap.scaled(TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio,
+                tile.setIcon(pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                            Qt.TransformationMode.FastTransformation))
-                tile.setIconSize(pixmap.size().scaled(TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio))
-            tile.setText(cell.label)
+                tile.setIconSize(pixmap.size().scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio))
+            tile.setText(tile.fontMetrics().elidedText(cell.label, Qt.TextElideMode.ElideRight, side + 8))
             tile.setToolTip(f"{cell.label}\n{cell.detail}\n{Path(cell.path).name} — click to open it")
             tile.setAutoRaise(True)
             tile.clicked.connect(lambda _=False, i=index: self.state.open_cell(i))
