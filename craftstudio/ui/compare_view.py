@@ -125,7 +125,8 @@ class CompareView(QWidget):
     def tile_side(self) -> int:
         """The cells' side: the sheet's columns fit the view's width (at most TILE)."""
         columns = max(1, self.state.columns)
-        return max(48, min(TILE, self.scroll.viewport().width() // columns - 14))
+        # From the view's own width: the scroll area's viewport is resized only after this view.
+        return max(48, min(TILE, (self.width() - 40) // columns - 24))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
@@ -146,7 +147,8 @@ class CompareView(QWidget):
                 tile.setIcon(pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                            Qt.TransformationMode.FastTransformation))
                 tile.setIconSize(pixmap.size().scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio))
-            tile.setText(tile.fontMetrics().elidedText(cell.label, Qt.TextElideMode.ElideRight, side + 8))
+            tile.setText(tile.fontMetrics().elidedText(cell.label, Qt.TextElideMode.ElideRight, side + 4))
+            tile.setFixedWidth(side + 14)
             tile.setToolTip(f"{cell.label}\n{cell.detail}\n{Path(cell.path).name} — click to open it")
             tile.setAutoRaise(True)
             tile.clicked.connect(lambda _=False, i=index: self.state.open_cell(i))
