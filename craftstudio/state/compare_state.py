@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.markers import MarkerError, parse_prompt
-from craftstudio.domain.progress import ProgressEvent
+from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.library.contact_sheet import SheetCell
 from craftstudio.library.history_store import HistoryStore
 from craftstudio.state.generate_state import MAX_RANDOM_SEED, GenerateState
@@ -55,6 +55,8 @@ class CompareState(ObservableObject):
     sheet_path_changed = Signal(str)
     cells = Property([], equal=same_object)  # its SheetCells (label, request, seed, path)
     cells_changed = Signal(object)
+    preview = Property(None, equal=same_object)  # the running cell's latest step preview (PIL)
+    preview_changed = Signal(object)
     columns = Property(FUSION_COLUMNS)
     columns_changed = Signal(int)
     # A cell was chosen to be seen in the viewer (its image file).
@@ -73,6 +75,7 @@ class CompareState(ObservableObject):
         self._history = history
         self._job_id: int | None = None
         runner.progress.connect(self._on_progress)
+        runner.preview.connect(self._on_preview)
         runner.finished.connect(self._on_finished)
         runner.failed.connect(self._on_failed)
         runner.cancelled.connect(self._on_cancelled)
@@ -148,13 +151,18 @@ class CompareState(ObservableObject):
             self.status = f"Cell {event.step + 1} of {count}: {event.message}"
 
     @Slot(int, object)
+    def _on_preview(self, job_id: int, event: PreviewEvent) -> None:
+        if job_id == self._job_id:
+            self.preview = event.image
+
+    @Slot(int, object)
     def _on_finished(self, job_id: int, output: Any) -> None:
         if job_id != self._job_id:
             return
         assert isinstance(output, CompareOutput)
         self._record(output)
         self._job_id = None
-        self.progress, self.is_busy = 1.0, False
+        self.progress, self.is_busy, self.preview = 1.0, False, None
         self.cells = list(output.cells)
         self.sheet_path = str(output.sheet)
         self.status = f"{len(output.cells)} cells saved in {output.sheet.name}"

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from craftstudio.state.compare_state import CompareState
 from craftstudio.ui.bindings import bind_combo, bind_line_edit
 from craftstudio.ui.gallery_viewer import show_in_folder
+from craftstudio.ui.image_view import to_qimage
 
 TILE = 132
 _RANGE = 1000
@@ -74,12 +75,17 @@ class CompareView(QWidget):
         self.sheet_button.clicked.connect(lambda: show_in_folder(state.sheet_path))
         self.sheet_button.setEnabled(False)
 
+        self.preview_label = QLabel()  # the running cell's step preview
+        self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview_label.setVisible(False)
         self.cells_widget = QWidget()
         self.cells_grid = QGridLayout(self.cells_widget)
         self.cells_grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         scroll = QScrollArea()
         scroll.setWidget(self.cells_widget)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll = scroll
         self.tiles: list[QToolButton] = []
 
         layout = QVBoxLayout(self)
@@ -89,6 +95,7 @@ class CompareView(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(self.error_label)
+        layout.addWidget(self.preview_label)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.sheet_button, 0, Qt.AlignmentFlag.AlignRight)
         state.is_busy_changed.connect(self._update_busy)
@@ -96,7 +103,15 @@ class CompareView(QWidget):
         state.status_changed.connect(self.status_label.setText)
         state.error_changed.connect(self._show_error)
         state.cells_changed.connect(self._show_cells)
+        state.preview_changed.connect(self._show_preview)
         self._update_busy(state.is_busy)
+
+    def _show_preview(self, image) -> None:
+        self.preview_label.setVisible(image is not None)
+        if image is not None:
+            pixmap = QPixmap.fromImage(to_qimage(image))
+            self.preview_label.setPixmap(pixmap.scaled(TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio,
+                                                       Qt.TransformationMode.FastTransformation))
 
     def _update_busy(self, busy: bool) -> None:
         self.fusion_button.setEnabled(not busy)
@@ -107,20 +122,33 @@ class CompareView(QWidget):
         self.error_label.setText(message)
         self.error_label.setVisible(bool(message))
 
+    def tile_side(self) -> int:
+        """The cells' side: the sheet's columns fit the view's width (at most TILE)."""
+        columns = max(1, self.state.columns)
+        # From the view's own width: the scroll area's viewport is resized only after this view.
+        return max(48, min(TILE, (self.width() - 40) // columns - 24))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self.tiles and self.tiles[0].iconSize().width() != self.tile_side():
+            self._show_cells(self.state.cells)
+
     def _show_cells(self, cells) -> None:
         for tile in self.tiles:
             tile.deleteLater()
         self.tiles = []
         columns = max(1, self.state.columns)
+        side = self.tile_side()
         for index, cell in enumerate(cells):
             tile = QToolButton()
             tile.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
             pixmap = QPixmap(cell.path)
             if not pixmap.isNull():  # enlarged without blurring
-                tile.setIcon(pixmap.scaled(TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio,
+                tile.setIcon(pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                            Qt.TransformationMode.FastTransformation))
-                tile.setIconSize(pixmap.size().scaled(TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio))
-            tile.setText(cell.label)
+                tile.setIconSize(pixmap.size().scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio))
+            tile.setText(tile.fontMetrics().elidedText(cell.label, Qt.TextElideMode.ElideRight, side + 4))
+            tile.setFixedWidth(side + 14)
             tile.setToolTip(f"{cell.label}\n{cell.detail}\n{Path(cell.path).name} — click to open it")
             tile.setAutoRaise(True)
             tile.clicked.connect(lambda _=False, i=index: self.state.open_cell(i))

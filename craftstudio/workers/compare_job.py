@@ -40,7 +40,8 @@ _SINGLE_OFF = (("backbone", "no backbone"), ("routing", "no routing"),
 
 def _switch_text(switches: FusionSwitches) -> str:
     names = {"backbone": "B", "routing": "R", "asymmetric": "A", "gates": "G"}
-    return " ".join(f"{short}{'+' if getattr(switches, name) else '−'}" for name, short in names.items())
+    # ASCII signs: the sheet's built-in font has no U+2212 minus.
+    return " ".join(f"{short}{'+' if getattr(switches, name) else '-'}" for name, short in names.items())
 
 
 def _cell(label: str, request: GenerateRequest) -> SheetCell:

@@ -24,8 +24,11 @@ def _compare(runner, tmp_path, engine=None):
 def test_fusion_grid_records_each_cells_mode_and_switches_in_the_sheet(qtbot, runner, tmp_path):
     engine = FakeEngine()
     generate, compare = _compare(runner, tmp_path, engine)
+    previews = []
+    compare.preview_changed.connect(previews.append)
     with qtbot.waitSignal(compare.sheet_path_changed, timeout=TIMEOUT):
         assert compare.run_fusion_grid() is not None
+    assert any(p is not None for p in previews) and compare.preview is None
     cells = read_sheet(compare.sheet_path)
     labels = [c.label for c in cells]
     assert labels == ["direct merge", "CRAFT", "no backbone", "no routing", "no asymmetric CFG", "no gates",

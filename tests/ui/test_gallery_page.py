@@ -100,6 +100,10 @@ def test_queue_view_cancels_and_reorders_waiting_jobs(qtbot, make_studio):
     assert studio.runner.pending[0] == last
     view.select_job(last)
     qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+    asked = []
+    studio.queue.confirm_close = lambda question: asked.append(question) or False
+    assert not studio.window.close() and studio.window.isVisible()  # the user said no
+    assert asked and asked[0].endswith("Close CraftStudio and cancel them?")
     engine.release()
     qtbot.waitUntil(lambda: not studio.generate.is_busy, timeout=TIMEOUT)
     assert [c.seed for c in engine.calls] == [1, 2]
