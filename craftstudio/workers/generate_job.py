@@ -63,10 +63,19 @@ class GenerateJob:
         count = len(result.images)
         for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
             progress(ProgressEvent("save", index, count, image_index=index, image_count=count))
-            path = save_png(image, _free_name(folder, f"{stamp}-{seed}"), self.request, seed=seed,
-                            model_name=result.model_name)
-            paths.append(path)
+            paths.append(_save_new(image, folder, f"{stamp}-{seed}", self.request, seed, result.model_name))
         return GenerateOutput(result, paths)
+
+
+def _save_new(image: Any, folder: Path, stem: str, request: GenerateRequest, seed: int, model_name: str) -> Path:
+    """Save under a free name; the GUI never replaces a file, even one another program (or a
+    second CraftStudio) created under the same name while this one was being written."""
+    while True:
+        try:
+            return save_png(image, _free_name(folder, stem), request, seed=seed, model_name=model_name,
+                            overwrite=False)
+        except FileExistsError:
+            continue
 
 
 def _free_name(folder: Path, stem: str) -> Path:
