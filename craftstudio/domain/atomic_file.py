@@ -92,7 +92,8 @@ def _place_new(tmp_path: Path, target: Path) -> None:
 
 
 def stale_temp_files(folder: Path, *, older_than_s: float = STALE_AFTER_S) -> list[Path]:
-    """Temporary files of `atomic_path` in `folder` (not below it) left by a killed process."""
+    """Temporary files of `atomic_path` (and folders staged by an import) in `folder`, not below
+    it, that a killed process left behind."""
     now = time.time()
     found = []
     try:
@@ -103,7 +104,7 @@ def stale_temp_files(folder: Path, *, older_than_s: float = STALE_AFTER_S) -> li
         if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > older_than_s:
+            if not entry.is_symlink() and now - entry.stat(follow_symlinks=False).st_mtime > older_than_s:
                 found.append(Path(entry.path))
         except OSError:
             continue
