@@ -177,8 +177,12 @@ def _run_generate(args) -> int:
         bar.close()
     extra = _infotext_extra(result)
     for image, seed, path in zip(result.images, result.seeds, outputs, strict=True):
-        save_png(image, path, request, seed=seed, model_name=result.model_name, extra=extra,
-                 record=result.details)
+        try:
+            save_png(image, path, request, seed=seed, model_name=result.model_name, extra=extra,
+                     record=result.details, overwrite=args.overwrite)
+        except FileExistsError:
+            raise UserError(f"{path} appeared while the images were made: it was kept; choose another "
+                            "--out or pass --overwrite.") from None
         print(path)
     return 0
 

@@ -45,9 +45,11 @@ class TrainProgress:
 
         stage = getattr(event, "stage", None)
         if stage is None:  # a PreviewEvent: a sample image
-            self.samples.mkdir(parents=True, exist_ok=True)
+            from craftstudio.domain.atomic_file import atomic_path
+
             path = self.samples / f"step-{event.step:06d}.png"
-            event.image.save(path)
+            with atomic_path(path) as tmp:  # a full disk is one sentence, not a traceback
+                event.image.save(tmp, format="PNG")
             self._write(f"sample image: {path}")
             return
         if stage != "train" or not event.values:

@@ -46,9 +46,11 @@ def temp_file(target: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `target`. An `OSError` is one
-    `UserError` sentence naming `target`; the temporary file never stays behind."""
+    `UserError` sentence naming `target`; the temporary file never stays behind. With
+    `overwrite=False` an existing `target` is never replaced, even one that appeared while the
+    file was written: `FileExistsError` is raised instead (the caller picks another name)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp_path = temp_file(target)
@@ -57,7 +59,13 @@ def atomic_path(target: Path) -> Iterator[Path]:
                         "choose another folder.") from exc
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        if overwrite:
+            os.replace(tmp_path, target)
+        else:
+            _place_new(tmp_path, target)
+    except FileExistsError:
+        tmp_path.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         raise UserError(f"Could not write {target}: {exc.strerror or exc}; free some disk space or "
@@ -67,8 +75,25 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise
 
 
+def _place_new(tmp_path: Path, target: Path) -> None:
+    """Rename without ever replacing: a hard link is atomic and fails on a taken name; where the
+    file system has no hard links, check, then rename (a narrow window, but never a silent loss
+    of what was checked)."""
+    try:
+        os.link(tmp_path, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.replace(tmp_path, target)
+        return
+    tmp_path.unlink()
+
+
 def stale_temp_files(folder: Path, *, older_than_s: float = STALE_AFTER_S) -> list[Path]:
-    """Temporary files of `atomic_path` in `folder` (not below it) left by a killed process."""
+    """Temporary files of `atomic_path` (and folders staged by an import) in `folder`, not below
+    it, that a killed process left behind."""
     now = time.time()
     found = []
     try:
@@ -79,7 +104,7 @@ def stale_temp_files(folder: Path, *, older_than_s: float = STALE_AFTER_S) -> li
         if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > older_than_s:
+            if not entry.is_symlink() and now - entry.stat(follow_symlinks=False).st_mtime > older_than_s:
                 found.append(Path(entry.path))
         except OSError:
             continue

@@ -116,10 +116,10 @@ class GenerateRequest:
         """Raise `RequestError` with one clear sentence for the first invalid setting."""
         if not isinstance(self.model, str) or not self.model:
             raise RequestError("No model is chosen: pick a base model folder or .safetensors file.")
-        for name in dataclasses.asdict(self):
-            check = _FIELD_CHECKS.get(name)
+        for f in dataclasses.fields(self):
+            check = _FIELD_CHECKS.get(f.name)
             if check is not None:
-                check(getattr(self, name))
+                check(getattr(self, f.name))
 
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_count)]

@@ -61,8 +61,9 @@ def regular_safetensors(path: str | Path, what: str, error: type[UserError]) -> 
 
 def check_model(path: str | Path) -> Path:
     """A diffusers folder (valid model_index.json, sound UNet/VAE headers) or a checkpoint file."""
-    from craftstudio.engine.loader import check_folder
+    from craftstudio.engine.loader import check_folder, refuse_pickle
 
+    refuse_pickle(Path(path).expanduser())
     path, st = existing(path, "Model", ModelError)
     if stat.S_ISDIR(st.st_mode):
         check_folder(path)

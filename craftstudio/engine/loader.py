@@ -68,7 +68,7 @@ def check_safetensors_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _refuse_pickle(path: Path) -> None:
+def refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelError(f"{path} is a pickle checkpoint ({path.suffix}), which can run code when loaded; "
                          "CraftStudio only loads .safetensors files or diffusers folders with "
@@ -129,7 +129,7 @@ def load_model(path: str | Path, device: torch.device, dtype: torch.dtype) -> Lo
     """Load a base model from a diffusers folder or a single `.safetensors` checkpoint."""
     _quiet_libraries()
     path = Path(path).expanduser()
-    _refuse_pickle(path)
+    refuse_pickle(path)
     check_model(path)
     if path.is_dir():
         cls = _pipeline_class(path)

@@ -110,9 +110,8 @@ class Catalog:
         removed = []
         for folder in (self.paths.loras, self.paths.models, self.paths.backbones, self.paths.previews):
             for tmp in stale_temp_files(folder):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                    removed.append(tmp)
+                _remove(tmp)
+                removed.append(tmp)
         return removed
 
     @classmethod

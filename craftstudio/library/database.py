@@ -125,9 +125,13 @@ class Database:
             self._depth = 1
             try:
                 yield self._conn
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
                 self._conn.execute("ROLLBACK")
+                # Statements run on the connection directly: their failures get the same sentences.
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError |
+                                                                     sqlite3.ProgrammingError):
+                    raise explain(exc, self.path) from exc
                 raise
             self._depth = 0
             try:

@@ -30,9 +30,10 @@ _USER_COMMENT = 0x9286
 
 def save_png(image: Image.Image, path: str | Path, request: GenerateRequest, *, seed: int,
              model_name: str, extra: dict[str, str] | None = None,
-             record: dict[str, Any] | None = None) -> Path:
+             record: dict[str, Any] | None = None, overwrite: bool = True) -> Path:
     """Write `image` with both chunks. Written to a temporary file and renamed into place, so a
-    failure (disk full) leaves no partial file and never damages an existing one."""
+    failure (disk full) leaves no partial file and never damages an existing one. With
+    `overwrite=False` an existing file is never replaced (`FileExistsError`)."""
     path = Path(path)
     info = PngImagePlugin.PngInfo()
     info.add_text(CHUNK_PARAMETERS, format_infotext(request, model_name, seed=seed, extra=extra))
@@ -40,7 +41,7 @@ def save_png(image: Image.Image, path: str | Path, request: GenerateRequest, *, 
     if record:
         payload["record"] = record
     info.add_itxt(CHUNK_CRAFT, json.dumps(payload, ensure_ascii=False))
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         image.save(fh, format="PNG", pnginfo=info)
     return path
 

@@ -87,10 +87,19 @@ class GenerateJob:
             progress(ProgressEvent("save", index, count, image_index=index, image_count=count))
             stem = render_name(self._name_template, self.request, seed=seed, index=index, when=when,
                                model_name=result.model_name)
-            path = save_png(image, _free_name(folder, stem), self.request, seed=seed,
-                            model_name=result.model_name)
-            paths.append(path)
+            paths.append(_save_new(image, folder, stem, self.request, seed, result.model_name))
         return GenerateOutput(result, paths)
+
+
+def _save_new(image: Any, folder: Path, stem: str, request: GenerateRequest, seed: int, model_name: str) -> Path:
+    """Save under a free name; the GUI never replaces a file, even one another program (or a
+    second CraftStudio) created under the same name while this one was being written."""
+    while True:
+        try:
+            return save_png(image, _free_name(folder, stem), request, seed=seed, model_name=model_name,
+                            overwrite=False)
+        except FileExistsError:
+            continue
 
 
 _torch_default_threads: int | None = None  # torch's own thread count, kept for "0 = default"

@@ -39,7 +39,7 @@ def test_cli_keeps_the_users_guidance_scale_and_the_default_without_the_demo(tmp
     assert main(["generate", "--steps", "2", "--device", "cpu", "--cfg", "3", "--out", str(out)]) == 0
     assert read_request(out).cfg_scale == 3.0
     assert main(["generate", "--model", str(tiny_sd1), "--prompt", "a cat", "--steps", "2", "--size", "64x64",
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--device", "cpu", "--out", str(out), "--overwrite"]) == 0
     assert read_request(out).cfg_scale == 7.0
 
 

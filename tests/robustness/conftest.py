@@ -3,6 +3,7 @@ PNGs, damaged checkpoints; and the assertions every refused case shares."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -123,6 +124,7 @@ def itxt_chunk(key: str, text: str) -> tuple[bytes, bytes]:
     return b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8")
 
 
+@functools.cache
 def ztxt_chunk(key: str, data: bytes) -> tuple[bytes, bytes]:
     return b"zTXt", key.encode("latin-1") + b"\0\0" + zlib.compress(data, 9)
 

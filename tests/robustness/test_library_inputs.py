@@ -83,9 +83,12 @@ def test_stale_temp_files_are_removed_on_open(home):
     fresh = home / "loras" / ".other.safetensors.def456.tmp"
     stale.write_bytes(bytes(1024))
     fresh.write_bytes(bytes(1024))
-    os.utime(stale, (1, 1))
+    staged = home / "models" / ".model.x1y2.tmp"  # a model folder an import was copying
+    (staged / "unet").mkdir(parents=True)
+    for path in (stale, staged):
+        os.utime(path, (1, 1))
     Catalog.open(home).close()
-    assert not stale.exists() and fresh.exists()  # a fresh one may belong to a running import
+    assert not stale.exists() and not staged.exists() and fresh.exists()  # a fresh one may belong to a running import
 
 
 # ---------- scan
