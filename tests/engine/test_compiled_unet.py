@@ -127,3 +127,20 @@ def test_inductor_compiled_unet_matches_eager(tiny_sd1, loras, monkeypatch, tmp_
     eager = generate(_request(tiny_sd1, loras, steps=3))
     assert _close(fast.images[0], eager.images[0])
     assert any((tmp_path / "torch-compile" / "inductor").iterdir())  # kernels kept for the next launch
+
+
+@pytest.mark.gpu
+def test_cuda_fast_path_matches_eager(tiny_sd1, loras):
+    """On a CUDA card: CUDA graphs through Inductor, same images, no recompiles between images."""
+    compiled_unet.reset()
+    try:
+        fast = generate(_request(tiny_sd1, loras, device="cuda", fast=True, batch_count=2))
+        warm = compiled_unet.graph_count()
+        again = generate(_request(tiny_sd1, loras, device="cuda", fast=True, batch_count=2, seed=9,
+                                  cfg_scale=7.5))
+        assert compiled_unet.graph_count() == warm and again.details["run"]["fast"]
+    finally:
+        compiled_unet.reset()
+    eager = generate(_request(tiny_sd1, loras, device="cuda", batch_count=2))
+    for a, b in zip(fast.images, eager.images, strict=True):
+        assert _close(a, b)
