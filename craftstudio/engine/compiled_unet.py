@@ -44,10 +44,15 @@ def cache_dir() -> Path:
 
 
 def use_cache_dir() -> Path:
-    """Point Inductor's and Triton's on-disk caches at `cache_dir()` unless the user already did."""
+    """Point Inductor's and Triton's on-disk caches at `cache_dir()`, unless the user chose a
+    folder (torch fills TORCHINDUCTOR_CACHE_DIR with its /tmp default on first use, so that
+    default is replaced too)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder / "inductor"))
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder / "inductor")
     os.environ.setdefault("TRITON_CACHE_DIR", str(folder / "triton"))
     os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
     os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")

@@ -94,36 +94,56 @@ def test_graph_mode_layers_compile_once(tiny_sd1, dynamo_only):
 
 @pytest.mark.slow
 def test_fast_path_matches_eager_and_never_recompiles(tiny_sd1, loras, dynamo_only):
-    first = _request(tiny_sd1, loras, fast=True, batch_count=2, steps=3)
+    first = _request(tiny_sd1, loras, fast=True, batch_count=2, steps=2)
     before = compiled_unet.graph_count()
     fast = generate(first)
     warm = compiled_unet.graph_count()
     assert warm > before and fast.details["run"]["fast"]
-    eager = generate(_request(tiny_sd1, loras, batch_count=2, steps=3))
+    eager = generate(_request(tiny_sd1, loras, batch_count=2, steps=2))
     for a, b in zip(fast.images, eager.images, strict=True):
         assert _close(a, b)
     # Other gates, guidance curve, LoRA weights, CFG and seeds: the same graph serves.
-    other = _request(tiny_sd1, loras, fast=True, batch_count=2, seed=40, cfg_scale=8.0,
+    other = _request(tiny_sd1, loras, fast=True, batch_count=2, steps=2, seed=40, cfg_scale=8.0,
                      prompt="a ginger cat <c:0.3> in watercolor style <s>",
                      content_lora=LoraRef(str(loras[0]), 0.5), curves=load_preset("guidance-ramp").to_dict())
     generate(other)
     assert compiled_unet.graph_count() == warm
 
 
-@pytest.mark.slow
-def test_inductor_compiled_unet_matches_eager(tiny_sd1, loras, monkeypatch, tmp_path):
-    import torch._dynamo
+def test_compiled_kernels_go_to_the_app_cache(monkeypatch, tmp_path):
+    """Inductor's cache moves from torch's /tmp default to the app's cache dir, so the next launch
+    finds the kernels; a folder the user chose is kept."""
+    import os
+
+    from torch._inductor.runtime.cache_dir_utils import cache_dir, default_cache_dir
 
     monkeypatch.setenv("CRAFTSTUDIO_CACHE", str(tmp_path))
-    for key in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
-        monkeypatch.delenv(key, raising=False)
-    compiled_unet._compiled.clear()
-    torch._dynamo.reset()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # as torch fills it in
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    compiled_unet.use_cache_dir()
+    assert cache_dir() == str(tmp_path / "torch-compile" / "inductor")
+    assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "torch-compile" / "triton")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    compiled_unet.use_cache_dir()
+    assert cache_dir() == str(tmp_path / "mine")
+
+
+@pytest.mark.gpu
+def test_cuda_fast_path_matches_eager(tiny_sd1, loras, monkeypatch, tmp_path):
+    """On a CUDA card: CUDA graphs through Inductor, same images, no recompiles between images,
+    kernels kept in the app's cache dir."""
+    monkeypatch.setenv("CRAFTSTUDIO_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    compiled_unet.reset()
     try:
-        fast = generate(_request(tiny_sd1, loras, fast=True, steps=3))
+        fast = generate(_request(tiny_sd1, loras, device="cuda", fast=True, batch_count=2))
+        warm = compiled_unet.graph_count()
+        again = generate(_request(tiny_sd1, loras, device="cuda", fast=True, batch_count=2, seed=9,
+                                  cfg_scale=7.5))
+        assert compiled_unet.graph_count() == warm and again.details["run"]["fast"]
     finally:
-        compiled_unet._compiled.clear()
-        torch._dynamo.reset()
-    eager = generate(_request(tiny_sd1, loras, steps=3))
-    assert _close(fast.images[0], eager.images[0])
-    assert any((tmp_path / "torch-compile" / "inductor").iterdir())  # kernels kept for the next launch
+        compiled_unet.reset()
+    eager = generate(_request(tiny_sd1, loras, device="cuda", batch_count=2))
+    for a, b in zip(fast.images, eager.images, strict=True):
+        assert _close(a, b)
+    assert any((tmp_path / "torch-compile" / "inductor").iterdir())
