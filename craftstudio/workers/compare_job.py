@@ -29,7 +29,7 @@ from craftstudio.domain.generation import FusionSwitches, GenerateRequest, Gener
 from craftstudio.domain.progress import PreviewEvent, ProgressCallback, ProgressEvent
 from craftstudio.library.contact_sheet import SheetCell, save_sheet
 from craftstudio.library.paths import AppPaths
-from craftstudio.workers.generate_job import GenerateFn, _free_name, _save_new, engine_generate
+from craftstudio.workers.generate_job import GenerateFn, engine_generate, free_name, save_new_png
 
 SWEEP_FIELDS = {"style_weight": "style weight", "content_weight": "content weight",
                 "cfg_scale": "CFG", "curves": "curves"}
@@ -152,13 +152,13 @@ class CompareJob:
             cancel.raise_if_cancelled()
             image = result.images[0]
             name = f"{stamp}-compare-{index + 1:02d}-{cell.seed}.png"
-            cell.path = str(_save_new(image, folder / "compare", Path(name).stem, cell.request, cell.seed,
+            cell.path = str(save_new_png(image, folder / "compare", Path(name).stem, cell.request, cell.seed,
                                       result.model_name))
             images.append(image)
             results.append(result)
         progress(ProgressEvent("save", count, count, count - 1, count, message="writing the contact sheet"))
         # A free name: a second compare within the same second never replaces the first's sheet.
-        sheet = save_sheet(images, self.cells, _free_name(folder / "compare", f"{stamp}-sheet-{self.cells[0].seed}"),
+        sheet = save_sheet(images, self.cells, free_name(folder / "compare", f"{stamp}-sheet-{self.cells[0].seed}"),
                            columns=self.columns, title=self.title,
                            model_name=results[0].model_name if results else "")
         return CompareOutput(self.cells, sheet, images, results)

@@ -87,16 +87,16 @@ class GenerateJob:
             progress(ProgressEvent("save", index, count, image_index=index, image_count=count))
             stem = render_name(self._name_template, self.request, seed=seed, index=index, when=when,
                                model_name=result.model_name)
-            paths.append(_save_new(image, folder, stem, self.request, seed, result.model_name))
+            paths.append(save_new_png(image, folder, stem, self.request, seed, result.model_name))
         return GenerateOutput(result, paths)
 
 
-def _save_new(image: Any, folder: Path, stem: str, request: GenerateRequest, seed: int, model_name: str) -> Path:
+def save_new_png(image: Any, folder: Path, stem: str, request: GenerateRequest, seed: int, model_name: str) -> Path:
     """Save under a free name; the GUI never replaces a file, even one another program (or a
     second CraftStudio) created under the same name while this one was being written."""
     while True:
         try:
-            return save_png(image, _free_name(folder, stem), request, seed=seed, model_name=model_name,
+            return save_png(image, free_name(folder, stem), request, seed=seed, model_name=model_name,
                             overwrite=False)
         except FileExistsError:
             continue
@@ -117,7 +117,7 @@ def _use_threads(count: int) -> None:
         torch.set_num_threads(wanted)
 
 
-def _free_name(folder: Path, stem: str) -> Path:
+def free_name(folder: Path, stem: str) -> Path:
     """`stem.png`, or `stem-2.png`... when that name is taken: an image never overwrites another."""
     path = folder / f"{stem}.png"
     counter = 2

@@ -119,8 +119,8 @@ def test_the_gui_numbers_new_files_instead_of_replacing(tmp_path, monkeypatch):
     taken = tmp_path / "fixed-1.png"
     taken.write_bytes(b"precious")
     calls = iter([taken, taken, tmp_path / "fixed-1-2.png"])  # as if the name was taken meanwhile
-    monkeypatch.setattr(generate_job, "_free_name", lambda folder, stem: next(calls))
-    saved = generate_job._save_new(_image(), tmp_path, "fixed-1", GenerateRequest(model="m", prompt="p"), 1, "m")
+    monkeypatch.setattr(generate_job, "free_name", lambda folder, stem: next(calls))
+    saved = generate_job.save_new_png(_image(), tmp_path, "fixed-1", GenerateRequest(model="m", prompt="p"), 1, "m")
     assert saved.name == "fixed-1-2.png" and taken.read_bytes() == b"precious"
     assert read_request(saved).prompt == "p"
 
