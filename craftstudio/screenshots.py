@@ -6,7 +6,10 @@ a history, with the dark theme. The Generate page runs the real demo generation 
 before it is captured. So the pictures in the README and docs/ always show the app as it is:
 regenerate them with this command after changing a page.
 
-Areas that are placeholders today are captured too; `Shot.placeholder` says which they are.
+Besides one PNG per area, `compare.png` shows the Generate page's compare grid (the CRAFT
+explorer) for the demo pair, and the Train page shows a content LoRA's references (ShapesWorld
+pictures rendered for the occasion). `Shot.placeholder` says if an area still shows "Coming
+soon" (none should).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 
 SIZE = (1024, 640)
 GENERATE_TIMEOUT_S = 600
+SETTLE_MS = 1500  # thumbnails are decoded off the GUI thread: let them arrive before a grab
+REFERENCES = (("heart", "stripes"), ("heart", "dots"), ("heart", "flat"), ("heart", "gradient"))
 # (file stem, family, rank, trigger tags): what the synthetic library holds besides the demo.
 SYNTHETIC_LORAS = (
     ("ink sketch", "sd1", 4, {"ink": 30, "sketch": 25}),
@@ -33,7 +38,7 @@ SYNTHETIC_LORAS = (
 class Shot:
     area: str
     path: Path
-    placeholder: bool  # the area still shows "Coming soon"
+    placeholder: bool  # the page says "Coming soon"
 
 
 def file_name(area: str) -> str:
@@ -84,22 +89,76 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
         _generate_demo(studio, steps)
         studio.settings.change("cpu_threads", 0)
         _record_history(paths, studio.generate)
+        _fill_train_references(studio, home.parent / "references")
         shots = []
         for area in window.areas:
             window.show_area(area)
-            QApplication.processEvents()
+            _settle()
             page = window.page(area)
             placeholder = any(label.text().startswith("Coming soon") for label in page.findChildren(QLabel))
-            path = out / file_name(area)
-            if not window.grab().save(str(path)):
-                raise OSError(f"could not write {path}")
-            shots.append(Shot(area, path, placeholder))
+            shots.append(Shot(area, _grab(window, out / file_name(area)), placeholder))
+        window.show_area("Generate")
+        _run_compare(studio)
+        _settle()
+        shots.append(Shot("Compare", _grab(window, out / "compare.png"), False))
         return shots
     finally:
         studio.shutdown()
         studio.window.deleteLater()
         app.setPalette(palette)  # leave the application as it was (tests share it)
         app.setStyleSheet(style_sheet)
+
+
+def _settle() -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(SETTLE_MS, loop.quit)
+    loop.exec()
+
+
+def _grab(window, path: Path) -> Path:
+    if not window.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def _fill_train_references(studio, folder: Path) -> None:
+    """A content LoRA's references on the Train page: the demo world's hearts, captioned."""
+    from craftstudio.demo.world import render
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (shape, style) in enumerate(REFERENCES):
+        render(shape, style, seed=index).save(folder / f"{shape}-{style}.png")
+    train = studio.train
+    train.kind, train.trigger = "content", "zkq heart"
+    train.images.set_folder(folder)
+
+
+def _run_compare(studio) -> None:
+    """The CRAFT explorer's fusion grid for the current (demo) settings, shown in its tab."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from craftstudio.ui.compare_view import CompareView
+
+    panel = studio.window.generate_panel
+    view = panel.findChild(CompareView)
+    if panel.side_tabs is not None and view is not None:
+        panel.side_tabs.setCurrentWidget(view)
+    loop = QEventLoop()
+
+    def finished(busy: bool) -> None:
+        if not busy:
+            loop.quit()
+
+    studio.compare.is_busy_changed.connect(finished)
+    QTimer.singleShot(GENERATE_TIMEOUT_S * 1000, loop.quit)
+    try:
+        if studio.compare.run_fusion_grid() is None:
+            raise RuntimeError(f"the compare grid was refused: {studio.generate.error}")
+        loop.exec()
+    finally:
+        studio.compare.is_busy_changed.disconnect(finished)
 
 
 def _fill_library(paths, loras: Path) -> None:
