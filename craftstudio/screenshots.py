@@ -90,6 +90,14 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
         studio.settings.change("cpu_threads", 0)
         _record_history(paths, studio.generate)
         _fill_train_references(studio, home.parent / "references")
+        # The compare grid first: its cells then fill the gallery beside the demo image.
+        window.show_area("Generate")
+        _run_compare(studio)
+        _settle()
+        compare = _grab(window, out / "compare.png")
+        panel = window.generate_panel
+        if panel.side_tabs is not None:
+            panel.side_tabs.setCurrentIndex(0)  # the image again
         shots = []
         for area in window.areas:
             window.show_area(area)
@@ -97,10 +105,7 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
             page = window.page(area)
             placeholder = any(label.text().startswith("Coming soon") for label in page.findChildren(QLabel))
             shots.append(Shot(area, _grab(window, out / file_name(area)), placeholder))
-        window.show_area("Generate")
-        _run_compare(studio)
-        _settle()
-        shots.append(Shot("Compare", _grab(window, out / "compare.png"), False))
+        shots.append(Shot("Compare", compare, False))
         return shots
     finally:
         studio.shutdown()
@@ -188,6 +193,7 @@ def _generate_demo(studio, steps: int) -> None:
     state.width = state.height = 64
     state.seed, state.steps = 7, 1
     _run_and_wait(state)
+    studio.gallery.delete([str(p) for p in state.image_paths])  # the warm-up is not worth showing
     state.steps = steps
     _run_and_wait(state)
 
