@@ -52,7 +52,8 @@ def test_same_seed_same_image_and_batch_seeds(tiny_sd1):
     first = generate(_request(tiny_sd1, batch_count=2))
     again = generate(_request(tiny_sd1, seed=12))
     assert first.seeds == [11, 12]
-    assert np.array_equal(np.asarray(first.images[1]), np.asarray(again.images[0]))
+    # One batched UNet call: the same image up to float rounding of another batch size.
+    assert _close(first.images[1], again.images[0])
     assert not np.array_equal(np.asarray(first.images[0]), np.asarray(first.images[1]))
 
 
