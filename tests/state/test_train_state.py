@@ -56,9 +56,10 @@ def run_to_end(qtbot, state: TrainState, start=None):
     failed run fails the test with the page's message."""
     outputs = []
     state.finished.connect(outputs.append)
-    job = (start or state.start)()
-    assert job is not None, state.error
-    qtbot.waitUntil(lambda: not state.is_busy, timeout=TRAIN_TIMEOUT)
+    # The run ends (finished, failed or cancelled) when is_busy falls back to False.
+    with qtbot.waitSignal(state.is_busy_changed, check_params_cb=lambda busy: not busy, timeout=TRAIN_TIMEOUT):
+        job = (start or state.start)()
+        assert job is not None, state.error
     assert state.error == "" and outputs, state.error or state.status
     return outputs[-1]
 
