@@ -67,6 +67,9 @@ class Candidate:
 
 
 SKIP_IN_FOLDERS = (".bin", ".ckpt", ".pt", ".pth", ".pkl")  # pickles inside diffusers folders: never read
+# What training keeps beside its output (`out.safetensors.checkpoints/`, `.samples/`): a resumable
+# checkpoint is not a LoRA to list, and sample pictures are not models.
+SKIP_TRAINING_FOLDERS = (".checkpoints", ".samples")
 
 
 def folder_signature(folder: Path) -> tuple[int, int, list[Path]]:
@@ -225,7 +228,7 @@ class Scanner:
                     report.unreadable.append((entry.path, _stat_problem(exc)))
                     continue
                 if is_dir:
-                    if entry.path not in self._skip_dirs:
+                    if entry.path not in self._skip_dirs and not entry.name.endswith(SKIP_TRAINING_FOLDERS):
                         subfolders.append(entry.path)
                 elif entry.name.lower().endswith(SUFFIXES):
                     yield from self._file_candidate(entry.path, names, report)

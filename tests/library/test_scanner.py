@@ -226,3 +226,13 @@ def test_two_libraries_do_not_share_state(tmp_path, loras):
     with Catalog.open(tmp_path / "a") as a, Catalog.open(tmp_path / "b") as b:
         a.scan([loras])
         assert b.items.count() == 0 and a.items.count() == 4
+
+
+def test_training_checkpoints_and_samples_beside_a_lora_are_not_listed(catalog, tmp_path):
+    folder = tmp_path / "loras"
+    make_lora(folder / "mine.safetensors")
+    make_lora(folder / "mine.safetensors.checkpoints" / "last.safetensors", rank=2)  # other bytes
+    make_lora(folder / "mine.safetensors.samples" / "stray.safetensors", rank=8)
+    report = catalog.scan([folder])
+    assert report.added == 1
+    assert [item.name for item in catalog.items.search(kind=None)] == ["mine"]
