@@ -127,7 +127,7 @@ class Database:
                 yield self._conn
             except BaseException as exc:
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 # Statements run on the connection directly: their failures get the same sentences.
                 if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError |
                                                                      sqlite3.ProgrammingError):
@@ -137,8 +137,14 @@ class Database:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise explain(exc, self.path) from exc
+
+    def _rollback(self) -> None:
+        # SQLite ends the transaction by itself after some errors (a full disk, an interrupt):
+        # a second ROLLBACK would then hide the real error behind "no transaction is active".
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one statement; a write outside `transaction()` is its own transaction."""
