@@ -51,6 +51,10 @@ class SettingsState(ObservableObject):
     preview_every_changed = Signal(int)
     cpu_threads = Property(0, persist=True)  # 0 = torch's default
     cpu_threads_changed = Signal(int)
+    fast = Property(False, persist=True)  # compiled UNet with CUDA graphs (GenerateRequest.fast)
+    fast_changed = Signal(bool)
+    low_vram = Property(False, persist=True)  # CPU offload and VAE tiling for small cards
+    low_vram_changed = Signal(bool)
     theme = Property("dark", persist=True)
     theme_changed = Signal(str)
     file_name_template = Property(DEFAULT_TEMPLATE, persist=True)
@@ -114,6 +118,8 @@ class SettingsState(ObservableObject):
             return _in_range("Step preview", value, 0, MAX_PREVIEW_EVERY, "0 shows no previews")
         if name == "cpu_threads":
             return _in_range("CPU threads", value, 0, MAX_THREADS, "0 lets torch decide")
+        if name in ("fast", "low_vram"):
+            return "" if isinstance(value, bool) else f"The {name.replace('_', ' ')} setting is on or off."
         if name == "theme":
             return "" if value in THEMES else f"Unknown theme {value!r}: choose {', '.join(THEMES)}."
         if name == "file_name_template":
@@ -131,7 +137,8 @@ class SettingsState(ObservableObject):
     # ---------- what the settings flow into
     def request_fields(self) -> dict[str, Any]:
         """`GenerateRequest` fields these settings decide."""
-        return {"device": self.device, "preview_every": self.preview_every}
+        return {"device": self.device, "preview_every": self.preview_every, "fast": self.fast,
+                "low_vram": self.low_vram}
 
     def job_options(self) -> dict[str, Any]:
         """`GenerateJob` keyword arguments these settings decide."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -63,12 +64,22 @@ class SettingsPage(QWidget):
         self.threads_spin = self._spin("cpu_threads", MAX_THREADS, "Automatic",
                                        "How many CPU threads the engine uses. Automatic lets torch "
                                        "decide (all cores); fewer keeps the computer responsive.")
+        self.fast_check = self._check("fast", "Fast path (compiled, CUDA)",
+                                      "Compile the UNet with CUDA graphs: steps run several times faster "
+                                      "on an NVIDIA GPU, but the first image at a new size waits about a "
+                                      "minute to compile (kept on disk for the next launch). Off on the CPU.")
+        self.low_vram_check = self._check("low_vram", "Low VRAM (6–12 GB cards)",
+                                          "Keep the model in CPU memory and move each part to the GPU when "
+                                          "it runs, and decode large images in tiles: slower, but SDXL "
+                                          "fits in about 6 GB.")
         self.theme_combo = self._combo("theme", THEME_CHOICES,
                                        "The colours of the whole window. Changes at once.")
         engine = QFormLayout()
         engine.addRow("Device", self.device_combo)
         engine.addRow("Step preview every", self.preview_spin)
         engine.addRow("CPU threads", self.threads_spin)
+        engine.addRow("", self.fast_check)
+        engine.addRow("", self.low_vram_check)
 
         folders = QFormLayout()
         for name, label in (("outputs_folder", "Outputs"), ("models_folder", "Models"),
@@ -145,6 +156,14 @@ class SettingsPage(QWidget):
         getattr(self.state, f"{name}_changed").connect(to_widget)
         combo.activated.connect(lambda _i: self._commit(name, combo.currentData()))
         return combo
+
+    def _check(self, name: str, text: str, tip: str) -> QCheckBox:
+        check = QCheckBox(text)
+        check.setToolTip(tip)
+        check.setChecked(getattr(self.state, name))
+        getattr(self.state, f"{name}_changed").connect(check.setChecked)
+        check.toggled.connect(lambda on: self._commit(name, bool(on)))
+        return check
 
     def _spin(self, name: str, maximum: int, zero_text: str, tip: str) -> QSpinBox:
         spin = QSpinBox(minimum=0, maximum=maximum)

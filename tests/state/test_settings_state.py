@@ -38,6 +38,7 @@ def test_defaults_are_the_data_folders_and_dark(qtbot, paths):
     ("preview_every", True, "Step preview must be a whole number"),
     ("cpu_threads", 1000, "CPU threads must be a whole number from 0 to 256"),
     ("theme", "purple", "Unknown theme 'purple'"),
+    ("fast", "yes", "The fast setting is on or off"),
     ("file_name_template", "{seed", "unmatched { or }"),
     ("file_name_template", "{when}", "Unknown placeholder {when}"),
     ("outputs_folder", "", "The outputs folder is empty"),
@@ -110,6 +111,7 @@ def test_device_and_previews_reach_the_request_and_folder_names_threads_the_job(
     settings = _state(paths, runner)
     settings.change("device", "cpu")
     settings.change("preview_every", 0)
+    settings.change("low_vram", True)
     settings.change("outputs_folder", str(tmp_path / "renders"))
     settings.change("file_name_template", "cat-{seed}")
     engine = FakeEngine()
@@ -120,6 +122,7 @@ def test_device_and_previews_reach_the_request_and_folder_names_threads_the_job(
         with qtbot.waitSignal(state.images_changed, timeout=TIMEOUT):
             assert state.generate() is not None
     assert (engine.calls[0].device, engine.calls[0].preview_every) == ("cpu", 0)
+    assert engine.calls[0].low_vram and not engine.calls[0].fast
     # The same seed twice: the second image is numbered, never written over the first.
     assert sorted(p.name for p in (tmp_path / "renders").iterdir()) == ["cat-11-2.png", "cat-11.png"]
     assert not (tmp_path / "ignored").exists()

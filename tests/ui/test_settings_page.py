@@ -34,6 +34,10 @@ def test_widgets_show_and_change_the_settings(qtbot, tmp_path):
     assert state.device == "cpu"
     state.change("device", "cuda")
     assert page.device_combo.currentData() == "cuda"
+    assert not page.fast_check.isChecked() and not page.low_vram_check.isChecked()
+    page.fast_check.setChecked(True)
+    state.change("low_vram", True)
+    assert state.fast and page.low_vram_check.isChecked()
 
 
 def test_an_invalid_template_shows_the_sentence_and_keeps_the_old_one(qtbot, tmp_path):
