@@ -100,7 +100,7 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     train = TrainState(runner, library_home=paths.root, settings=settings_file, generate=state)
     gallery = GalleryState(catalog, state)
     queue = QueueState(runner)
-    compare = CompareState(runner, state, engine=engine, outputs=paths.outputs, history=catalog.history)
+    compare = CompareState(runner, state, engine=engine, history=catalog.history)  # outputs: Settings
     timeline = TimelineState(runner, state)
     compare.cell_opened.connect(gallery.open_path)
     compare.cells_recorded.connect(gallery.refresh)

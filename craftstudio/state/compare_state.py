@@ -133,7 +133,7 @@ class CompareState(ObservableObject):
             return None
         columns = columns or len(cells)
         job = CompareJob(cells, title=f"{title} · seed {request.seed}", columns=columns,
-                         engine=self._engine, outputs=self._outputs)
+                         engine=self._engine, outputs=self._outputs or self._generate.outputs_folder())
         self._job_id = self._runner.submit(job)
         self.columns = columns
         self.is_busy, self.progress = True, 0.0

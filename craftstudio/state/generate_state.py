@@ -206,6 +206,12 @@ class GenerateState(ObservableObject):
         """Every job of this state not finished yet, in submission order."""
         return list(self._jobs)
 
+    def outputs_folder(self) -> Path | None:
+        """Where this page's images go: the Settings page's outputs folder when there is one."""
+        if self._app_settings is not None:
+            return self._app_settings.job_options()["outputs"]
+        return self._outputs
+
     def request(self) -> GenerateRequest:
         """The request the current settings describe (not validated)."""
         return GenerateRequest(

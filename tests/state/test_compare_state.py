@@ -76,3 +76,12 @@ def test_fusion_grid_needs_both_loras(qtbot, runner, tmp_path):
     generate.craft.style_lora = ""
     assert compare.run_fusion_grid() is None
     assert "needs a content LoRA and a style LoRA" in compare.error
+
+
+def test_without_its_own_folder_the_sheet_goes_to_the_generate_pages_outputs(qtbot, runner, tmp_path):
+    generate, _ = _compare(runner, tmp_path)
+    compare = CompareState(runner, generate, engine=FakeEngine())
+    with qtbot.waitSignal(compare.sheet_path_changed, timeout=TIMEOUT):
+        assert compare.run_fusion_grid() is not None
+    assert generate.outputs_folder() == tmp_path / "outputs"
+    assert compare.sheet_path.startswith(str(tmp_path / "outputs"))
