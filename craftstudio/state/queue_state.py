@@ -108,7 +108,10 @@ class QueueState(ObservableObject):
         return any(not info.is_finished for info in self.runner.jobs)
 
     def close_question(self) -> str:
-        """What to ask before closing with jobs left, "" when there are none."""
+        """What to ask before closing with jobs left, "" when there are none (or when the runner
+        is already shut down: its jobs are cancelled, whatever signal is still on its way)."""
+        if self.runner.is_shut_down:
+            return ""
         jobs = self.runner.jobs
         running = [i for i in jobs if i.status == RUNNING]
         pending = [i for i in jobs if i.status == PENDING]

@@ -71,3 +71,17 @@ def test_any_job_with_a_label_appears(qtbot, runner):
         runner.submit(TrainJob())
     (info,) = queue.jobs
     assert (info.label, info.kind, info.status) == ("Train content LoRA heart", "train", "done")
+
+
+def test_after_shutdown_closing_asks_nothing_even_before_the_cancellations_arrive(qtbot, runner, tmp_path):
+    engine = FakeEngine().hold()
+    generate = make_state(runner, tmp_path, engine)
+    queue = QueueState(runner)
+    generate.repeat = 2
+    generate.generate()
+    qtbot.waitUntil(engine.entered.is_set, timeout=TIMEOUT)
+    assert queue.close_question()
+    asked = []
+    queue.confirm_close = lambda question: asked.append(question) or False
+    runner.shutdown()  # the app's own shutdown: every job is cancelled
+    assert queue.close_question() == "" and queue.may_close() and asked == []

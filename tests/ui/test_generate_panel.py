@@ -7,7 +7,7 @@ from PySide6.QtGui import QTextCursor
 
 from craftstudio.domain.errors import ModelError
 from tests.ui.conftest import type_path
-from tests.workers.fake_engine import FakeEngine
+from tests.workers.fake_engine import FakeEngine, _image, quick_request
 
 TIMEOUT = 5000
 
@@ -141,10 +141,11 @@ def test_cancel_brings_back_the_previous_result_not_the_noisy_preview(qtbot, mak
         qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     finished = panel.image_view.pixmap().toImage()
     engine.hold()
-    with qtbot.waitSignal(studio.generate.preview_changed, timeout=TIMEOUT):
-        qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
-        engine.release()
-        engine.hold()
+    engine.entered.clear()
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(engine.entered.is_set, timeout=TIMEOUT)  # held inside the first step
+    studio.generate.preview = _image(quick_request(), 99, 1)  # the step preview the job would show
+    assert panel.image_view.pixmap().toImage() != finished
     with qtbot.waitSignal(studio.runner.cancelled, timeout=TIMEOUT):
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     engine.release()
