@@ -8,7 +8,6 @@ system PATH, a temporary HOME and XDG folders, and Qt offscreen.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ def bundle(tmp_path_factory) -> Path:
     prebuilt = os.environ.get("CRAFTSTUDIO_BUNDLE")
     if prebuilt:
         return Path(prebuilt)
-    if shutil.which("pyinstaller") is None and not _has_pyinstaller():
+    if not _has_pyinstaller():
         pytest.skip("PyInstaller is not installed (pip install -e '.[test]' brings it)")
     sys.path.insert(0, str(ROOT / "packaging"))
     try:
