@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -108,10 +109,12 @@ def _run_training(request, resume: bool) -> int:
     request.validate()
     out = Path(request.out)
     bar = TrainProgress(out)
+    # Under a user's own `accelerate launch`, every process runs this command: the main one speaks.
+    main = os.environ.get("RANK", "0") == "0"
     token = CancelToken()
     try:
         with _CtrlC(token):
-            result = train(request, progress=bar, cancel=token, resume=resume)
+            result = train(request, progress=bar if main else None, cancel=token, resume=resume)
     except Cancelled:
         bar.close()
         print(f"craftstudio: training cancelled; no file was written. Continue with the same command "
@@ -120,6 +123,8 @@ def _run_training(request, resume: bool) -> int:
         return EXIT_CANCELLED
     finally:
         bar.close()
+    if not main:
+        return 0
     for path, reason in result.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     loss = result.final_loss
@@ -139,6 +144,11 @@ def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_eve
     p.add_argument("--loss", choices=LOSSES, default="mse")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="train on N processes, one GPU each (CPU processes with --device cpu); --batch is the "
+                        "global batch, split over them (default 1, or one per --gpus)")
+    p.add_argument("--gpus", type=_gpu_list, default=(), metavar="0,1,...",
+                   help="the GPUs to train on, one process each (numbered as nvidia-smi does)")
     p.add_argument("--precision", default="auto", choices=MIXED_PRECISION, help="mixed precision on a GPU")
     p.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false",
                    help="faster, but needs much more GPU memory")
@@ -148,6 +158,20 @@ def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_eve
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this output")
     p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     p.add_argument("--title", default="", help="title written into the file's metadata")
+
+
+def _gpu_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"GPUs are numbers separated by commas (0,1), not {text!r}") from None
+
+
+def _processes(args: argparse.Namespace) -> dict[str, Any]:
+    """--num-processes and --gpus as request fields (one process per chosen GPU by default)."""
+    gpus = tuple(args.gpus)
+    count = args.num_processes if args.num_processes is not None else (len(gpus) or 1)
+    return {"num_processes": count, "gpus": gpus}
 
 
 def _demo_fallback(args: argparse.Namespace, *, backbone: bool = False) -> None:
@@ -175,7 +199,7 @@ def _run_backbone(args: argparse.Namespace) -> int:
         max_content=args.max_content, max_style=args.max_style, content_caption=args.content_caption,
         style_caption=args.style_caption, loss=args.loss, seed=args.seed, device=args.device,
         mixed_precision=args.precision, gradient_checkpointing=args.checkpointing, upscale=args.upscale,
-        checkpoint_every=args.checkpoint_every, overwrite=args.overwrite, title=args.title,
+        checkpoint_every=args.checkpoint_every, overwrite=args.overwrite, title=args.title, **_processes(args),
     )
     return _run_training(request, args.resume)
 
@@ -202,7 +226,7 @@ def _run_lora(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.checkpointing, adam_8bit=args.adam_8bit, upscale=args.upscale,
         sample_every=args.sample_every, sample_prompt=args.sample_prompt, sample_steps=args.sample_steps,
         checkpoint_every=args.checkpoint_every, routing_overrides=_overrides(args.route),
-        overwrite=args.overwrite, title=args.title,
+        overwrite=args.overwrite, title=args.title, **_processes(args),
     )
     return _run_training(request, args.resume)
 

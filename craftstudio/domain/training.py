@@ -7,7 +7,13 @@ do not change the result: a run resumed from a checkpoint ends with the same wei
 uninterrupted one.
 
 `resolution = 0` means the base model's native size (512 for SD1.x, 1024 for SDXL); the engine
-records the resolved value in the result and the file. Caption templates may hold `{trigger}`;
+records the resolved value in the result and the file.
+
+`num_processes` and `gpus` say how a run is spread over several processes (data parallel, one
+GPU each, engine/training/launcher.py). They do not change what is learnt: `batch_size` stays
+the global batch, every process takes `batch_size / num_processes` rows of it, and the gradients
+are averaged, so a run on N processes trains the weights a one-process run trains (up to float
+rounding). Caption templates may hold `{trigger}`;
 prompt markers (`<c>`, `<s>`) in captions are stripped before encoding, as at inference (Eq. 6).
 """
 
@@ -35,7 +41,8 @@ BASIS_INITS = (MINOR_INIT, RANDOM_INIT)
 # Fields that change how a run is watched or stored, not the trained weights; a checkpoint made
 # with other values of these may still be resumed.
 RUN_ONLY_FIELDS = frozenset({"out", "overwrite", "checkpoint_every", "sample_every", "sample_prompt",
-                             "sample_steps", "device", "title"})
+                             "sample_steps", "device", "title", "num_processes", "gpus"})
+MAX_PROCESSES = 64
 
 
 def _check_common(r: Any) -> None:
@@ -66,6 +73,27 @@ def _check_common(r: Any) -> None:
         raise RequestError(f"Unknown loss {r.loss!r}: choose one of {', '.join(LOSSES)}.")
     if r.checkpoint_every < 0:
         raise RequestError("The checkpoint interval cannot be negative (0 = no checkpoints).")
+    _check_processes(r)
+
+
+def _check_processes(r: Any) -> None:
+    """Several processes split every global batch evenly, one GPU each (or CPU processes)."""
+    n, gpus = r.num_processes, tuple(r.gpus)
+    if not 1 <= n <= MAX_PROCESSES:
+        raise RequestError(f"The number of processes must be between 1 and {MAX_PROCESSES}, not {n}.")
+    if any(isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise RequestError(f"GPUs are named by distinct numbers 0, 1, ... (as nvidia-smi counts them), not "
+                           f"{','.join(str(g) for g in gpus)}.")
+    if gpus and len(gpus) != n:
+        raise RequestError(f"{len(gpus)} GPUs ({','.join(str(g) for g in gpus)}) were chosen for {n} "
+                           f"process{'es' if n > 1 else ''}: one process runs on each GPU, so give as many of each.")
+    if gpus and r.device not in ("auto", "cuda"):
+        raise RequestError(f"GPUs were chosen but the device is {r.device}: choose device cuda (or auto), or no GPUs.")
+    if n > 1 and r.device == "mps":
+        raise RequestError("Apple GPUs train in one process: choose 1 process, or device cpu for CPU processes.")
+    if r.batch_size % n:
+        raise RequestError(f"The batch size {r.batch_size} does not split evenly over {n} processes: use a "
+                           f"multiple of {n} (each process takes batch/{n} of every step's images).")
 
 
 def _check_caption(template: str, what: str) -> None:
@@ -110,6 +138,8 @@ class BackboneTrainRequest:
     loss: str = "mse"
     seed: int = 0
     device: str = "auto"
+    num_processes: int = 1  # data-parallel processes; batch_size is split over them
+    gpus: tuple[int, ...] = ()  # which CUDA GPUs (one per process); () = the first num_processes
     mixed_precision: str = "auto"
     gradient_checkpointing: bool = True
     upscale: bool = False  # enlarge images smaller than the resolution instead of refusing them
@@ -142,7 +172,9 @@ class BackboneTrainRequest:
         _check_caption(self.style_caption, "style caption")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        data = dataclasses.asdict(self)
+        data["gpus"] = list(self.gpus)
+        return {"kind": self.kind, **data}
 
 
 @dataclass(frozen=True)
@@ -167,6 +199,8 @@ class LoraTrainRequest:
     loss: str = "mse"
     seed: int = 0
     device: str = "auto"
+    num_processes: int = 1  # data-parallel processes; batch_size is split over them
+    gpus: tuple[int, ...] = ()  # which CUDA GPUs (one per process); () = the first num_processes
     mixed_precision: str = "auto"
     gradient_checkpointing: bool = True
     adam_8bit: bool = False  # needs bitsandbytes
@@ -243,6 +277,7 @@ class LoraTrainRequest:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["images"] = list(self.images)
+        data["gpus"] = list(self.gpus)
         return {"kind": self.kind, **data}
 
 
@@ -259,6 +294,8 @@ def train_request_from_dict(data: dict[str, Any]) -> TrainRequest:
     kwargs = {k: v for k, v in data.items() if k in known}
     if cls is LoraTrainRequest and isinstance(kwargs.get("images"), list | tuple):
         kwargs["images"] = tuple(str(p) for p in kwargs["images"])
+    if isinstance(kwargs.get("gpus"), list | tuple):
+        kwargs["gpus"] = tuple(kwargs["gpus"])
     try:
         return cls(**kwargs)
     except TypeError as exc:

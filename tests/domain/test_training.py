@@ -71,6 +71,12 @@ def test_bad_backbone_settings_say_what_is_wrong(kw, expected):
     (dict(sample_steps=0), "Sample images"),
     (dict(checkpoint_every=-1), "checkpoint interval"),
     (dict(routing_overrides={"up_blocks.1": "texture"}), "must be content, style or none"),
+    (dict(num_processes=2), "batch size 1 does not split evenly over 2 processes: use a multiple of 2"),
+    (dict(num_processes=0), "number of processes must be between 1 and 64"),
+    (dict(num_processes=2, batch_size=2, gpus=(0,)), "1 GPUs (0) were chosen for 2 processes"),
+    (dict(num_processes=2, batch_size=2, gpus=(1, 1)), "distinct numbers"),
+    (dict(num_processes=2, batch_size=2, gpus=(0, 1), device="cpu"), "GPUs were chosen but the device is cpu"),
+    (dict(num_processes=2, batch_size=2, device="mps"), "Apple GPUs train in one process"),
 ])
 def test_bad_lora_settings_say_what_is_wrong(kw, expected):
     with pytest.raises(RequestError) as info:
@@ -107,6 +113,15 @@ def test_unknown_keys_are_ignored_and_bad_kinds_refused():
         train_request_from_dict({"kind": "dreambooth"})
     with pytest.raises(RequestError, match="incomplete"):
         train_request_from_dict({"kind": "lora", "role": "content"})
+
+
+def test_processes_and_gpus_round_trip_and_do_not_decide_the_weights():
+    request = _lora(num_processes=2, batch_size=4, gpus=(1, 3))
+    request.validate()
+    again = train_request_from_dict(json.loads(json.dumps(request.to_dict())))
+    assert again == request and again.gpus == (1, 3)
+    # The batch is the global batch: 2 processes train what 1 does, so a checkpoint carries over.
+    assert comparable(request) == comparable(_lora(batch_size=4))
 
 
 def test_comparable_ignores_run_only_settings():

@@ -11,6 +11,10 @@ applied: W0's own prediction is the target, so the bases are pulled toward direc
 model does not need for what it already draws (prior preservation by distillation). The frozen
 UNet is never copied (see rank_ft.Projection).
 
+On several processes (replicas.py) the bases run under DDP (their QR is the module call DDP
+watches), each process takes its rows of every global batch (the preservation batch too), and
+the main process alone encodes the references and captions and writes checkpoints and the file.
+
 The result is saved with engine.backbone.save_backbone: the merged Q per layer plus the base
 model's fingerprint and family, r_max, r_min, σ, λ, steps and the full (resolved) request.
 """
@@ -50,6 +54,7 @@ from craftstudio.engine.training.loop import (
     LoopHooks,
     check_output,
     load_training_model,
+    raise_if_cancelled,
     report_skipped,
     run_steps,
     tell,
@@ -69,11 +74,11 @@ class RankFtStep:
     optimizer: torch.optim.Optimizer
     ortho_weight: float
     keep_weight: float = 0.0
+    replicated: torch.nn.Module | None = None  # `bases` under DDP on several processes
 
     def __call__(self, role: str, batch: NoisyBatch, text: TextConditioning,
                  keep: tuple[NoisyBatch, TextConditioning] | None = None) -> dict[str, torch.Tensor]:
-        q_c = self.bases.orthonormal(CONTENT)
-        q_s = self.bases.orthonormal(STYLE)
+        q_c, q_s = (self.replicated if self.replicated is not None else self.bases)()
         self.projection.set_bases(self.bases.per_layer(q_c if role == CONTENT else q_s, self.projection.dtype))
         denoise = denoising_loss(self.setup, batch, text)
         ortho = orthogonality_penalty((q_c[k], q_s[k]) for k in q_c)
@@ -119,27 +124,30 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
     report_skipped(progress, skipped)
     loaded = load_training_model(request, progress)
     device, precision, model, resolution = loaded.device, loaded.precision, loaded.model, loaded.resolution
+    replicas = loaded.replicas
+    if not replicas.is_main:
+        progress = None  # the main process reports for all
     request = dataclasses.replace(request, resolution=resolution)
     check_sizes(content.paths, resolution, upscale=request.upscale, what="content references")
     check_sizes(style.paths, resolution, upscale=request.upscale, what="style references")
     if keep is not None:
         check_sizes(keep.paths, resolution, upscale=request.upscale, what="preservation pictures")
-    if cancel is not None:
-        cancel.raise_if_cancelled()
+    raise_if_cancelled(cancel, loaded.replicas)
 
     with user_errors(device, "training the backbone"):
         tell(progress, "prepare", "encoding images")
-        latents = {CONTENT: LatentCache.encode(model, load_set(content.paths, resolution, request.sigma)),
-                   STYLE: LatentCache.encode(model, load_set(style.paths, resolution))}
-        text = {CONTENT: encode_caption(model, strip_markers(request.content_caption.format(trigger="")),
-                                        resolution),
-                STYLE: encode_caption(model, strip_markers(request.style_caption.format(trigger="")),
-                                      resolution)}
+        share = replicas.share  # computed by the main process, received by the others
+        latents = {CONTENT: share(lambda: LatentCache.encode(model, load_set(content.paths, resolution, request.sigma)),
+                                  LatentCache),
+                   STYLE: share(lambda: LatentCache.encode(model, load_set(style.paths, resolution)), LatentCache)}
+        text = {role: share(lambda caption=caption: encode_caption(
+                    model, strip_markers(caption.format(trigger="")), resolution), TextConditioning)
+                for role, caption in ((CONTENT, request.content_caption), (STYLE, request.style_caption))}
         keep_set: tuple[LatentCache, TextConditioning] | None = None
         if keep is not None:  # a picture without a caption file keeps the unconditional prediction
             captions = [strip_markers(c or "").strip() for c in read_captions(keep.paths)]
-            keep_set = (LatentCache.encode(model, load_set(keep.paths, resolution)),
-                        encode_captions(model, captions, resolution))
+            keep_set = (share(lambda: LatentCache.encode(model, load_set(keep.paths, resolution)), LatentCache),
+                        share(lambda: encode_captions(model, captions, resolution), TextConditioning))
         offload_text_encoders(model, keep_vae=False)
         unet = model.unet
         unet.requires_grad_(False)
@@ -153,14 +161,17 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         setup = DenoisingSetup(unet, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)
         projection = Projection(unet, [s.name for s in specs])
-        step_fn = RankFtStep(setup, bases, projection, optimizer, request.ortho_weight, request.keep_weight)
         params = dict(bases.named_parameters())
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []
         start = ckpt.resume_or_start(folder, resume, comparable(request), params, optimizer, precision,
-                                     losses, lambda text: tell(progress, "prepare", text), request.steps)
+                                     losses, lambda text: tell(progress, "prepare", text), request.steps,
+                                     is_main=replicas.is_main, processes=replicas.world)
+        step_fn = RankFtStep(setup, bases, projection, optimizer, request.ortho_weight, request.keep_weight,
+                             replicas.wrap(bases) if replicas.world > 1 else None)
         pairs = len(latents[CONTENT]) * len(latents[STYLE])
         num_timesteps = noise_scheduler.config.num_train_timesteps
+        rows = replicas.rows(request.batch_size)
 
         def one_step(step: int) -> dict[str, float]:
             gen = step_generator(request.seed, step)
@@ -169,24 +180,31 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
             # Pair p = (content p // M, style p % M).
             m = len(latents[STYLE])
             indices = [p // m for p in chosen] if role == CONTENT else [p % m for p in chosen]
-            batch = draw_batch(latents[role], indices, gen, num_timesteps, device)
+            batch = draw_batch(latents[role], indices, gen, num_timesteps, device, rows)
             kept = None
             if keep_set is not None:  # drawn after the step's own batch, which stays as without it
                 keep_latents, keep_text = keep_set
                 picked = batch_indices(len(keep_latents), request.batch_size, request.seed + 1, step)
-                kept = (draw_batch(keep_latents, picked, gen, num_timesteps, device), keep_text.take(picked))
-            terms = step_fn(role, batch, text[role], kept)
-            return {k: float(v) for k, v in terms.items()}
+                kept = (draw_batch(keep_latents, picked, gen, num_timesteps, device, rows),
+                        keep_text.take(picked[rows]))
+            return replicas.mean(step_fn(role, batch, text[role], kept))
 
         def save_state(step: int) -> None:
-            ckpt.save_checkpoint(folder, ckpt.Checkpoint(step, params, optimizer.state_dict(),
-                                                         comparable(request), list(losses), precision.state()))
+            if replicas.is_main:
+                ckpt.save_checkpoint(folder, ckpt.Checkpoint(step, params, optimizer.state_dict(),
+                                                             comparable(request), list(losses), precision.state(),
+                                                             replicas.world))
 
         tell(progress, "train", "training", start, request.steps)
         with projection.installed():
             run_steps(LoopHooks(one_step, save_state), start=start, total=request.steps,
                       checkpoint_every=request.checkpoint_every, sample_every=0, losses=losses,
-                      progress=progress, cancel=cancel)
+                      progress=progress, cancel=cancel, replicas=replicas)
+
+    if not replicas.is_main:  # the main process writes the file
+        return TrainResult(request=request, out=str(out), steps=request.steps,
+                           seconds=time.perf_counter() - started, device=str(device), resolution=resolution,
+                           losses=losses, resumed_from=start, details={"replica": True})
 
     tell(progress, "save", f"saving {out}")
     merged = bases.merged()

@@ -9,6 +9,14 @@ torch.load of an optimizer state would use pickle).
 
 A run's randomness is a pure function of (seed, step) (see denoising.py), so parameters,
 optimizer state and step are all a resume needs to continue exactly as an uninterrupted run.
+
+Runs on several processes (replicas.py): every process holds the same weights and optimizer
+state (DDP keeps them identical), so the main process writes the one checkpoint and every
+process resumes from it. The checkpoint records how many processes made it; a resume on another
+number is exact all the same (nothing is sharded: each process's rows of a step are a pure
+function of the step, the seed, its rank and the count, and the global batch is the same), so it
+is allowed and said, not refused. The number of processes must still divide the batch size,
+which the request's validation checks.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class Checkpoint:
     request: dict[str, Any]  # domain.training.comparable(request)
     losses: list[dict[str, float]] = field(default_factory=list)
     scaler: dict[str, float] = field(default_factory=dict)
+    processes: int = 1  # how many data-parallel processes made it
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -74,7 +83,8 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     tensors = {f"param.{k}": v.detach().to("cpu").clone().contiguous() for k, v in checkpoint.params.items()}
     tensors.update(optim_tensors)
     document = {"format": FORMAT, "step": checkpoint.step, "optimizer": optim_meta,
-                "request": checkpoint.request, "losses": checkpoint.losses, "scaler": checkpoint.scaler}
+                "request": checkpoint.request, "losses": checkpoint.losses, "scaler": checkpoint.scaler,
+                "processes": checkpoint.processes}
     path = folder / FILE_NAME
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"craft.checkpoint": json.dumps(document)})
@@ -113,8 +123,11 @@ def load_checkpoint(folder: Path, total_steps: int | None = None) -> Checkpoint 
         losses, scaler = document.get("losses", []), document.get("scaler", {})
         if not isinstance(losses, list) or not isinstance(scaler, dict) or not isinstance(document["request"], dict):
             raise TypeError("losses, scaler or request")
+        processes = document.get("processes", 1)
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise TypeError("processes")
         return Checkpoint(step=step, params=params, optimizer=_join_optimizer(optim, document["optimizer"]),
-                          request=document["request"], losses=losses, scaler=scaler)
+                          request=document["request"], losses=losses, scaler=scaler, processes=processes)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"The checkpoint {path} is damaged (malformed {exc}): {start_over}.") from exc
 
@@ -152,12 +165,15 @@ def restore(checkpoint: Checkpoint, params: dict[str, torch.nn.Parameter],
 
 def resume_or_start(folder: Path, resume: bool, request: dict[str, Any], params: dict[str, torch.nn.Parameter],
                     optimizer: torch.optim.Optimizer, precision, losses: list[dict[str, float]],
-                    say: Callable[[str], None], total_steps: int | None = None) -> int:
-    """The step to start from: a matching checkpoint's when resuming, else 0 (old ones removed)."""
+                    say: Callable[[str], None], total_steps: int | None = None, *, is_main: bool = True,
+                    processes: int = 1) -> int:
+    """The step to start from: a matching checkpoint's when resuming, else 0 (old ones removed,
+    by the main process only)."""
     if not resume:
-        if (folder / FILE_NAME).is_file():
+        if is_main and (folder / FILE_NAME).is_file():
             say(f"starting over: the checkpoint of an earlier run in {folder} is replaced (resume to keep it)")
-        remove_checkpoints(folder)
+        if is_main:
+            remove_checkpoints(folder)
         return 0
     saved = load_checkpoint(folder, total_steps)
     if saved is None:
@@ -167,7 +183,10 @@ def resume_or_start(folder: Path, resume: bool, request: dict[str, Any], params:
     restore(saved, params, optimizer, folder)
     precision.load_state(saved.scaler)
     losses.extend(saved.losses)
-    say(f"resuming from step {saved.step}")
+    moved = "" if saved.processes == processes else (
+        f" (made by {saved.processes} process{'es' if saved.processes > 1 else ''}, continued by {processes}: "
+        "every process holds the whole state, so it carries over exactly)")
+    say(f"resuming from step {saved.step}{moved}")
     return saved.step
 
 

@@ -155,12 +155,15 @@ def batch_indices(count: int, batch: int, seed: int, step: int) -> list[int]:
 
 
 def draw_batch(cache: LatentCache, indices: list[int], generator: torch.Generator, num_timesteps: int,
-               device: torch.device) -> NoisyBatch:
-    mean, std = cache.mean[indices], cache.std[indices]
-    z = torch.randn(mean.shape, generator=generator).to(device)
-    noise = torch.randn(mean.shape, generator=generator).to(device)
-    timesteps = torch.randint(0, num_timesteps, (len(indices),), generator=generator).to(device)
-    return NoisyBatch(latents=mean + std * z, noise=noise, timesteps=timesteps)
+               device: torch.device, rows: slice = slice(None)) -> NoisyBatch:
+    """The noised batch of `indices`, or only its `rows` (one replica's share, replicas.py): the
+    draws are made for the whole batch either way, so a row is the same on 1 or N processes."""
+    shape = (len(indices), *cache.mean.shape[1:])
+    z = torch.randn(shape, generator=generator)[rows].to(device)
+    noise = torch.randn(shape, generator=generator)[rows].to(device)
+    timesteps = torch.randint(0, num_timesteps, (len(indices),), generator=generator)[rows].to(device)
+    mine = indices[rows]
+    return NoisyBatch(latents=cache.mean[mine] + cache.std[mine] * z, noise=noise, timesteps=timesteps)
 
 
 @dataclass

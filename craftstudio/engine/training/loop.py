@@ -4,6 +4,8 @@ exists, out of memory, a diverged loss).
 
 A cancel is honoured between steps: the loop writes a checkpoint of the steps done (when
 checkpoints are on), then raises `Cancelled`; the trainer has written no output file by then.
+On several processes (replicas.py) the processes agree on the stop at the same step boundary,
+and only the main one writes the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from pathlib import Path
 import torch
 
 from craftstudio.domain.cancel import Cancelled, CancelToken
-from craftstudio.domain.errors import OutOfMemory, UserError
+from craftstudio.domain.errors import OutOfMemory, RequestError, UserError
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
 from craftstudio.engine.devices import is_out_of_memory, pick_device
 from craftstudio.engine.loader import LoadedModel, load_model
 from craftstudio.engine.training.denoising import native_resolution
 from craftstudio.engine.training.precision import Precision, resolve_precision
+from craftstudio.engine.training.replicas import Replicas
 
 STAGE = "train"
 # Non-finite losses in a row that mean the weights are ruined. One alone is not: with fp16 loss
@@ -55,16 +58,21 @@ class TrainingModel:
     precision: Precision
     model: LoadedModel  # loaded fresh, never the shared cached instance: training changes it
     resolution: int  # the request's, else the model's native size
+    replicas: Replicas  # this process alone, or its place among the launched processes
 
 
 def load_training_model(request, progress: ProgressCallback | None) -> TrainingModel:
     """Device, precision and model of a training request (`device`, `mixed_precision`, `model`,
-    `resolution` fields)."""
-    device = pick_device(request.device)
+    `resolution` fields). In a launched process the device is that process's own GPU."""
+    replicas = Replicas.current(pick_device(request.device))
+    if request.batch_size % replicas.world:  # a user's own `accelerate launch` chose the count
+        raise RequestError(f"The batch size {request.batch_size} does not split evenly over {replicas.world} "
+                           f"processes: use a multiple of {replicas.world}.")
+    device = replicas.device
     precision = resolve_precision(request.mixed_precision, device)
     tell(progress, "load", "loading model")
     model = load_model(request.model, device, precision.load_dtype)
-    return TrainingModel(device, precision, model, request.resolution or native_resolution(model))
+    return TrainingModel(device, precision, model, request.resolution or native_resolution(model), replicas)
 
 
 def report_skipped(progress: ProgressCallback | None, skipped: list[tuple[str, str]]) -> None:
@@ -92,6 +100,12 @@ def user_errors(device: torch.device, what: str):
         raise
 
 
+def raise_if_cancelled(cancel: CancelToken | None, replicas: Replicas) -> None:
+    """`Cancelled` on every process when any was cancelled (before the step loop)."""
+    if replicas.agree(cancel is not None and cancel.cancelled):
+        raise Cancelled("cancelled by the user")
+
+
 @dataclass
 class LoopHooks:
     """What the trainer does per step; the loop does the rest."""
@@ -103,8 +117,15 @@ class LoopHooks:
 
 def run_steps(hooks: LoopHooks, *, start: int, total: int, checkpoint_every: int, sample_every: int,
               losses: list[dict[str, float]], progress: ProgressCallback | None,
-              cancel: CancelToken | None) -> None:
-    """Steps `start` … `total`−1, appending each step's loss terms to `losses`."""
+              cancel: CancelToken | None, replicas: Replicas | None = None) -> None:
+    """Steps `start` … `total`−1, appending each step's loss terms to `losses`. With several
+    `replicas` the loss terms must already be their mean (the same on every process), so every
+    process takes the same decisions here."""
+    agree = replicas.agree if replicas is not None else (lambda flag: flag)
+
+    def cancelled() -> bool:
+        return agree(cancel is not None and cancel.cancelled)
+
     began = time.perf_counter()
     last_checkpoint = start
     bad_in_a_row = 0
@@ -116,7 +137,7 @@ def run_steps(hooks: LoopHooks, *, start: int, total: int, checkpoint_every: int
         raise Cancelled("cancelled by the user")
 
     for step in range(start, total):
-        if cancel is not None and cancel.cancelled:
+        if cancelled():
             stop(step)
         terms = hooks.step(step)
         losses.append(terms)
@@ -141,5 +162,5 @@ def run_steps(hooks: LoopHooks, *, start: int, total: int, checkpoint_every: int
                 hooks.sample(done)
             except Cancelled:
                 stop(done)
-    if cancel is not None and cancel.cancelled:
+    if cancelled():
         stop(total)

@@ -8,6 +8,10 @@ the trigger phrase, or by its own caption file (`cat.png` + `cat.txt`), markers 
 inference. The loss is the denoising loss of denoising.py; LoRA matrices train in fp32 under
 autocast (precision.py).
 
+On several processes (replicas.py) the UNet runs under DDP, each process trains on its rows of
+every global batch, and the main process alone encodes the images and captions (the others
+receive them), makes the samples, writes checkpoints and the file.
+
 Checkpoints (checkpoint.py) every `checkpoint_every` steps and on cancel go to
 `<out>.checkpoints/`; `resume=True` continues from there and ends with the weights an
 uninterrupted run would have. The LoRA file is written only after the last step (lora_format.py),
@@ -53,6 +57,7 @@ from craftstudio.engine.training.loop import (
     LoopHooks,
     check_output,
     load_training_model,
+    raise_if_cancelled,
     report_skipped,
     run_steps,
     tell,
@@ -138,6 +143,9 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
     backbone = load_backbone(request.backbone) if request.backbone else None
     loaded = load_training_model(request, progress)
     device, precision, model, resolution = loaded.device, loaded.precision, loaded.model, loaded.resolution
+    replicas = loaded.replicas
+    if not replicas.is_main:
+        progress = None  # the main process reports for all
     fingerprint = model_fingerprint(model.path)
     if backbone is not None:
         check_fits(backbone, fingerprint=fingerprint, family=model.family, model_name=model.name)
@@ -145,19 +153,18 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
     check_sizes(images.paths, resolution, upscale=request.upscale, what="training images")
     captions = [request.image_caption(text, str(caption_file(path)))
                 for path, text in zip(images.paths, read_captions(images.paths), strict=True)]
-    if cancel is not None:
-        cancel.raise_if_cancelled()
+    raise_if_cancelled(cancel, loaded.replicas)
 
     with user_errors(device, "training the LoRA"):
         unet = model.unet
         if backbone is not None:
             apply_backbone(unet, backbone.bases)
         tell(progress, "prepare", "encoding images")
-        latents = LatentCache.encode(model, load_set(images.paths, resolution))
-        text = encode_captions(model, captions, resolution)
+        latents = replicas.share(lambda: LatentCache.encode(model, load_set(images.paths, resolution)), LatentCache)
+        text = replicas.share(lambda: encode_captions(model, captions, resolution), TextConditioning)
         sets = LayerSets.for_family(model.family, request.routing_overrides)
         sampler = None
-        if request.sample_every:
+        if request.sample_every and replicas.is_main:
             prompt = sample_prompt(request.role, request.caption_text, request.sample_prompt)
             sampler = Sampler(model, request.role, prompt, resolution, request.sample_steps, request.seed, sets)
         modules = role_modules(unet, model.family, request.role, request.routing_overrides)
@@ -167,35 +174,46 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
             unet.enable_gradient_checkpointing()
         unet.train()
         noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
-        setup = DenoisingSetup(unet, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
+        # The step runs the UNet through DDP; samples and the saved file use the UNet itself.
+        setup = DenoisingSetup(replicas.wrap(unet), noise_scheduler, precision,
+                               make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(list(params.values()), request.learning_rate, request.adam_8bit)
         step_fn = LoraStep(setup, optimizer)
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []
         start = ckpt.resume_or_start(folder, resume, comparable(request), params, optimizer, precision,
-                                     losses, lambda message: tell(progress, "prepare", message), request.steps)
+                                     losses, lambda message: tell(progress, "prepare", message), request.steps,
+                                     is_main=replicas.is_main, processes=replicas.world)
         num_timesteps = noise_scheduler.config.num_train_timesteps
+        rows = replicas.rows(request.batch_size)
 
         def one_step(step: int) -> dict[str, float]:
             gen = step_generator(request.seed, step)
             indices = batch_indices(len(latents), request.batch_size, request.seed, step)
-            batch = draw_batch(latents, indices, gen, num_timesteps, device)
-            return {k: float(v) for k, v in step_fn(batch, text.take(indices)).items()}
+            batch = draw_batch(latents, indices, gen, num_timesteps, device, rows)
+            return replicas.mean(step_fn(batch, text.take(indices[rows])))
 
         def save_state(step: int) -> None:
-            ckpt.save_checkpoint(folder, ckpt.Checkpoint(step, params, optimizer.state_dict(),
-                                                         comparable(request), list(losses), precision.state()))
+            if replicas.is_main:
+                ckpt.save_checkpoint(folder, ckpt.Checkpoint(step, params, optimizer.state_dict(),
+                                                             comparable(request), list(losses), precision.state(),
+                                                             replicas.world))
 
         def sample(step: int) -> None:
-            image = sampler(ADAPTER, cancel)
+            # Not cancellable halfway on several processes: the others wait at the next step,
+            # where the stop is decided together.
+            image = sampler(ADAPTER, cancel if replicas.world == 1 else None)
             if progress is not None:
                 progress(PreviewEvent(step, request.steps, image))
 
         tell(progress, "train", "training", start, request.steps)
         run_steps(LoopHooks(one_step, save_state, sample if sampler else None), start=start,
                   total=request.steps, checkpoint_every=request.checkpoint_every,
-                  sample_every=request.sample_every, losses=losses, progress=progress, cancel=cancel)
+                  sample_every=request.sample_every, losses=losses, progress=progress, cancel=cancel,
+                  replicas=replicas)
 
+    if not replicas.is_main:
+        return _replica_result(request, out, started, device, resolution, losses, start)
     tell(progress, "save", f"saving {out}")
     metadata = lora_metadata(
         request, family=model.family, prediction_type=noise_scheduler.config.prediction_type,
@@ -214,3 +232,10 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
                  "captions": dict(zip((str(p) for p in images.paths), captions, strict=True)),
                  "backbone": metadata["craft.backbone"] or None},
     )
+
+
+def _replica_result(request, out, started: float, device, resolution: int, losses, start: int) -> TrainResult:
+    """What a process other than the main one returns: the main process wrote the file."""
+    return TrainResult(request=request, out=str(out), steps=request.steps, seconds=time.perf_counter() - started,
+                       device=str(device), resolution=resolution, losses=losses, resumed_from=start,
+                       details={"replica": True})

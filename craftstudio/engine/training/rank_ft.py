@@ -146,6 +146,11 @@ class ProjectionBases(nn.Module):
     def bank(self, role: str) -> nn.ParameterDict:
         return self.content if role == CONTENT else self.style
 
+    def forward(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Both banks' Q stacks (content, style): one step's bases. A module call, so that DDP
+        (replicas.py) sees the step's use of the bases and averages their gradients."""
+        return self.orthonormal(CONTENT), self.orthonormal(STYLE)
+
     def orthonormal(self, role: str) -> dict[str, torch.Tensor]:
         """Group key → Q stack (G, d_in, r), one orthonormalisation call per group."""
         return {key: orthonormalize(b, self.method) for key, b in self.bank(role).items()}
