@@ -39,6 +39,7 @@ def add_command(sub) -> None:
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler, one of {', '.join(SCHEDULERS)}")
     p.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where to run")
+    p.add_argument("--devices", help="split the batch over these devices, one model each (e.g. cuda:0,cuda:1)")
     p.add_argument("--fast", action="store_true", help="compiled UNet with CUDA graphs (first use compiles)")
     p.add_argument("--low-vram", action="store_true", help="for small cards: CPU offload and VAE tiling")
     p.add_argument("--out", required=True, type=Path, help="output PNG (FILE-2.png etc. for a batch)")
@@ -149,7 +150,7 @@ class _TerminalProgress:
 
 def _run_generate(args) -> int:
     from craftstudio.domain.generation import GenerateRequest
-    from craftstudio.engine.generation import generate
+    from craftstudio.engine.multi_device import generate_on_devices
     from craftstudio.library.png_params import save_png
 
     _apply_demo_defaults(args)
@@ -172,7 +173,7 @@ def _run_generate(args) -> int:
     check_outputs(outputs, overwrite=args.overwrite)
     bar = _TerminalProgress()
     try:
-        result = generate(request, progress=bar)
+        result = generate_on_devices(request, args.devices, progress=bar)
     finally:
         bar.close()
     extra = _infotext_extra(result)

@@ -291,10 +291,28 @@ def _run_bench(args: argparse.Namespace) -> int:
     from craftstudio.engine.training.bench_train import FAMILIES, format_table, run
 
     families = list(FAMILIES) if args.family == "both" else [args.family]
-    report = run(families, size=args.size, steps=args.steps, warmup=args.warmup, rank=args.rank,
+    if args.num_processes is not None or args.gpus:
+        return _run_bench_scaling(args, families)
+    report = run(families, size=args.size, steps=args.steps or 20, warmup=args.warmup, rank=args.rank,
                  preset=args.preset, device=pick_device(args.device), precision=args.precision,
                  checkpointing=args.checkpointing)
     print(format_table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _run_bench_scaling(args: argparse.Namespace, families: list[str]) -> int:
+    from craftstudio.engine.training import bench_scaling
+
+    processes = args.num_processes if args.num_processes is not None else len(args.gpus)
+    report = bench_scaling.run(families, processes=processes, batch=args.batch, size=args.size,
+                               steps=args.steps or 10,
+                               warmup=args.warmup, rank=args.rank, preset=args.preset, device=args.device,
+                               precision=args.precision, checkpointing=args.checkpointing, gpus=tuple(args.gpus),
+                               say=lambda text: print(text, file=sys.stderr))
+    print(bench_scaling.format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
@@ -310,12 +328,17 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="image size (default 512 for sd15, 1024 for sdxl)")
     p.add_argument("--preset", choices=["full", "small"], default=None,
                    help="full-size UNets or a tenth of the channels (default: full on CUDA, small elsewhere)")
-    p.add_argument("--steps", type=int, default=20, help="measured steps per configuration")
+    p.add_argument("--steps", type=int, default=None, help="measured steps per configuration (default 20; 10 "
+                                                          "with --num-processes)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rank", type=int, default=64)
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--precision", default="auto", choices=MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false")
+    p.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="instead: steps (b) and (c) on N processes (one GPU each) against 1, at --batch")
+    p.add_argument("--gpus", type=_gpu_list, default=(), metavar="0,1,...", help="the GPUs for --num-processes")
+    p.add_argument("--batch", type=int, default=8, help="global batch of the --num-processes benchmark")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the numbers as JSON")
     p.set_defaults(func=_run_bench)
     return p

@@ -78,7 +78,7 @@ class RankFtStep:
 
     def __call__(self, role: str, batch: NoisyBatch, text: TextConditioning,
                  keep: tuple[NoisyBatch, TextConditioning] | None = None) -> dict[str, torch.Tensor]:
-        q_c, q_s = (self.replicated if self.replicated is not None else self.bases)()
+        q_c, q_s = (self.replicated if self.replicated is not None else self.bases)((CONTENT, STYLE))
         self.projection.set_bases(self.bases.per_layer(q_c if role == CONTENT else q_s, self.projection.dtype))
         denoise = denoising_loss(self.setup, batch, text)
         ortho = orthogonality_penalty((q_c[k], q_s[k]) for k in q_c)

@@ -48,7 +48,7 @@ from craftstudio.engine.training.rank_ft import Projection, ProjectionBases, lay
 TARGETS = {"b/a": 1.0, "c/a": 1.3}
 FAMILIES = {"sd15": ("sd1.json", Family.SD1, 512), "sdxl": ("sdxl.json", Family.SDXL, 1024)}
 CONFIGS = {"a": "(a) plain LoRA, all attention", "b": "(b) routed content LoRA", "c": "(c) Rank-FT backbone step"}
-_NOISE = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "num_train_timesteps": 1000,
+NOISE_CONFIG = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "num_train_timesteps": 1000,
           "prediction_type": "epsilon"}
 
 
@@ -75,7 +75,7 @@ def build_unet(config: dict[str, Any], device: torch.device, dtype: torch.dtype)
     return unet.to(dtype)
 
 
-def _inputs(config: dict[str, Any], family: str, size: int, device: torch.device):
+def random_inputs(config: dict[str, Any], family: str, size: int, device: torch.device):
     gen = torch.Generator("cpu").manual_seed(1)
     latents = torch.randn(1, config["in_channels"], size // 8, size // 8, generator=gen)
     states = torch.randn(1, 77, config["cross_attention_dim"], generator=gen).to(device)
@@ -116,8 +116,8 @@ def bench_family(family: str, *, size: int, steps: int, warmup: int, rank: int, 
     if checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
-    cache, text = _inputs(config, family, size, device)
-    scheduler = make_noise_scheduler(_NOISE)
+    cache, text = random_inputs(config, family, size, device)
+    scheduler = make_noise_scheduler(NOISE_CONFIG)
     setup = DenoisingSetup(unet, scheduler, precision, make_denoising_loss("mse", scheduler))
     fam = FAMILIES[family][1]
     rows = []

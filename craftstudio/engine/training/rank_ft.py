@@ -146,10 +146,11 @@ class ProjectionBases(nn.Module):
     def bank(self, role: str) -> nn.ParameterDict:
         return self.content if role == CONTENT else self.style
 
-    def forward(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Both banks' Q stacks (content, style): one step's bases. A module call, so that DDP
-        (replicas.py) sees the step's use of the bases and averages their gradients."""
-        return self.orthonormal(CONTENT), self.orthonormal(STYLE)
+    def forward(self, roles: tuple[str, ...] = (CONTENT, STYLE)) -> list[dict[str, torch.Tensor]]:
+        """The Q stacks of each role's bank: one step's bases. A module call, so that DDP
+        (replicas.py) sees the step's use of the bases and averages their gradients. (The roles
+        are an argument because DDP on a GPU cannot forward a call without one.)"""
+        return [self.orthonormal(role) for role in roles]
 
     def orthonormal(self, role: str) -> dict[str, torch.Tensor]:
         """Group key → Q stack (G, d_in, r), one orthonormalisation call per group."""
