@@ -63,6 +63,10 @@ def command_args(request: TrainRequest, *, resume: bool = False) -> list[str]:
     for name, flag in _SWITCHES:
         if hasattr(request, name) and getattr(request, name) != defaults.get(name):
             args.append(flag)
+    if request.gpus:  # one process per GPU unless the count says otherwise
+        args += ["--gpus", ",".join(str(g) for g in request.gpus)]
+    if request.num_processes != (len(request.gpus) or 1):
+        args += ["--num-processes", str(request.num_processes)]
     if isinstance(request, LoraTrainRequest):
         for block, role in sorted((request.routing_overrides or {}).items()):
             args += ["--route", f"{block}={role}"]

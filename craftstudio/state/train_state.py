@@ -11,7 +11,8 @@ When the job is done the file is in the library, and `try_it()` hands it to Gene
 
 The base model defaults to the built-in demo model, as on the Generate page. The device memory
 is asked of a worker job (`DeviceProbeJob`) the first time the page is shown, so opening the
-window never loads torch; the memory preset follows it until the user picks one.
+window never loads torch; the memory preset follows it until the user picks one. The same probe
+lists the GPUs: with several, `gpu_selection` (remembered) picks those a run trains on.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from craftstudio.domain.training import (
     TrainRequest,
 )
 from craftstudio.state.demo_defaults import demo_defaults
+from craftstudio.state.gpu_selection import GpuSelection
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore
 from craftstudio.state.reference_set import ReferenceSet
 from craftstudio.state.settings_file import SettingsFile
@@ -216,9 +218,12 @@ class TrainState(ObservableObject):
         self.style_refs = ReferenceSet(self)
         self._folders = {"lora_folder": self.images, "content_folder": self.content_refs,
                          "style_folder": self.style_refs}
+        self.gpu_selection = GpuSelection(self)
         if settings is not None:
             section = settings.section(SETTINGS_SECTION)
             restore(self, section)
+            if isinstance(section.get("gpus"), str):
+                self.gpu_selection.chosen = section["gpus"]
             for key, refs in self._folders.items():
                 folder = section.get(key)
                 if isinstance(folder, str) and folder and Path(folder).is_dir():
@@ -307,7 +312,8 @@ class TrainState(ObservableObject):
                       learning_rate=self.learning_rate, batch_size=self.batch_size, resolution=self.resolution,
                       loss=self.loss, seed=self.seed, device=self.device, mixed_precision=self.mixed_precision,
                       gradient_checkpointing=self.gradient_checkpointing, upscale=self.upscale,
-                      checkpoint_every=self.checkpoint_every, overwrite=self.overwrite, title=self.title.strip())
+                      checkpoint_every=self.checkpoint_every, overwrite=self.overwrite, title=self.title.strip(),
+                      **self.gpu_selection.request_fields(self.device))
         if self.kind == "backbone":
             selections = self._home / "training-sets"
             return BackboneTrainRequest(
@@ -356,7 +362,8 @@ class TrainState(ObservableObject):
             return None
         watch = {"sample_every": self.sample_every, "sample_steps": self.sample_steps,
                  "sample_prompt": self.sample_prompt, "checkpoint_every": self.checkpoint_every,
-                 "device": self.device, "overwrite": self.overwrite}
+                 "device": self.device, "overwrite": self.overwrite, "num_processes": 1, "gpus": (),
+                 **self.gpu_selection.request_fields(self.device)}
         try:
             request = run.request(watch)
             request.validate()
@@ -394,7 +401,8 @@ class TrainState(ObservableObject):
         if self._settings is not None:
             # The reference folders come back on the next start (removed images do not).
             folders = {key: refs.folder for key, refs in self._folders.items()}
-            self._settings.save_section(SETTINGS_SECTION, {**persisted(self), **folders})
+            self._settings.save_section(SETTINGS_SECTION, {**persisted(self), **folders,
+                                                           "gpus": self.gpu_selection.chosen})
 
     # ---------- internals
     def _check_references(self, request: TrainRequest) -> None:
@@ -479,6 +487,7 @@ class TrainState(ObservableObject):
     def _on_device(self, device: DeviceInfo) -> None:
         self._device = device
         self.device_label = f"Device: {device.label}"
+        self.gpu_selection.available = list(device.gpus)
         if not self.memory:
             self.apply_memory()
 

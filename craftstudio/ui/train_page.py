@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -166,6 +167,7 @@ class TrainPage(QWidget):
         self.essentials.addRow("Output name", self.name_edit)
         self.essentials.addRow("Quality", self.quality_combo)
         self.essentials.addRow("Memory", memory_row)
+        self.essentials.addRow("GPUs", self._build_gpu_row())
 
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced")
@@ -234,6 +236,21 @@ class TrainPage(QWidget):
         outer.addWidget(self.error_label)
         panel.setMinimumWidth(400)
         return panel
+
+    def _build_gpu_row(self) -> QWidget:
+        """One check box per GPU, shown only where there are several (filled by `_show_gpus`)."""
+        self.gpu_row = QWidget()
+        column = QVBoxLayout(self.gpu_row)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.gpu_grid = QGridLayout()
+        self.gpu_grid.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(self.gpu_grid)
+        self.gpu_hint = QLabel()
+        self.gpu_hint.setWordWrap(True)
+        self.gpu_hint.setStyleSheet("color: palette(placeholder-text);")
+        column.addWidget(self.gpu_hint)
+        self.gpu_boxes: list[QCheckBox] = []
+        return self.gpu_row
 
     def _build_advanced(self) -> None:
         s = self.state
@@ -376,6 +393,8 @@ class TrainPage(QWidget):
         s.losses_changed.connect(self.loss_plot.set_points)
         s.samples_changed.connect(self._show_samples)
         s.runs_changed.connect(self._show_runs)
+        s.gpu_selection.available_changed.connect(lambda _gpus: self._show_gpus())
+        s.gpu_selection.chosen_changed.connect(lambda _chosen: self._show_gpu_choice())
         for signal in (s.trigger_changed, s.caption_changed, s.resolution_changed, s.native_size_changed,
                        s.content_caption_changed, s.style_caption_changed):
             signal.connect(lambda _value: self._refresh_strips())
@@ -387,6 +406,7 @@ class TrainPage(QWidget):
         self._show_error(s.error)
         self._show_slow(s.slow_warning)
         self._show_runs(s.runs)
+        self._show_gpus()
         self._show_progress()
         self._update_buttons()
 
@@ -422,6 +442,29 @@ class TrainPage(QWidget):
         self.samples_title.setVisible(is_lora)
         self.samples.setVisible(is_lora)
         self._refresh_strips()
+
+    def _show_gpus(self) -> None:
+        selection = self.state.gpu_selection
+        for box in self.gpu_boxes:
+            self.gpu_grid.removeWidget(box)
+            box.deleteLater()
+        self.gpu_boxes = []
+        for number, label in enumerate(selection.available):
+            box = QCheckBox(f"{number}: {label}")
+            box.setToolTip("Train on this GPU too: one process per GPU, each takes its share of every batch")
+            box.toggled.connect(lambda on, n=number: selection.use(n, on))
+            self.gpu_grid.addWidget(box, number // 2, number % 2)
+            self.gpu_boxes.append(box)
+        self.essentials.setRowVisible(self.gpu_row, selection.several)
+        self._show_gpu_choice()
+
+    def _show_gpu_choice(self) -> None:
+        selection = self.state.gpu_selection
+        for number, box in enumerate(self.gpu_boxes):
+            box.blockSignals(True)
+            box.setChecked(selection.is_used(number))
+            box.blockSignals(False)
+        self.gpu_hint.setText(selection.summary)
 
     def _show_advanced(self, shown: bool) -> None:
         self.advanced.setVisible(shown)

@@ -12,7 +12,8 @@ command line leaves to the user:
   library reads from the file's metadata, and the base model it was trained on.
 
 `DeviceProbeJob` answers what the Train page needs to pick a memory preset: the accelerator
-and its memory, or the CPU. It imports torch, so it too runs only on the worker thread.
+and its memory, or the CPU, and every CUDA GPU (for training on several). It imports torch, so
+it too runs only on the worker thread.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class DeviceInfo:
     name: str
     memory_gb: float = 0.0
     has_bitsandbytes: bool = False
+    gpus: tuple[str, ...] = ()  # every CUDA GPU's label, by number (as nvidia-smi counts them)
 
     @property
     def label(self) -> str:
@@ -187,8 +189,9 @@ class DeviceProbeJob:
 
         bnb = importlib.util.find_spec("bitsandbytes") is not None
         if torch.cuda.is_available():
-            props = torch.cuda.get_device_properties(0)
-            return DeviceInfo("cuda", props.name, props.total_memory / 2**30, bnb)
+            every = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+            gpus = tuple(f"{p.name}, {p.total_memory / 2**30:.0f} GB" for p in every)
+            return DeviceInfo("cuda", every[0].name, every[0].total_memory / 2**30, bnb, gpus)
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             # Apple silicon shares system memory with the GPU; torch reports the allocator's cap.
             memory = torch.mps.recommended_max_memory() / 2**30 if hasattr(torch.mps, "recommended_max_memory") \

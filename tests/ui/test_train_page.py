@@ -105,3 +105,44 @@ def test_on_a_computer_without_a_gpu_the_page_says_cpu_and_picks_the_cpu_preset(
     assert page.device_label.text() == "Device: CPU"
     assert page.memory_combo.itemText(0) == "Auto (CPU)"
     assert (state.batch_size, state.gradient_checkpointing, state.adam_8bit) == (1, False, False)
+
+
+def test_with_several_gpus_the_page_offers_them_and_remembers_the_choice(make_studio, qtbot, monkeypatch):
+    import craftstudio.state.train_state as train_state
+    from craftstudio.workers.train_job import DeviceInfo, DeviceProbeJob
+
+    gpus = ("NVIDIA H200, 140 GB", "NVIDIA H200, 140 GB")
+    monkeypatch.setattr(train_state, "may_have_accelerator", lambda: True)
+    monkeypatch.setattr(DeviceProbeJob, "run", lambda self, progress, cancel: DeviceInfo(
+        "cuda", "NVIDIA H200", 140.0, False, gpus))
+    studio = make_studio()
+    state, page = studio.train, studio.window.page("Train")
+    assert not page.gpu_row.isVisible()  # no choice before the probe says there is one
+    with qtbot.waitSignal(state.gpu_selection.available_changed):
+        studio.window.show_area("Train")
+    assert page.gpu_row.isVisible()
+    assert [box.text() for box in page.gpu_boxes] == [f"0: {gpus[0]}", f"1: {gpus[1]}"]
+    assert [box.isChecked() for box in page.gpu_boxes] == [True, False]
+    page.gpu_boxes[1].click()
+    state.batch_size = 2
+    assert (state.request().num_processes, state.request().gpus) == (2, (0, 1))
+    assert "batch split over them" in page.gpu_hint.text()
+    state.save_settings()
+
+    again = make_studio()  # the next start: the choice comes back and shows once the probe answers
+    with qtbot.waitSignal(again.train.gpu_selection.available_changed):
+        again.window.show_area("Train")
+    assert [box.isChecked() for box in again.window.page("Train").gpu_boxes] == [True, True]
+
+
+def test_with_one_gpu_there_is_no_gpu_choice(make_studio, qtbot, monkeypatch):
+    import craftstudio.state.train_state as train_state
+    from craftstudio.workers.train_job import DeviceInfo, DeviceProbeJob
+
+    monkeypatch.setattr(train_state, "may_have_accelerator", lambda: True)
+    monkeypatch.setattr(DeviceProbeJob, "run", lambda self, progress, cancel: DeviceInfo(
+        "cuda", "RTX 4090", 24.0, False, ("RTX 4090, 24 GB",)))
+    studio = make_studio()
+    with qtbot.waitSignal(studio.train.gpu_selection.available_changed):
+        studio.window.show_area("Train")
+    assert not studio.window.page("Train").gpu_row.isVisible() and studio.train.request().num_processes == 1

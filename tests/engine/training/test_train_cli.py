@@ -93,3 +93,29 @@ def test_bench_train_runs_reduced_on_the_cpu(tmp_path, capsys):
     assert [r["config"] for r in report["rows"]] == ["a", "b", "c"]
     assert report["rows"][1]["layers"] < report["rows"][0]["layers"] == report["rows"][2]["layers"]
     assert set(report["ratios"]["sd15"]) >= {"b/a", "c/a"}
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--gpus", "0,1", "--batch", "4"], (2, (0, 1))),
+    (["--num-processes", "2", "--batch", "2", "--device", "cpu"], (2, ())),
+    ([], (1, ())),
+])
+def test_gpus_and_processes_reach_the_request(tmp_path, monkeypatch, flags, expected):
+    import craftstudio.engine.training as training
+
+    seen = []
+
+    def record(request, **kwargs):
+        seen.append(request)
+        raise Cancelled("cancelled by the user")
+
+    monkeypatch.setattr(training, "train", record)
+    _run(["train", "lora", "--role", "content", "--model", "m", "--images", "i", "--trigger", "sks",
+          "--out", str(tmp_path / "l.safetensors"), *flags])
+    assert (seen[0].num_processes, seen[0].gpus) == expected
+
+
+def test_a_batch_that_does_not_split_over_the_gpus_is_refused(tmp_path):
+    with pytest.raises(UserError, match="batch size 1 does not split evenly over 2 processes"):
+        _run(["train", "lora", "--role", "content", "--model", "m", "--images", "i", "--trigger", "sks",
+              "--out", str(tmp_path / "l.safetensors"), "--gpus", "0,1"])
