@@ -125,14 +125,6 @@ class Replicas:
             out[key] = broadcast(tensor, from_process=0)
         return value if self.is_main else cls(**_unflatten(out))
 
-    def wait(self) -> None:
-        if self.world > 1:
-            self.accelerator.wait_for_everyone()
-
-    def close(self) -> None:
-        """Leave the process group (after the last collective)."""
-        if self.world > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 def _flatten(value: Any) -> dict[str, torch.Tensor]:
