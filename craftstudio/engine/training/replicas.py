@@ -126,7 +126,6 @@ class Replicas:
         return value if self.is_main else cls(**_unflatten(out))
 
 
-
 def _flatten(value: Any) -> dict[str, torch.Tensor]:
     assert is_dataclass(value), type(value)
     flat: dict[str, torch.Tensor] = {}
