@@ -87,17 +87,17 @@ class MaskCanvas(QWidget):
     def image(self) -> QImage:
         return self._image
 
-    def set_image(self, image: QImage) -> None:
-        """Show `image`; a mask of the same size is kept (inpainting a result again), another
-        size starts a blank one."""
+    def set_image(self, image: QImage, *, keep_mask: bool = False) -> None:
+        """Show `image` with a blank mask, or with the current one when `keep_mask` and the
+        sizes match (another inpainting pass over a result)."""
         if image.isNull():
             self.clear_image()
             return
         self._finish_stroke()
-        same_size = image.size() == self._image.size()
+        keep = keep_mask and image.size() == self._image.size()
         self._image = image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
         self._scaled = QPixmap()
-        if not same_size:
+        if not keep:
             self._replace_mask(blank_mask(image.size()))
         self.update()
 

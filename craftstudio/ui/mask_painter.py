@@ -130,10 +130,11 @@ class MaskPainter(QWidget):
 
     # --- image -------------------------------------------------------------------------------
 
-    def set_image(self, image: QImage | Any) -> None:
-        """Show a QImage or a PIL image. A mask of the same size is kept (inpainting a result
-        again); another size starts a blank mask."""
-        self.canvas.set_image(image if isinstance(image, QImage) else to_qimage(image))
+    def set_image(self, image: QImage | Any, *, keep_mask: bool = False) -> None:
+        """Show a QImage or a PIL image with a blank mask, or with the current mask (and its
+        undo steps) when `keep_mask` and the sizes match: another pass over a result."""
+        qimage = image if isinstance(image, QImage) else to_qimage(image)
+        self.canvas.set_image(qimage, keep_mask=keep_mask)
         self._sync_buttons()
 
     def clear_image(self) -> None:
@@ -170,7 +171,10 @@ class MaskPainter(QWidget):
         if self.canvas.image().isNull():
             raise ValueError(f"There is no mask to save to {path}: set an image first.")
         target = Path(path)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
+        except OSError as error:
+            raise OSError(f"Could not save the mask to {path}: {error.strerror or error}.") from error
         os.close(handle)
         try:
             if not self.canvas.mask().save(temporary, "PNG"):

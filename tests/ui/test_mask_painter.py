@@ -149,7 +149,13 @@ def test_the_mask_is_the_image_size_and_the_mapping_holds_at_a_fractional_zoom(q
     painter.set_brush_size(1)
     drag(qtbot, painter, [QPoint(75, 83)])  # its centre (75.5, 83.5) is image (100.67, 61.33)
     assert white(painter.mask()) == {(100, 61)}
-    painter.set_image(picture(64, 64))  # another size: a fresh mask of that size
+    with qtbot.waitSignal(painter.mask_changed, timeout=1000):
+        painter.set_image(picture(300, 200, "navy"))  # a new picture: a blank mask
+    assert painter.mask().size().toTuple() == (300, 200) and not painter.has_mask()
+    drag(qtbot, painter, [QPoint(75, 83)])
+    painter.set_image(picture(300, 200, "olive"), keep_mask=True)  # another pass: mask kept
+    assert white(painter.mask()) == {(100, 61)}
+    painter.set_image(picture(64, 64), keep_mask=True)  # another size cannot keep it
     assert painter.mask().size().toTuple() == (64, 64) and not painter.has_mask()
     painter.clear_image()
     assert painter.mask().isNull() and not painter.has_mask()
@@ -175,6 +181,8 @@ def test_save_and_load_round_trip_and_a_corrupt_file_names_itself(qtbot, painter
     path = tmp_path / "mask.png"
     painter.save_mask(str(path))
     assert [p.name for p in tmp_path.iterdir()] == ["mask.png"]  # no temporary file left behind
+    with pytest.raises(OSError, match="no-such-folder"):
+        painter.save_mask(str(tmp_path / "no-such-folder" / "mask.png"))
     other = show(qtbot, MaskPainter(show_toolbar=False), 300, 300)
     other.set_image(picture(64, 64))
     with qtbot.waitSignal(other.mask_changed, timeout=1000):
@@ -241,12 +249,15 @@ def test_bracket_keys_resize_the_brush_and_ctrl_z_beats_a_window_shortcut(qtbot)
     QVBoxLayout(window).addWidget(painter)
     window_undo = []
     QShortcut(QKeySequence.StandardKey.Undo, window, activated=lambda: window_undo.append(1))
-    show(qtbot, window, 600, 500)
-    window.activateWindow()
-    qtbot.waitActive(window)
+    qtbot.addWidget(window)
+    window.resize(600, 500)
+    with qtbot.waitActive(window):  # window shortcuts only fire in the active window
+        window.show()
+        window.activateWindow()
     painter.set_image(picture(64, 64))
     painter.set_brush_size(10)
     painter.canvas.setFocus()
+    assert painter.canvas.hasFocus()
     qtbot.keyClick(painter.canvas, Qt.Key.Key_BracketRight)
     assert painter.brush_size() == 12 and painter.size_spin.value() == 12
     qtbot.keyClick(painter.canvas, Qt.Key.Key_BracketLeft)
