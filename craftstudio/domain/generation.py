@@ -45,6 +45,12 @@ HIRES_FACTOR_RANGE = (1.0, 4.0)
 MASK_BLUR_RANGE = (0, 64)
 
 
+def steps_skipped(steps: int, strength: float) -> int:
+    """Image to image: the first step of the full `steps`-step schedule that runs at `strength`
+    (== steps when no step runs; see engine/img2img.py)."""
+    return steps - min(int(steps * strength), steps)
+
+
 def hires_side(side: int, factor: float) -> int:
     """A side enlarged by `factor`, rounded to the nearest multiple of 8 (the VAE's grid)."""
     return max(8, int(round(side * factor / 8.0)) * 8)

@@ -25,16 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from craftstudio.domain.generation import steps_skipped
 from craftstudio.engine.loader import LoadedModel
+
+__all__ = ["steps_skipped"]
 
 # Pictures above this many pixels are encoded and decoded by the VAE in tiles (a 2048² SDXL
 # decode needs ~10 GB untiled); smaller ones are unchanged since the VAE tiles only above its tile size.
 TILE_ABOVE_PIXELS = 1024 * 1024
-
-
-def steps_skipped(steps: int, strength: float) -> int:
-    """The first step to run for `strength` ∈ (0, 1] (== steps when no step runs)."""
-    return steps - min(int(steps * strength), steps)
 
 
 def is_inpainting_unet(model: LoadedModel) -> bool:

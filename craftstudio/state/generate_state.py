@@ -40,7 +40,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from craftstudio.domain.errors import UserError
-from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
+from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest, steps_skipped
+from craftstudio.domain.image_size import size_for_picture
 from craftstudio.domain.markers import MarkerError, parse_prompt
 from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.domain.trigger_phrases import has_trigger, insert_trigger, remove_trigger
@@ -51,6 +52,7 @@ from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
 from craftstudio.state.feedback_text import describe_markers, markers_note, step_text
 from craftstudio.state.library_choices import Choice, LibraryChoices
+from craftstudio.state.picture_state import PictureState
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS_SECTION = "generate"
 CRAFT_KEY = "craft"  # the CRAFT settings' key inside the section
+PICTURES_KEY = "pictures"  # image to image and hires settings
 MAX_RANDOM_SEED = 2**31 - 1  # fits a QSpinBox, so the user can see and edit the seed used
 _STAGES = {"load": "Loading model", "encode": "Encoding prompt", "decode": "Decoding",
            "save": "Saving"}
@@ -166,6 +169,7 @@ class GenerateState(ObservableObject):
             library_home = settings.path.parent
         self.library = LibraryChoices(library_home)
         self.craft = CraftState(self)
+        self.pictures = PictureState(library_home / "masks" if library_home is not None else None, self)
         self.model_changed.connect(self._follow_model)
         for name in ("width", "height", "native_size"):
             getattr(self, f"{name}_changed").connect(self._update_size_hint)
@@ -175,12 +179,20 @@ class GenerateState(ObservableObject):
             section = settings.section(SETTINGS_SECTION)
             restore(self, section)
             self.craft.restore_settings(section.get(CRAFT_KEY))
+            if isinstance(section.get(PICTURES_KEY), dict):
+                restore(self.pictures, section[PICTURES_KEY])
         if not self.model.strip():
             self._fill_demo_defaults()
         # The curve editor draws the step ticks and sampled values of these two settings.
         curves = self.craft.curves
         curves.steps, curves.cfg_scale = self.steps, self.cfg_scale
         self.steps_changed.connect(lambda steps: setattr(curves, "steps", steps))
+        # Image to image skips the schedule's first steps: the curve editor shades them.
+        pictures = self.pictures
+        for signal in (self.steps_changed, pictures.init_image_changed, pictures.strength_changed):
+            signal.connect(self._update_skipped_steps)
+        pictures.picture_size_changed.connect(self._follow_picture)
+        self._update_skipped_steps()
         self.cfg_scale_changed.connect(lambda cfg: setattr(curves, "cfg_scale", cfg))
         self.prompt_changed.connect(self._parse_markers)
         self._parse_markers(self.prompt)
@@ -219,7 +231,7 @@ class GenerateState(ObservableObject):
             width=self.width, height=self.height, steps=self.steps, cfg_scale=self.cfg_scale,
             seed=self.seed, scheduler=self.scheduler, batch_count=self.batch_count,
             **(self._app_settings.request_fields() if self._app_settings else {"preview_every": 1}),
-            **self.craft.request_fields(),
+            **self.craft.request_fields(), **self.pictures.request_fields(),
         )
 
     def generate(self) -> int | None:
@@ -234,6 +246,10 @@ class GenerateState(ObservableObject):
             return None
         if self.random_seed:
             self.seed = random.randint(0, MAX_RANDOM_SEED)
+        problem = self.pictures.prepare()  # the painted mask goes to its file with the job
+        if problem:
+            self._set_error(problem)
+            return None
         request = self.request()
         try:
             request.validate()
@@ -276,6 +292,22 @@ class GenerateState(ObservableObject):
         setattr(self.craft, f"{role}_lora", str(path))
         self.prompt = insert_trigger(self.prompt, trigger, role)
         self.show_requested.emit()
+
+    def use_init_image(self, path: str | Path) -> None:
+        """Start the next runs from this picture (image to image); its mask is cleared."""
+        self.pictures.clear_mask()
+        self.pictures.init_image = str(path)
+        self.show_requested.emit()
+
+    def enlarge(self, index: int = 0, factor: float = 2.0) -> int | None:
+        """Make result `index` again, enlarged `factor`× by the hires pass: its recorded settings
+        (seed fixed), one image, hires on. Returns the job id, None if it could not start."""
+        paths = self.image_paths
+        if not 0 <= index < len(paths) or not self.apply_png(paths[index]):
+            return None
+        self.batch_count, self.repeat = 1, 1
+        self.pictures.hires_factor = factor
+        return self.generate()
 
     def use_model(self, path: str | Path) -> None:
         self.model = str(path)
@@ -331,12 +363,13 @@ class GenerateState(ObservableObject):
         Returns the recorded CRAFT files (LoRAs, backbone) that are missing here."""
         if request.model and Path(request.model).exists():
             self.model = request.model
+        missing = self.pictures.apply_request(request)  # before the size: a picture sets the size
         self.prompt, self.negative_prompt = request.prompt, request.negative_prompt
         self.steps, self.cfg_scale = request.steps, float(request.cfg_scale)
         self.width, self.height = request.width, request.height
         self.scheduler, self.batch_count = request.scheduler, request.batch_count
         self.seed, self.random_seed = request.seed, False
-        return self.craft.apply_request(request)
+        return missing + self.craft.apply_request(request)
 
     def apply_png(self, path: str | Path) -> bool:
         """Restore the settings recorded in a PNG. Never raises: a file without valid settings
@@ -365,7 +398,8 @@ class GenerateState(ObservableObject):
     def save_settings(self) -> None:
         if self._settings is not None:
             self._settings.save_section(SETTINGS_SECTION,
-                                        {**persisted(self), CRAFT_KEY: self.craft.settings()})
+                                        {**persisted(self), CRAFT_KEY: self.craft.settings(),
+                                         PICTURES_KEY: persisted(self.pictures)})
 
     def _fill_demo_defaults(self) -> None:
         defaults = demo_defaults()
@@ -425,6 +459,15 @@ class GenerateState(ObservableObject):
         if size:
             self.width, self.height = size
         self._update_triggers()
+
+    def _follow_picture(self, size: tuple[int, int] | None) -> None:
+        if size:
+            self.width, self.height = size_for_picture(size, self.native_size or (self.width, self.height))
+
+    def _update_skipped_steps(self, *_args: object) -> None:
+        pictures = self.pictures
+        skipped = steps_skipped(self.steps, pictures.strength) if pictures.init_image else 0
+        self.craft.curves.skipped_steps = skipped
 
     def _update_size_hint(self, *_args: object) -> None:
         native = self.native_size

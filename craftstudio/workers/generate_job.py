@@ -87,7 +87,8 @@ class GenerateJob:
             progress(ProgressEvent("save", index, count, image_index=index, image_count=count))
             stem = render_name(self._name_template, self.request, seed=seed, index=index, when=when,
                                model_name=result.model_name)
-            paths.append(save_new_png(image, folder, stem, self.request, seed, result.model_name))
+            # The engine's copy of the request carries the hashes of the files it read.
+            paths.append(save_new_png(image, folder, stem, result.request, seed, result.model_name))
         return GenerateOutput(result, paths)
 
 
