@@ -133,7 +133,8 @@ def _image_to_image(studio, folder: Path, out: Path) -> list[Shot]:
     state.prompt, state.pictures.strength = "a star in ohwx style <s>", 0.5
     _run_and_wait(state)
     panel.side_tabs.setCurrentIndex(0)
-    panel.settings_scroll.ensureWidgetVisible(panel.picture_settings)
+    scroll = panel.settings_scroll.verticalScrollBar()  # vertically only: the column never scrolls sideways
+    scroll.setValue(min(scroll.maximum(), panel.picture_settings.y() - 160))
     _settle()
     shots = [Shot("Image to image", _grab(window, out / "image-to-image.png"), False)]
     mask = QImage(64, 64, QImage.Format.Format_Grayscale8)

@@ -20,8 +20,9 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -43,6 +44,11 @@ def _dropped_picture(event: QDragEnterEvent | QDropEvent) -> str | None:
     return None
 
 
+def _short(text: str, limit: int = 34) -> str:
+    """Long names are cut in the middle, so the column never widens (the tooltip has the path)."""
+    return text if len(text) <= limit else text[: limit // 2 - 1] + "…" + text[-(limit // 2):]
+
+
 class PictureSettings(QGroupBox):
     def __init__(self, state: GenerateState, parent: QWidget | None = None) -> None:
         super().__init__("Image to image · hires", parent)
@@ -50,12 +56,14 @@ class PictureSettings(QGroupBox):
         pictures = state.pictures
         self.init_label = QLabel()
         self.init_label.setObjectName("initImageName")
-        self.init_label.setWordWrap(True)  # a long file name wraps instead of widening the column
+        # Its text never widens the settings column (which does not scroll sideways).
+        self.init_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.init_label.setMinimumWidth(80)
         self.init_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.choose_button = QPushButton("Choose…")
+        self.choose_button = QToolButton(text="Choose…")
         self.choose_button.setToolTip("Start from a picture of yours (or drop one on the Init image tab)")
         self.choose_button.clicked.connect(self._choose)
-        self.clear_button = QPushButton("Clear")
+        self.clear_button = QToolButton(text="Clear")
         self.clear_button.setToolTip("Generate from noise again")
         self.clear_button.clicked.connect(pictures.clear)
         row = QHBoxLayout()
@@ -69,6 +77,7 @@ class PictureSettings(QGroupBox):
         self.mask_blur_spin.setToolTip("Feather the painted mask's edge by this many pixels")
         self.mask_label = QLabel()
         self.mask_label.setStyleSheet(QUIET_STYLE)
+        self.mask_label.setWordWrap(True)
         mask_row = QHBoxLayout()
         mask_row.addWidget(self.mask_blur_spin)
         mask_row.addWidget(self.mask_label, 1)
@@ -107,7 +116,7 @@ class PictureSettings(QGroupBox):
     def _show(self, *_args: object) -> None:
         pictures = self.state.pictures
         has_picture = bool(pictures.init_image)
-        self.init_label.setText(pictures.note if has_picture else "none: generate from noise")
+        self.init_label.setText(_short(pictures.note) if has_picture else "none (from noise)")
         self.init_label.setToolTip(pictures.init_image)
         self.init_label.setStyleSheet("" if has_picture else QUIET_STYLE)
         self.clear_button.setEnabled(has_picture)
@@ -116,8 +125,8 @@ class PictureSettings(QGroupBox):
         if not has_picture:
             self.mask_label.setText("")
         else:
-            self.mask_label.setText("mask painted: only its white part is redrawn" if pictures.has_mask
-                                    else "paint a mask on the Init image tab to redo one region")
+            self.mask_label.setText("mask painted: only it is redrawn" if pictures.has_mask
+                                    else "paint a mask in Init image to redo a region")
         hires = pictures.hires_factor > 1.0
         self.hires_strength_spin.setEnabled(hires)
         self.hires_steps_spin.setEnabled(hires)

@@ -92,3 +92,14 @@ def test_result_becomes_the_init_image_and_the_curve_editor_shades_skipped_steps
 
 def canvas_visible(panel) -> bool:
     return panel.picture_canvas.painter.isVisible()
+
+
+def test_a_picture_never_widens_the_settings_column(qtbot, studio, tmp_path):
+    panel = studio.window.generate_panel
+    scroll = panel.settings_scroll
+    before = scroll.widget().minimumSizeHint().width()
+    name = tmp_path / ("a-very-long-file-name-of-a-scanned-sketch-from-the-archive-" * 2 + ".png")
+    studio.generate.use_init_image(_picture(name))
+    studio.generate.pictures.set_painted_mask(QImage(64, 64, QImage.Format.Format_Grayscale8))
+    assert scroll.widget().minimumSizeHint().width() <= before
+    assert panel.picture_settings.init_label.toolTip() == str(name)
