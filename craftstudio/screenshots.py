@@ -130,8 +130,10 @@ def _image_to_image(studio, folder: Path, out: Path) -> list[Shot]:
     panel = window.generate_panel
     saved_prompt = state.prompt
     state.use_init_image(picture)
-    state.prompt, state.pictures.strength = "a star in ohwx style <s>", 0.5
+    state.prompt, state.pictures.strength = "a star in ohwx style <s:0.35>", 0.55
+    studio.settings.change("cpu_threads", 1)  # as for the demo: a typical time in the status line
     _run_and_wait(state)
+    studio.settings.change("cpu_threads", 0)
     panel.side_tabs.setCurrentIndex(0)
     scroll = panel.settings_scroll.verticalScrollBar()  # vertically only: the column never scrolls sideways
     scroll.setValue(min(scroll.maximum(), panel.picture_settings.y() - 160))

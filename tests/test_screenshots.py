@@ -37,7 +37,7 @@ def test_one_png_per_area_with_the_finished_image_on_generate(qtbot, tmp_path):
         assert counts.get(colour, 0) > canvas.width * canvas.height // 2
     # Image to image ran from the rendered star with the demo style LoRA.
     restyle = engine.calls[-1]
-    assert restyle.init_image.endswith("star-in-stripes.png") and restyle.strength == 0.5
+    assert restyle.init_image.endswith("star-in-stripes.png") and restyle.strength == 0.55
     assert {"Image to image", "Mask"} <= {shot.area for shot in shots}
 
 
