@@ -128,6 +128,7 @@ class Pass:
     hooks: CraftHooks | None
     conditioning: object
     sources: list[Source]  # one per image, or one shared by all
+    label: str = ""  # what progress calls this pass ("" for the request's own)
 
     def source(self, index: int) -> Source:
         return self.sources[index if len(self.sources) > 1 else 0]
@@ -228,7 +229,7 @@ def _run_passes(model: LoadedModel, unet, request: GenerateRequest, plan: CraftP
         sources.append(make_source(model, image.resize((width, height), Image.Resampling.LANCZOS),
                                    request.hires_strength))
     second = Pass(width, height, steps, hires_plan, CraftHooks(hires_plan, state) if state else None,
-                  encode(model, prompt, request.negative_prompt, width, height), sources)
+                  encode(model, prompt, request.negative_prompt, width, height), sources, "hires pass")
     return _generate_all(model, unet, request, second, progress, cancel)
 
 
@@ -314,7 +315,7 @@ def _denoise_chunk(model: LoadedModel, unet, request: GenerateRequest, run: Pass
         hooks.prepare_graph(2 * n, slice(n, 2 * n), model.device, model.dtype)
     settings = LoopSettings(
         guidance=run.plan.guidance, preview_every=request.preview_every, image_index=first // len(seeds),
-        image_count=chunks, hooks=hooks, graph=graph, first_step=first_step,
+        image_count=chunks, hooks=hooks, graph=graph, first_step=first_step, label=run.label,
         extra_input=source.inpaint_input,
         after_step=Blend(scheduler, source, noise, scheduler.timesteps) if source.blends else None,
         preview=lambda lat: latent_preview(lat, model.family, (run.width, run.height)),

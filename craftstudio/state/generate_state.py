@@ -165,6 +165,7 @@ class GenerateState(ObservableObject):
         self._error_kind = ""  # "markers", "request" or "" (a job's or a file's error)
         self._clock = time.monotonic
         self._rate_start: tuple[float, int] | None = None  # (time, steps done) at the first step
+        self._pass_label = ""  # the denoising pass being counted ("" or "hires pass")
         if library_home is None and settings is not None:
             library_home = settings.path.parent
         self.library = LibraryChoices(library_home)
@@ -535,7 +536,7 @@ class GenerateState(ObservableObject):
             self._job_id = job_id
             self.progress = 0.0
             self.preview = None
-            self._rate_start = None
+            self._rate_start, self._pass_label = None, ""
             self.progress_busy = True
             self.progress_text = "Starting…"
 
@@ -547,6 +548,8 @@ class GenerateState(ObservableObject):
         if event.stage == "denoise":
             self.progress = min(1.0, (event.image_index + event.fraction) / count)
             self.progress_busy = False
+            if event.message != self._pass_label:  # a new pass (hires): its speed counts afresh
+                self._pass_label, self._rate_start = event.message, None
             if self._rate_start is None:  # speed counts from the first step: loading does not skew it
                 self._rate_start = (self._clock(), event.image_index * event.total + event.step)
             self.progress_text = step_text(event, count, self._rate_start, self._clock())
