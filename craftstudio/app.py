@@ -91,7 +91,7 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     runner = JobRunner()
     catalog = open_catalog(paths)
     settings_file = SettingsFile(paths.settings)
-    settings = SettingsState(paths, settings=settings_file, runner=runner)
+    settings = SettingsState(paths, settings=settings_file, runner=runner, catalog=catalog)
     state = GenerateState(runner, engine=engine, settings=settings_file, outputs=paths.outputs,
                           app_settings=settings, history=catalog.history)
     settings.theme_changed.connect(apply_theme)

@@ -106,12 +106,51 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
             placeholder = any(label.text().startswith("Coming soon") for label in page.findChildren(QLabel))
             shots.append(Shot(area, _grab(window, out / file_name(area)), placeholder))
         shots.append(Shot("Compare", compare, False))
+        shots += _image_to_image(studio, home.parent / "pictures", out)
         return shots
     finally:
         studio.shutdown()
         studio.window.deleteLater()
         app.setPalette(palette)  # leave the application as it was (tests share it)
         app.setStyleSheet(style_sheet)
+
+
+def _image_to_image(studio, folder: Path, out: Path) -> list[Shot]:
+    """A ShapesWorld star in stripes restyled by the demo style LoRA (the Image tab), and the
+    same picture with a painted mask in the Init image tab."""
+    from PySide6.QtGui import QImage
+
+    from craftstudio.demo.world import render
+
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = folder / "star-in-stripes.png"
+    render("star", "stripes", seed=3).save(picture)
+    window, state = studio.window, studio.generate
+    window.show_area("Generate")
+    panel = window.generate_panel
+    saved_prompt = state.prompt
+    state.use_init_image(picture)
+    state.prompt, state.pictures.strength = "a star in ohwx style <s:0.35>", 0.55
+    studio.settings.change("cpu_threads", 1)  # as for the demo: a typical time in the status line
+    _run_and_wait(state)
+    studio.settings.change("cpu_threads", 0)
+    panel.side_tabs.setCurrentIndex(0)
+    scroll = panel.settings_scroll.verticalScrollBar()  # vertically only: the column never scrolls sideways
+    scroll.setValue(min(scroll.maximum(), panel.picture_settings.y() - 160))
+    _settle()
+    shots = [Shot("Image to image", _grab(window, out / "image-to-image.png"), False)]
+    mask = QImage(64, 64, QImage.Format.Format_Grayscale8)
+    mask.fill(0)
+    for y in range(8, 56):
+        for x in range(30, 60):
+            mask.setPixel(x, y, 0xFFFFFFFF)
+    panel.picture_canvas.painter.set_mask(mask)
+    panel.side_tabs.setCurrentWidget(panel.picture_canvas)
+    _settle()
+    shots.append(Shot("Mask", _grab(window, out / "mask.png"), False))
+    state.pictures.clear()
+    state.prompt = saved_prompt
+    return shots
 
 
 def _settle() -> None:

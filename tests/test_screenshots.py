@@ -27,7 +27,7 @@ def test_one_png_per_area_with_the_finished_image_on_generate(qtbot, tmp_path):
             assert spread > 5, f"{shot.area} looks blank"
         assert not shot.placeholder, f"{shot.area} says 'Coming soon'"
     # The demo request ran (demo model, 64×64) and its image fills the Generate page's canvas.
-    request = engine.calls[-1]
+    request = next(r for r in reversed(engine.calls) if r.init_image is None)
     assert request.model.endswith("shapesworld") and (request.width, request.height) == (64, 64)
     colour = _image(request, request.seed, request.steps).getpixel((0, 0))
     generate = next(shot for shot in shots if shot.area == "Generate")
@@ -35,6 +35,10 @@ def test_one_png_per_area_with_the_finished_image_on_generate(qtbot, tmp_path):
         canvas = image.convert("RGB").crop((SIZE[0] * 2 // 3, SIZE[1] // 3, SIZE[0] - 40, SIZE[1] * 2 // 3))
         counts = dict((c, n) for n, c in canvas.getcolors(maxcolors=1_000_000))
         assert counts.get(colour, 0) > canvas.width * canvas.height // 2
+    # Image to image ran from the rendered star with the demo style LoRA.
+    restyle = engine.calls[-1]
+    assert restyle.init_image.endswith("star-in-stripes.png") and restyle.strength == 0.55
+    assert {"Image to image", "Mask"} <= {shot.area for shot in shots}
 
 
 def test_the_cli_command_is_registered():

@@ -16,6 +16,7 @@ def add_commands(sub: Any) -> None:
     library_bench.add_bench_command(bench_sub)
     _add_library_ui_bench(bench_sub)
     _add_engine_bench(bench_sub)
+    _add_hires_bench(bench_sub)
     train_commands.add_bench_command(bench_sub)
     _add_gallery_bench(bench_sub)
 
@@ -34,6 +35,22 @@ def _add_engine_bench(bench_sub) -> None:
     p.add_argument("--cases", default="abcd", help="eager cases besides a (default abcd)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.set_defaults(func=_run_bench_sampler)
+
+
+def _add_hires_bench(bench_sub) -> None:
+    p = bench_sub.add_parser("hires", help="hires request vs plain: seconds per image and peak GPU memory")
+    p.add_argument("--family", choices=["sd15", "sdxl"], action="append", help="default: both")
+    p.add_argument("--factor", type=float, default=2.0, help="hires factor (default 2: SDXL 2048²)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, help="write the results here")
+    p.set_defaults(func=_run_bench_hires)
+
+
+def _run_bench_hires(args) -> int:
+    from craftstudio.engine import bench_hires
+
+    return bench_hires.main(args)
 
 
 def _run_bench_sampler(args) -> int:

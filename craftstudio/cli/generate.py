@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 
 from craftstudio.domain.errors import UserError
-from craftstudio.domain.generation import DEFAULT_CFG, DEFAULT_SCHEDULER, DEVICES, SCHEDULERS
+from craftstudio.domain.generation import (
+    DEFAULT_CFG,
+    DEFAULT_HIRES_STRENGTH,
+    DEFAULT_MASK_BLUR,
+    DEFAULT_SCHEDULER,
+    DEFAULT_STRENGTH,
+    DEVICES,
+    SCHEDULERS,
+)
 from craftstudio.library.native_size import native_size_or_default
 
 
@@ -44,6 +52,21 @@ def add_command(sub) -> None:
     p.add_argument("--low-vram", action="store_true", help="for small cards: CPU offload and VAE tiling")
     p.add_argument("--out", required=True, type=Path, help="output PNG (FILE-2.png etc. for a batch)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    picture = p.add_argument_group("image to image, inpainting and hires")
+    picture.add_argument("--init-image", type=Path, metavar="FILE",
+                         help="start from this picture (size: its aspect at the model's native size unless --size)")
+    picture.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                         help=f"denoising strength for --init-image, in (0, 1] (default {DEFAULT_STRENGTH:g}; "
+                              "1 redraws completely)")
+    picture.add_argument("--mask", type=Path, metavar="FILE",
+                         help="inpainting mask for --init-image: single-channel, white = redraw")
+    picture.add_argument("--mask-blur", type=int, default=DEFAULT_MASK_BLUR, metavar="PX",
+                         help=f"feather the mask's edge by this many pixels (default {DEFAULT_MASK_BLUR})")
+    picture.add_argument("--hires", type=float, default=1.0, metavar="FACTOR",
+                         help="enlarge each image by FACTOR (Lanczos) and redraw it at that size (1 = off)")
+    picture.add_argument("--hires-strength", type=float, default=DEFAULT_HIRES_STRENGTH,
+                         help=f"denoising strength of the hires pass (default {DEFAULT_HIRES_STRENGTH:g})")
+    picture.add_argument("--hires-steps", type=int, default=0, help="steps of the hires pass (0 = --steps)")
     craft = p.add_argument_group("CRAFT fusion")
     craft.add_argument("--content-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="content LoRA")
     craft.add_argument("--style-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="style LoRA")
@@ -158,7 +181,7 @@ def _run_generate(args) -> int:
         args.cfg = DEFAULT_CFG
     if not args.prompt:
         raise UserError("No prompt: pass --prompt TEXT.")
-    size = args.size or native_size_or_default(args.model)
+    size = args.size or _default_size(args)
     has_loras = bool(args.content_lora or args.style_lora)
     request = GenerateRequest(
         model=args.model, prompt=args.prompt, negative_prompt=args.negative, width=size[0],
@@ -166,7 +189,9 @@ def _run_generate(args) -> int:
         scheduler=args.scheduler, batch_count=args.batch, device=args.device,
         content_lora=args.content_lora, style_lora=args.style_lora, backbone=args.backbone,
         switches=_switches(args), curves=_curves(args.curves, has_loras), fast=args.fast,
-        low_vram=args.low_vram,
+        low_vram=args.low_vram, init_image=_path_text(args.init_image), strength=args.strength,
+        mask=_path_text(args.mask), mask_blur=args.mask_blur, hires_factor=args.hires,
+        hires_strength=args.hires_strength, hires_steps=args.hires_steps,
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)
@@ -176,16 +201,38 @@ def _run_generate(args) -> int:
         result = generate_on_devices(request, args.devices, progress=bar)
     finally:
         bar.close()
+    for note in (result.details.get("image_to_image") or {}).get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     extra = _infotext_extra(result)
     for image, seed, path in zip(result.images, result.seeds, outputs, strict=True):
         try:
-            save_png(image, path, request, seed=seed, model_name=result.model_name, extra=extra,
+            save_png(image, path, result.request, seed=seed, model_name=result.model_name, extra=extra,
                      record=result.details, overwrite=args.overwrite)
         except FileExistsError:
             raise UserError(f"{path} appeared while the images were made: it was kept; choose another "
                             "--out or pass --overwrite.") from None
         print(path)
     return 0
+
+
+def _path_text(path: Path | None) -> str | None:
+    return None if path is None else str(path.expanduser())
+
+
+def _default_size(args) -> tuple[int, int]:
+    """The model's native size, or with --init-image the picture's aspect at that pixel count."""
+    native = native_size_or_default(args.model)
+    if args.init_image is None:
+        return native
+    from PIL import Image
+
+    from craftstudio.domain.image_size import size_for_picture
+
+    try:
+        with Image.open(args.init_image) as picture:
+            return size_for_picture(picture.size, native)
+    except Exception:  # an unreadable picture gets its sentence from the engine, before any work
+        return native
 
 
 def _apply_demo_defaults(args) -> None:

@@ -38,6 +38,22 @@ SCHEDULERS: dict[str, str] = {
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"
 DEFAULT_CFG = 7.0  # classifier-free guidance scale of a request that names none
 DEVICES = ("auto", "cuda", "mps", "cpu")
+DEFAULT_STRENGTH = 0.75  # A1111's default denoising strength
+DEFAULT_HIRES_STRENGTH = 0.5
+DEFAULT_MASK_BLUR = 4  # pixels, as A1111's "Mask blur"
+HIRES_FACTOR_RANGE = (1.0, 4.0)
+MASK_BLUR_RANGE = (0, 64)
+
+
+def steps_skipped(steps: int, strength: float) -> int:
+    """Image to image: the first step of the full `steps`-step schedule that runs at `strength`
+    (== steps when no step runs; see engine/img2img.py)."""
+    return steps - min(int(steps * strength), steps)
+
+
+def hires_side(side: int, factor: float) -> int:
+    """A side enlarged by `factor`, rounded to the nearest multiple of 8 (the VAE's grid)."""
+    return max(8, int(round(side * factor / 8.0)) * 8)
 
 
 class FusionMode(StrEnum):
@@ -107,6 +123,20 @@ class GenerateRequest:
     # fast = compiled UNet with CUDA graphs; low_vram = CPU offload, VAE tiling, one image per call.
     fast: bool = False
     low_vram: bool = False
+    # Image to image (docs/image-to-image.md): start from `init_image` noised to `strength` of the
+    # schedule; `mask` (white = redo) limits the change to a region, its edge feathered by
+    # `mask_blur` pixels. The sha256 fields are filled in when the files are read.
+    init_image: str | None = None
+    init_image_sha256: str | None = None
+    strength: float = DEFAULT_STRENGTH
+    mask: str | None = None
+    mask_sha256: str | None = None
+    mask_blur: int = DEFAULT_MASK_BLUR
+    # Hires: the image made at width×height is enlarged by `hires_factor` (1 = off, Lanczos on the
+    # image) and redrawn at `hires_strength` with `hires_steps` steps (0 = `steps`).
+    hires_factor: float = 1.0
+    hires_strength: float = DEFAULT_HIRES_STRENGTH
+    hires_steps: int = 0
 
     @property
     def mode(self) -> FusionMode:
@@ -120,6 +150,21 @@ class GenerateRequest:
             check = _FIELD_CHECKS.get(f.name)
             if check is not None:
                 check(getattr(self, f.name))
+        if self.init_image == "" or self.mask == "":
+            raise RequestError("An empty file name was given for the init image or mask: choose a picture file.")
+        if self.mask is not None and self.init_image is None:
+            raise RequestError("A mask needs an init image to redraw: choose the picture the mask belongs to.")
+        width, height = self.output_size
+        if max(width, height) > MAX_SIDE:
+            raise RequestError(f"Hires ×{self.hires_factor:g} would make {width}x{height}, larger than "
+                               f"{MAX_SIDE} pixels a side: lower the factor or the size.")
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the images made: the request size, enlarged by the hires factor."""
+        if self.hires_factor == 1.0:
+            return self.width, self.height
+        return hires_side(self.width, self.hires_factor), hires_side(self.height, self.hires_factor)
 
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_count)]
@@ -230,6 +275,19 @@ def _check_curves(value: Any) -> None:
         CurveSet.from_dict(value)  # CurveError (a RequestError) names the curve and point
 
 
+def _strength_check(label: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        value = check_number(label, value, 0.0, 1.0)
+        if value <= 0.0:
+            raise RequestError(f"{label} must be above 0 and at most 1 (1 = redraw completely), not {value:g}.")
+        return value
+    return check
+
+
+def _check_hires_factor(value: Any) -> Any:
+    return check_number("The hires factor", value, *HIRES_FACTOR_RANGE)
+
+
 def _check_preview(value: Any) -> None:
     check_number("The preview interval", value, 0, 1000, integer=True)
 
@@ -254,6 +312,15 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "switches": _check_switches,
     "curves": _check_curves,
     "routing_overrides": _check_mapping("The routing overrides"),
+    "init_image": _text_check("The init image path", optional=True),
+    "init_image_sha256": _text_check("The init image's recorded hash", optional=True),
+    "strength": _strength_check("The denoising strength"),
+    "mask": _text_check("The mask path", optional=True),
+    "mask_sha256": _text_check("The mask's recorded hash", optional=True),
+    "mask_blur": lambda v: check_number("The mask blur", v, *MASK_BLUR_RANGE, integer=True),
+    "hires_factor": _check_hires_factor,
+    "hires_strength": _strength_check("The hires strength"),
+    "hires_steps": lambda v: check_number("Hires steps", v, 0, STEPS_RANGE[1], integer=True),
 }
 
 

@@ -44,12 +44,29 @@ def format_infotext(request: GenerateRequest, model_name: str, seed: int | None 
         "Size": f"{request.width}x{request.height}",
         "Model": model_name,
     }
+    settings.update(_picture_settings(request))
     settings.update(extra or {})
     lines = [request.prompt]
     if request.negative_prompt:
         lines.append(f"{_NEGATIVE} {request.negative_prompt}")
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in settings.items()))
     return "\n".join(lines)
+
+
+def _picture_settings(request: GenerateRequest) -> dict[str, str]:
+    """A1111's keys for image to image, inpainting and hires (its `Denoising strength` is the
+    hires pass's in a hires run, the init image's otherwise)."""
+    out: dict[str, str] = {}
+    if request.init_image is not None:
+        out["Denoising strength"] = f"{request.strength:g}"
+        if request.mask is not None:
+            out["Mask blur"] = str(request.mask_blur)
+    if request.hires_factor != 1.0:
+        out["Denoising strength"] = f"{request.hires_strength:g}"
+        out["Hires upscale"] = f"{request.hires_factor:g}"
+        out["Hires steps"] = str(request.hires_steps)
+        out["Hires upscaler"] = "Lanczos"
+    return out
 
 
 def _key_before(line: str, start: int, colon: int) -> str | None:
@@ -143,7 +160,11 @@ def request_from_infotext(text: str, model: str = "", dropped: dict[str, str] | 
         "negative_prompt": parsed["negative_prompt"],
     }
     problems: dict[str, str] = {}
-    for key, field, kind in (("Steps", "steps", int), ("CFG scale", "cfg_scale", float), ("Seed", "seed", int)):
+    numbers = [("Steps", "steps", int), ("CFG scale", "cfg_scale", float), ("Seed", "seed", int)]
+    if "Hires upscale" in s:  # A1111 hires: the strength is the hires pass's
+        numbers += [("Hires upscale", "hires_factor", float), ("Hires steps", "hires_steps", int),
+                    ("Denoising strength", "hires_strength", float)]
+    for key, field, kind in numbers:
         if key in s:
             try:
                 record[field] = kind(s[key])

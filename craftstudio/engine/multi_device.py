@@ -125,8 +125,12 @@ def generate_on_devices(request: GenerateRequest, devices: str | Sequence[str] |
         raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
     ordered = [results[i] for i in range(len(parts))]
     first = ordered[0]
+    # The first device's recorded request (with what generate fills in, e.g. a picture's hash), for
+    # the whole batch.
+    recorded = dataclasses.replace(first.request, seed=request.seed, batch_count=request.batch_count,
+                                   device=request.device)
     return GenerateResult(
-        request=request, images=[image for r in ordered for image in r.images],
+        request=recorded, images=[image for r in ordered for image in r.images],
         seeds=[seed for r in ordered for seed in r.seeds], family=first.family, model_name=first.model_name,
         device=",".join(name for name, _, _ in parts), seconds=time.perf_counter() - started,
         details={**first.details, "devices": [{"device": name, "seeds": r.seeds}

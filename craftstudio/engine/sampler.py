@@ -40,6 +40,13 @@ class LoopSettings:
     hooks: StepHooks | None = None
     preview: Callable[[torch.Tensor], Any] | None = None  # latents -> PIL image
     graph: bool = False  # run all rows every step (compiled UNet: one shape, no retracing)
+    # Image to image: the run starts at this step of the full schedule (see img2img.py).
+    first_step: int = 0
+    # Inpainting UNets: extra input channels (one per image row) appended to the latents.
+    extra_input: torch.Tensor | None = None
+    label: str = ""  # the progress events' message ("hires pass" for the second pass)
+    # Called with (step, latents) after each scheduler step; returns the latents to go on with.
+    after_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None
 
 
 def step_kwargs(scheduler, generator, eta: float = 0.0) -> dict[str, Any]:
@@ -80,13 +87,15 @@ class BatchedConditioning:
 def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, settings: LoopSettings,
             generator, *, progress: ProgressCallback | None = None,
             cancel: CancelToken | None = None) -> torch.Tensor:
-    """Run every scheduler step from `latents` (N rows, already scaled by init_noise_sigma).
-    `generator`: one torch.Generator, or a list of one per row."""
+    """Run the scheduler's steps from `settings.first_step` on, from `latents` (N rows, already
+    noised to that step's level). `generator`: one torch.Generator, or a list of one per row.
+    Guidance, gates and hooks are indexed by the step's place in the full schedule."""
     timesteps = scheduler.timesteps
     if len(settings.guidance) != len(timesteps):
         raise ValueError(f"{len(settings.guidance)} guidance values for {len(timesteps)} steps")
     extra = step_kwargs(scheduler, generator)
-    total = len(timesteps)
+    first = settings.first_step
+    total = len(timesteps) - first
     n = latents.shape[0]
     batched = BatchedConditioning(conditioning, n)
     hooks = settings.hooks
@@ -95,7 +104,9 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
     if graph:
         table = torch.tensor(guidance, dtype=torch.float32).to(latents.device)
         mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
-    for k, t in enumerate(timesteps):
+    extra_input = settings.extra_input
+    for k in range(first, len(timesteps)):
+        t = timesteps[k]
         if cancel is not None:
             cancel.raise_if_cancelled()
         s = guidance[k]
@@ -103,6 +114,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
         copies = int(use_uncond) + int(use_cond)
         states, added = batched.rows(use_uncond, use_cond)
         model_input = scheduler.scale_model_input(torch.cat([latents] * copies) if copies > 1 else latents, t)
+        if extra_input is not None:
+            model_input = torch.cat([model_input, torch.cat([extra_input] * copies)], dim=1)
         if hooks is not None:
             cond_rows = (slice(n, 2 * n) if use_uncond else slice(0, n)) if use_cond else None
             hooks.before_unet(k, cond_rows)
@@ -118,11 +131,15 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
             eps = eps_uncond + s * (eps_cond - eps_uncond)
         out = scheduler.step(eps, t, latents, **extra, return_dict=True)
         latents = out.prev_sample
+        if settings.after_step is not None:
+            latents = settings.after_step(k, latents)
+        done = k + 1 - first
         if progress is not None:
-            progress(ProgressEvent("denoise", k + 1, total, settings.image_index, settings.image_count))
+            progress(ProgressEvent("denoise", done, total, settings.image_index, settings.image_count,
+                                   message=settings.label))
             every = settings.preview_every
-            if every and settings.preview is not None and ((k + 1) % every == 0) and k + 1 < total:
+            if every and settings.preview is not None and (done % every == 0) and done < total:
                 estimate = getattr(out, "pred_original_sample", None)
                 image = settings.preview((estimate if estimate is not None else latents)[:1])
-                progress(PreviewEvent(k + 1, total, image, settings.image_index))
+                progress(PreviewEvent(done, total, image, settings.image_index))
     return latents

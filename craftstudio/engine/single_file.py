@@ -71,9 +71,19 @@ def write_clip_tokenizer(folder: Path, pad_token: str) -> None:
     }))
 
 
-def write_config_folder(family: Family, folder: Path) -> None:
-    """Lay out a diffusers config folder (configs and tokenizers, no weights) for `family`."""
+def unet_in_channels(header: dict[str, Any]) -> int | None:
+    """The UNet's input channels from an LDM checkpoint's first convolution (9 = inpainting)."""
+    conv = header.get("model.diffusion_model.input_blocks.0.0.weight")
+    shape = conv.get("shape") if isinstance(conv, dict) else None
+    return int(shape[1]) if isinstance(shape, list) and len(shape) == 4 else None
+
+
+def write_config_folder(family: Family, folder: Path, in_channels: int | None = None) -> None:
+    """Lay out a diffusers config folder (configs and tokenizers, no weights) for `family`;
+    `in_channels` overrides the UNet's (inpainting checkpoints take 9)."""
     cfg = family_config(family)
+    if in_channels is not None:
+        cfg["unet"] = {**cfg["unet"], "in_channels": in_channels}
     index: dict[str, Any] = {"_class_name": cfg["pipeline"], "_diffusers_version": "0.42.1",
                              "unet": ["diffusers", "UNet2DConditionModel"],
                              "vae": ["diffusers", "AutoencoderKL"],
@@ -115,7 +125,8 @@ def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = N
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
-    family = family_of_checkpoint(path)
+    header = check_safetensors_file(path)
+    family = family_of_checkpoint(path, header)
     cls = StableDiffusionXLPipeline if family is Family.SDXL else StableDiffusionPipeline
     kwargs: dict[str, Any] = {}
     if cls is StableDiffusionPipeline:
@@ -125,7 +136,7 @@ def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = N
     with tempfile.TemporaryDirectory(prefix="craftstudio-config-") as tmp:
         if config_dir is None:
             config_dir = Path(tmp)
-            write_config_folder(family, config_dir)
+            write_config_folder(family, config_dir, unet_in_channels(header))
         try:
             pipeline = cls.from_single_file(str(path), config=str(config_dir), local_files_only=True,
                                             dtype=dtype, **kwargs)

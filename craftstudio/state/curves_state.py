@@ -64,6 +64,9 @@ class CurvesState(ObservableObject):
     steps_changed = Signal(int)
     cfg_scale = Property(7.0)
     cfg_scale_changed = Signal(float)
+    # Image to image: the first steps of the schedule that do not run (the editor shades them).
+    skipped_steps = Property(0)
+    skipped_steps_changed = Signal(int)
     can_undo = Property(False)
     can_undo_changed = Signal(bool)
     can_redo = Property(False)

@@ -297,6 +297,12 @@ class GalleryState(ObservableObject):
         self.generate.seed, self.generate.random_seed = entry.seed, False
         self.message = f"Seed {entry.seed} set in Generate."
 
+    def use_as_init_image(self, entry: GalleryEntry | None = None) -> None:
+        """Start Generate's next runs from this image (restyle it, redo a region, enlarge it)."""
+        entry = entry or self.current
+        if entry is not None:
+            self.generate.use_init_image(entry.path)
+
     def use_as_lora_preview(self, role: str, entry: GalleryEntry | None = None) -> bool:
         """Make the image the preview picture of its content or style LoRA in the library."""
         entry = entry or self.current

@@ -2,11 +2,13 @@
 
 Holds the settings the user edits (persisted between sessions), turns them into a validated
 `GenerateRequest`, submits a `GenerateJob` to the shared `JobRunner` and follows that job's
-signals into observable properties: busy flag, progress, status line, step preview, results,
-error message. Errors never raise out of here; they land in `error` for the window to show.
+signals into observable properties (generate_jobs.py): busy flag, progress, status line, step
+preview, results, error message. Errors never raise out of here; they land in `error` for the
+window to show.
 
 The CRAFT fusion settings (LoRAs, backbone, switches, curves) live in `craft` (`CraftState`);
-they are saved in this state's settings section under one key. The prompt's `<c>`/`<s>` markers
+they are saved in this state's settings section under one key; so are the pictures of image to
+image, inpainting and hires in `pictures` (`PictureState`). The prompt's `<c>`/`<s>` markers
 are parsed on every edit for the live γ feedback (`markers` / `marker_error`); a prompt with
 malformed markers is never submitted.
 
@@ -35,42 +37,42 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from craftstudio.domain.errors import UserError
-from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest
+from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest, steps_skipped
+from craftstudio.domain.image_size import size_for_picture
 from craftstudio.domain.markers import MarkerError, parse_prompt
-from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.domain.trigger_phrases import has_trigger, insert_trigger, remove_trigger
 from craftstudio.library.history_store import HistoryStore
 from craftstudio.library.native_size import native_size
 from craftstudio.library.png_params import read_recorded
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
-from craftstudio.state.feedback_text import describe_markers, markers_note, step_text
+from craftstudio.state.feedback_text import describe_markers, markers_note
+from craftstudio.state.generate_jobs import FollowsGenerateJobs
 from craftstudio.state.library_choices import Choice, LibraryChoices
+from craftstudio.state.picture_state import PictureState
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
-from craftstudio.workers.generate_job import GenerateFn, GenerateJob, GenerateOutput
+from craftstudio.workers.generate_job import GenerateFn, GenerateJob
 from craftstudio.workers.job_runner import JobRunner
 
 log = logging.getLogger(__name__)
 
 SETTINGS_SECTION = "generate"
 CRAFT_KEY = "craft"  # the CRAFT settings' key inside the section
+PICTURES_KEY = "pictures"  # image to image and hires settings
 MAX_RANDOM_SEED = 2**31 - 1  # fits a QSpinBox, so the user can see and edit the seed used
-_STAGES = {"load": "Loading model", "encode": "Encoding prompt", "decode": "Decoding",
-           "save": "Saving"}
 # A size whose area is this many times the native one (or that fraction of it) gets a hint.
 FAR_FROM_NATIVE = 2.0
 # Settings whose change may make a refused request valid (or invalid in another way).
 _REQUEST_FIELDS = ("model", "width", "height", "steps", "cfg_scale", "seed", "scheduler", "batch_count")
 
 
-class GenerateState(ObservableObject):
+class GenerateState(FollowsGenerateJobs, ObservableObject):
     # What to generate (persisted).
     model = Property("", persist=True)
     model_changed = Signal(str)
@@ -162,10 +164,12 @@ class GenerateState(ObservableObject):
         self._error_kind = ""  # "markers", "request" or "" (a job's or a file's error)
         self._clock = time.monotonic
         self._rate_start: tuple[float, int] | None = None  # (time, steps done) at the first step
+        self._pass_label = ""  # the denoising pass being counted ("" or "hires pass")
         if library_home is None and settings is not None:
             library_home = settings.path.parent
         self.library = LibraryChoices(library_home)
         self.craft = CraftState(self)
+        self.pictures = PictureState(library_home / "masks" if library_home is not None else None, self)
         self.model_changed.connect(self._follow_model)
         for name in ("width", "height", "native_size"):
             getattr(self, f"{name}_changed").connect(self._update_size_hint)
@@ -175,12 +179,20 @@ class GenerateState(ObservableObject):
             section = settings.section(SETTINGS_SECTION)
             restore(self, section)
             self.craft.restore_settings(section.get(CRAFT_KEY))
+            if isinstance(section.get(PICTURES_KEY), dict):
+                restore(self.pictures, section[PICTURES_KEY])
         if not self.model.strip():
             self._fill_demo_defaults()
         # The curve editor draws the step ticks and sampled values of these two settings.
         curves = self.craft.curves
         curves.steps, curves.cfg_scale = self.steps, self.cfg_scale
         self.steps_changed.connect(lambda steps: setattr(curves, "steps", steps))
+        # Image to image skips the schedule's first steps: the curve editor shades them.
+        pictures = self.pictures
+        for signal in (self.steps_changed, pictures.init_image_changed, pictures.strength_changed):
+            signal.connect(self._update_skipped_steps)
+        pictures.picture_size_changed.connect(self._follow_picture)
+        self._update_skipped_steps()
         self.cfg_scale_changed.connect(lambda cfg: setattr(curves, "cfg_scale", cfg))
         self.prompt_changed.connect(self._parse_markers)
         self._parse_markers(self.prompt)
@@ -219,7 +231,7 @@ class GenerateState(ObservableObject):
             width=self.width, height=self.height, steps=self.steps, cfg_scale=self.cfg_scale,
             seed=self.seed, scheduler=self.scheduler, batch_count=self.batch_count,
             **(self._app_settings.request_fields() if self._app_settings else {"preview_every": 1}),
-            **self.craft.request_fields(),
+            **self.craft.request_fields(), **self.pictures.request_fields(),
         )
 
     def generate(self) -> int | None:
@@ -234,6 +246,10 @@ class GenerateState(ObservableObject):
             return None
         if self.random_seed:
             self.seed = random.randint(0, MAX_RANDOM_SEED)
+        problem = self.pictures.prepare()  # the painted mask goes to its file with the job
+        if problem:
+            self._set_error(problem)
+            return None
         request = self.request()
         try:
             request.validate()
@@ -276,6 +292,22 @@ class GenerateState(ObservableObject):
         setattr(self.craft, f"{role}_lora", str(path))
         self.prompt = insert_trigger(self.prompt, trigger, role)
         self.show_requested.emit()
+
+    def use_init_image(self, path: str | Path) -> None:
+        """Start the next runs from this picture (image to image); its mask is cleared."""
+        self.pictures.clear_mask()
+        self.pictures.init_image = str(path)
+        self.show_requested.emit()
+
+    def enlarge(self, index: int = 0, factor: float = 2.0) -> int | None:
+        """Make result `index` again, enlarged `factor`× by the hires pass: its recorded settings
+        (seed fixed), one image, hires on. Returns the job id, None if it could not start."""
+        paths = self.image_paths
+        if not 0 <= index < len(paths) or not self.apply_png(paths[index]):
+            return None
+        self.batch_count, self.repeat = 1, 1
+        self.pictures.hires_factor = factor
+        return self.generate()
 
     def use_model(self, path: str | Path) -> None:
         self.model = str(path)
@@ -331,12 +363,13 @@ class GenerateState(ObservableObject):
         Returns the recorded CRAFT files (LoRAs, backbone) that are missing here."""
         if request.model and Path(request.model).exists():
             self.model = request.model
+        missing = self.pictures.apply_request(request)  # before the size: a picture sets the size
         self.prompt, self.negative_prompt = request.prompt, request.negative_prompt
         self.steps, self.cfg_scale = request.steps, float(request.cfg_scale)
         self.width, self.height = request.width, request.height
         self.scheduler, self.batch_count = request.scheduler, request.batch_count
         self.seed, self.random_seed = request.seed, False
-        return self.craft.apply_request(request)
+        return missing + self.craft.apply_request(request)
 
     def apply_png(self, path: str | Path) -> bool:
         """Restore the settings recorded in a PNG. Never raises: a file without valid settings
@@ -365,7 +398,8 @@ class GenerateState(ObservableObject):
     def save_settings(self) -> None:
         if self._settings is not None:
             self._settings.save_section(SETTINGS_SECTION,
-                                        {**persisted(self), CRAFT_KEY: self.craft.settings()})
+                                        {**persisted(self), CRAFT_KEY: self.craft.settings(),
+                                         PICTURES_KEY: persisted(self.pictures)})
 
     def _fill_demo_defaults(self) -> None:
         defaults = demo_defaults()
@@ -426,6 +460,15 @@ class GenerateState(ObservableObject):
             self.width, self.height = size
         self._update_triggers()
 
+    def _follow_picture(self, size: tuple[int, int] | None) -> None:
+        if size:
+            self.width, self.height = size_for_picture(size, self.native_size or (self.width, self.height))
+
+    def _update_skipped_steps(self, *_args: object) -> None:
+        pictures = self.pictures
+        skipped = steps_skipped(self.steps, pictures.strength) if pictures.init_image else 0
+        self.craft.curves.skipped_steps = skipped
+
     def _update_size_hint(self, *_args: object) -> None:
         native = self.native_size
         if not native:
@@ -461,96 +504,3 @@ class GenerateState(ObservableObject):
             phrases += [t for t in self.library.triggers(path) if t not in phrases]
         if phrases != self.trigger_phrases:
             self.trigger_phrases = phrases
-
-    def _mine(self, job_id: int) -> bool:
-        return job_id == self._job_id
-
-    def _done(self, job_id: int) -> None:
-        if job_id in self._jobs:
-            self._jobs.remove(job_id)
-        if job_id == self._job_id:
-            self._job_id = None
-            self.progress_busy = False
-        self.is_busy = bool(self._jobs)
-
-    def _record(self, output: GenerateOutput) -> None:
-        if self._history is None or not output.paths:
-            return
-        result = output.result
-        try:
-            record_id = self._history.add_generation(
-                result.request, [str(p) for p in output.paths], seed=result.seeds[0] if result.seeds else None,
-                timings={"total": result.seconds}, record=result.details)
-        except UserError as exc:  # the images are saved; only the gallery entry is missing
-            log.warning("generation not recorded in the history: %s", exc)
-            return
-        self.generation_recorded.emit(record_id)
-
-    @Slot(int)
-    def _on_started(self, job_id: int) -> None:
-        if job_id in self._jobs:
-            self._job_id = job_id
-            self.progress = 0.0
-            self.preview = None
-            self._rate_start = None
-            self.progress_busy = True
-            self.progress_text = "Starting…"
-
-    @Slot(int, object)
-    def _on_progress(self, job_id: int, event: ProgressEvent) -> None:
-        if not self._mine(job_id):
-            return
-        count = max(event.image_count, 1)
-        if event.stage == "denoise":
-            self.progress = min(1.0, (event.image_index + event.fraction) / count)
-            self.progress_busy = False
-            if self._rate_start is None:  # speed counts from the first step: loading does not skew it
-                self._rate_start = (self._clock(), event.image_index * event.total + event.step)
-            self.progress_text = step_text(event, count, self._rate_start, self._clock())
-        else:
-            # Loading and decoding have no steps to count: a busy bar with what is happening.
-            self.progress_busy = event.stage != "save"
-            text = event.message or _STAGES.get(event.stage, event.stage)
-            self.progress_text = text[:1].upper() + text[1:] + "…"
-
-    @Slot(int, object)
-    def _on_preview(self, job_id: int, event: PreviewEvent) -> None:
-        if self._mine(job_id):
-            self.preview = event.image
-
-    @Slot(int, object)
-    def _on_finished(self, job_id: int, output: Any) -> None:
-        if job_id not in self._jobs:
-            return
-        assert isinstance(output, GenerateOutput)
-        self._record(output)
-        self.progress = 1.0
-        self.images = list(output.images)
-        self.image_paths = list(output.paths)
-        self.preview = None
-        folder = output.paths[0].parent if output.paths else ""
-        seconds = output.result.seconds
-        count = len(output.paths)
-        self.status = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s, saved to {folder}"
-        self.progress_text = f"Done in {seconds:.1f} s"
-        self._done(job_id)
-
-    @Slot(int, str)
-    def _on_failed(self, job_id: int, message: str) -> None:
-        if job_id in self._jobs:
-            self._set_error(message)
-            self.progress = 0.0
-            self.progress_text = ""
-            self._done(job_id)
-
-    @Slot(int)
-    def _on_cancelled(self, job_id: int) -> None:
-        if job_id not in self._jobs:
-            return
-        if self._mine(job_id) or self._job_id is None:
-            # The noisy preview goes: the view shows the previous result again.
-            self.status = "Cancelled." + (" Showing the previous result." if self.images else "")
-            self.progress = 0.0
-            self.progress_text = ""
-            self.preview = None
-        self._done(job_id)

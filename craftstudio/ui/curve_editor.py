@@ -45,7 +45,7 @@ class CurveEditor(QWidget):
         self.setToolTip("Drag a point to move it, double-click to add one, right-click or Delete "
                         "to remove it. Ctrl+Z undoes.")
         for signal in (state.curve_set_changed, state.active_changed, state.selected_changed,
-                       state.steps_changed, state.cfg_scale_changed):
+                       state.steps_changed, state.cfg_scale_changed, state.skipped_steps_changed):
             signal.connect(self.update)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
@@ -144,6 +144,7 @@ class CurveEditor(QWidget):
         rect = self.plot_rect()
         painter.fillRect(self.rect(), palette.base())
         self._draw_axes(painter, rect)
+        self._draw_skipped(painter, rect)
         samples = self.state.samples()
         values = {"guidance": self._guidance_in_curve_units(samples.guidance),
                   "content": samples.content, "style": samples.style}
@@ -158,6 +159,28 @@ class CurveEditor(QWidget):
             painter.setPen(palette.text().color())
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "Gates off: constant curves")
         painter.end()
+
+    def skipped_width(self) -> float:
+        """Width (pixels) of the shaded start of the schedule that image to image skips: up to
+        halfway between the last skipped step and the first one run."""
+        skipped, steps = self.state.skipped_steps, max(1, self.state.steps)
+        if skipped <= 0:
+            return 0.0
+        fraction = 1.0 if skipped >= steps or steps == 1 else (skipped - 0.5) / (steps - 1)
+        return fraction * self.plot_rect().width()
+
+    def _draw_skipped(self, painter: QPainter, rect: QRectF) -> None:
+        width = self.skipped_width()
+        if width <= 0:
+            return
+        shade = QRectF(rect.left(), rect.top(), width, rect.height())
+        text = self.palette().text().color()
+        fill = QColor(text)
+        fill.setAlpha(28)
+        painter.fillRect(shade, fill)
+        painter.setPen(text)
+        painter.drawText(shade.adjusted(4, 2, -2, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                         "skipped by image to image")
 
     def _draw_axes(self, painter: QPainter, rect: QRectF) -> None:
         text = self.palette().text().color()

@@ -245,9 +245,12 @@ class GalleryViewer(QWidget):
         self.folder_button.clicked.connect(self._show_in_folder)
         self.delete_button = QPushButton("Delete")
         self.delete_button.clicked.connect(self._delete)
+        self.init_image_button = QPushButton("Use as init image")
+        self.init_image_button.setToolTip("Start from this image on the Generate page (restyle it, redo a region)")
+        self.init_image_button.clicked.connect(lambda: state.use_as_init_image())
         buttons = QGridLayout()
         pairs = ((self.reuse_button, self.seed_button), (self.content_preview_button, self.style_preview_button),
-                 (self.copy_button, self.folder_button), (self.delete_button, None))
+                 (self.copy_button, self.folder_button), (self.init_image_button, self.delete_button))
         for row, pair in enumerate(pairs):
             for column, button in enumerate(pair):
                 if button is not None:

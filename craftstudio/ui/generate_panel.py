@@ -47,6 +47,7 @@ from craftstudio.ui.bindings import bind_check, bind_combo, bind_plain_text, bin
 from craftstudio.ui.craft_panel import CraftPanel
 from craftstudio.ui.image_view import ImageView
 from craftstudio.ui.lora_drop import LoraDrop
+from craftstudio.ui.picture_panel import PictureCanvas, PictureSettings
 from craftstudio.ui.prompt_editor import PromptEditor
 from craftstudio.ui.search_combo import SearchCombo
 from craftstudio.ui.welcome_panel import WelcomePanel
@@ -74,6 +75,7 @@ class GeneratePanel(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.welcome)
         right_layout.addWidget(self.image_view, 1)
+        right_layout.addLayout(self._build_result_actions())
         self.image_side = right
         self.side_tabs: QTabWidget | None = None  # made when another view joins the image
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -93,6 +95,44 @@ class GeneratePanel(QWidget):
         craft = self.craft_panel
         self._lora_drops = [LoraDrop(state, role, [edit, edit.lineEdit()])
                             for role, edit in (("content", craft.content_edit), ("style", craft.style_edit))]
+        # The init image and its mask painter, in a tab beside the result.
+        self.picture_canvas = PictureCanvas(state)
+        self.add_side_page("Init image", self.picture_canvas)
+        state.pictures.init_image_changed.connect(self._show_picture_tab)
+
+    def _build_result_actions(self) -> QHBoxLayout:
+        self.use_as_init_button = QPushButton("Use as init image")
+        self.use_as_init_button.setToolTip("Start the next runs from this result (restyle it, redo a region)")
+        self.use_as_init_button.clicked.connect(self._use_result_as_init)
+        self.enlarge_button = QPushButton("Enlarge 2×")
+        self.enlarge_button.setToolTip("Make this result again at twice the size: the hires pass redraws "
+                                       "the enlarged picture with its own settings (strength under Hires)")
+        self.enlarge_button.clicked.connect(lambda: self.state.enlarge(self._result_index(), 2.0))
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.use_as_init_button)
+        row.addWidget(self.enlarge_button)
+        self.state.image_paths_changed.connect(self._update_result_actions)
+        self._update_result_actions()
+        return row
+
+    def _result_index(self) -> int:
+        return max(0, self.image_view.thumbnails.currentRow())
+
+    def _update_result_actions(self, *_args: object) -> None:
+        has_result = bool(self.state.image_paths)
+        self.use_as_init_button.setEnabled(has_result)
+        self.enlarge_button.setEnabled(has_result)
+
+    def _use_result_as_init(self) -> None:
+        paths = self.state.image_paths
+        index = self._result_index()
+        if index < len(paths):
+            self.state.use_init_image(paths[index])
+
+    def _show_picture_tab(self, path: str) -> None:
+        if path and self.side_tabs is not None:
+            self.side_tabs.setCurrentWidget(self.picture_canvas)
 
     def add_side_page(self, title: str, widget: QWidget) -> None:
         """Show `widget` (the queue, the compare view) in a tab beside the image."""
@@ -223,6 +263,8 @@ class GeneratePanel(QWidget):
         self.craft_panel = CraftPanel(self.state.craft, self.state.choices)
         column = QVBoxLayout()
         column.addLayout(form)
+        self.picture_settings = PictureSettings(self.state)
+        column.addWidget(self.picture_settings)
         column.addWidget(self.craft_panel)
         column.addStretch(1)
         inner = QWidget()

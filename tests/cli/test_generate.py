@@ -178,3 +178,56 @@ def test_train_without_model_uses_the_demo_model_and_its_backbone(monkeypatch, t
     install_demo_assets(monkeypatch, demo_model_dir=lambda: None)
     with pytest.raises(UserError, match="pass --model"):
         train_cli._demo_fallback(argparse.Namespace(model=None, backbone=None))
+
+
+def _picture(path, size=(80, 64), mode="RGB"):
+    from PIL import Image, ImageDraw
+
+    image = Image.new(mode, size, 0 if mode == "L" else (220, 200, 180))
+    ImageDraw.Draw(image).ellipse((10, 10, 50, 50), fill=255 if mode == "L" else (200, 30, 30))
+    image.save(path)
+    return path
+
+
+def test_init_image_mask_and_hires_are_recorded(tmp_path, tiny_sd1, capsys):
+    picture = _picture(tmp_path / "sketch.png")
+    mask = _picture(tmp_path / "mask.png", size=(40, 32), mode="L")  # half size: resized with a note
+    out = tmp_path / "restyled.png"
+    rc = main(["generate", "--model", str(tiny_sd1), "--prompt", "a red ball", "--steps", "4", "--device", "cpu",
+               "--init-image", str(picture), "--strength", "0.6", "--mask", str(mask), "--mask-blur", "2",
+               "--hires", "1.5", "--hires-strength", "0.4", "--out", str(out)])
+    assert rc == 0
+    assert "note: The mask mask.png is 40x32 but its picture is 80x64; it was resized to fit." in capsys.readouterr().err
+    request = read_request(out)
+    # The size follows the picture: its 5:4 aspect at the tiny model's 16² pixel count (8-px
+    # steps round it to 16x16), then ×1.5.
+    assert (request.width, request.height) == (16, 16) and request.output_size == (24, 24)
+    assert (request.init_image, request.strength, request.mask, request.mask_blur) == (
+        str(picture), 0.6, str(mask), 2)
+    assert request.init_image_sha256 and request.mask_sha256
+    params = read_text_chunks(out)["parameters"]
+    assert "Denoising strength: 0.4" in params and "Hires upscale: 1.5" in params and "Mask blur: 2" in params
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.size == (24, 24)
+
+
+@pytest.mark.parametrize("make, extra, expected", [
+    (lambda p: p.write_text("hello"), [], "is not a picture Pillow can read"),
+    (lambda p: _picture(p), ["--strength", "0"], "The denoising strength must be above 0"),
+    (lambda p: _picture(p), ["--strength", "1.2"], "The denoising strength must be between 0 and 1"),
+    (lambda p: _picture(p), ["--mask", "{colour}"], "has 3 channels (RGB)"),
+    (lambda p: _picture(p), ["--hires", "9"], "The hires factor must be between 1 and 4"),
+])
+def test_bad_pictures_exit_2_and_write_nothing(tmp_path, tiny_sd1, capsys, make, extra, expected):
+    picture = tmp_path / "in.png"
+    make(picture)
+    colour = _picture(tmp_path / "colour-mask.png")
+    extra = [a.replace("{colour}", str(colour)) for a in extra]
+    out = tmp_path / "out.png"
+    rc = main(["generate", "--model", str(tiny_sd1), "--prompt", "a ball", "--steps", "2", "--device", "cpu",
+               "--init-image", str(picture), "--out", str(out), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and expected in err and len(err.splitlines()) == 1, err
+    assert not out.exists()

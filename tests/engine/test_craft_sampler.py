@@ -95,8 +95,21 @@ def reference_image(k, request: GenerateRequest):
     generator = torch.Generator("cpu").manual_seed(request.seed)
     cond = encode(model, parsed.text, request.negative_prompt, request.width, request.height)
     latents = initial_latents(model, scheduler, request.width, request.height, generator)
+    start = 0
+    if request.init_image:  # image to image: the picture's latents noised to step `start`'s level
+        from PIL import Image
+
+        start = request.steps - int(request.steps * request.strength)
+        scheduler.set_begin_index(start)
+        pixels = torch.from_numpy(np.asarray(Image.open(request.init_image).convert("RGB"), dtype=np.float32))
+        posterior = model.vae.encode(pixels.permute(2, 0, 1)[None] / 127.5 - 1.0).latent_dist
+        known = posterior.mean * model.vae.config.scaling_factor
+        noise = latents / scheduler.init_noise_sigma
+        latents = scheduler.add_noise(known, noise, scheduler.timesteps[start:start + 1])
     extra = step_kwargs(scheduler, generator)
     for i, t in enumerate(scheduler.timesteps):
+        if i < start:
+            continue
         x = scheduler.scale_model_input(latents, t)
 
         def eps(states, added, x=x, t=t):
@@ -137,6 +150,23 @@ def test_matches_slow_reference(kit, family, switches, curves):
     assert ours.details["mode"] == switches.mode.value
 
 
+@pytest.mark.parametrize("family, scheduler, strength", [("sd1", "euler", 0.5), ("sd1", "dpmpp_2m_karras", 0.7),
+                                                         ("sdxl", "euler_a", 0.6)])
+def test_mid_schedule_start_matches_slow_reference(kit, family, scheduler, strength, tmp_path):
+    """Image to image: the run starts mid-schedule, and the curves are read at each step's place
+    in the full schedule."""
+    from PIL import Image
+
+    picture = tmp_path / "picture.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(picture)
+    request = _request(kit[family], curves="content-early-style-late", scheduler=scheduler, steps=8,
+                       init_image=str(picture), strength=strength)
+    ours = generate(request)
+    ref = reference_image(kit[family], request)
+    assert np.abs(_pixels(ours.images[0]) - _pixels(ref)).max() <= 2.0 / 255.0
+    assert ours.details["image_to_image"]["steps_run"] == int(8 * strength)
+
+
 def test_loras_change_the_image_and_record_everything(kit):
     k = kit["sd1"]
     plain = generate(_request(k, content_lora=None, style_lora=None, backbone=None))
@@ -163,9 +193,12 @@ def test_all_gates_zero_is_plain_generation(kit):
     assert np.array_equal(np.asarray(plain.images[0]), np.asarray(zero.images[0]))
 
 
-def test_unconditional_branch_never_sees_a_lora(kit, monkeypatch):
-    """Every LoRA layer call touches only the conditional row; the unconditional row's output is
-    exactly what the LoRA-free UNet gives."""
+@pytest.mark.parametrize("from_picture", [False, True])
+def test_unconditional_branch_never_sees_a_lora(kit, monkeypatch, tmp_path, from_picture):
+    """Every LoRA layer call touches only the conditional row (also when the run starts from a
+    picture); the unconditional row's output is exactly what the LoRA-free UNet gives."""
+    from PIL import Image
+
     from craftstudio.engine import craft_layers
 
     calls: list[tuple[int, slice | None]] = []
@@ -176,7 +209,11 @@ def test_unconditional_branch_never_sees_a_lora(kit, monkeypatch):
         return original(self, x, *args, **kwargs)
 
     monkeypatch.setattr(craft_layers, "_craft_forward", spy)
-    generate(_request(kit["sd1"], curves="guidance-interval"))
+    picture = {}
+    if from_picture:
+        Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
+        picture = {"init_image": str(tmp_path / "red.png"), "strength": 0.75, "steps": 8}
+    generate(_request(kit["sd1"], curves="guidance-interval", **picture))
     assert calls
     pairs = [rows for batch, rows in calls if batch == 2]
     singles = [rows for batch, rows in calls if batch == 1]

@@ -108,11 +108,11 @@ def test_out_of_memory_halves_the_chunk(tiny_sd1, monkeypatch):
     sizes = []
     real = generation._denoise_chunk
 
-    def tight(model, unet, request, plan, hooks, conditioning, seeds, *args):
+    def tight(model, unet, request, run, seeds, *args):
         sizes.append(len(seeds))
         if len(seeds) > 1:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(model, unet, request, plan, hooks, conditioning, seeds, *args)
+        return real(model, unet, request, run, seeds, *args)
 
     monkeypatch.setattr(generation, "_denoise_chunk", tight)
     result = generate(_request(tiny_sd1, batch_count=3))

@@ -34,6 +34,7 @@ def test_two_workers_make_the_one_device_pictures_in_seed_order(tiny_sd1):
     assert not _close(two.images[0], two.images[1], 0)  # each seed its own picture
     assert two.details["devices"] == [{"device": "cpu", "seeds": [11, 12]}, {"device": "cpu", "seeds": [13]}]
     assert two.device == "cpu,cpu" and events  # the first device reports progress
+    assert two.request == one.request  # recorded for the whole batch, as one device records it
 
 
 def test_no_devices_is_the_ordinary_generation(tiny_sd1):

@@ -78,8 +78,9 @@ def _text_config(vocab: int, hidden: int, projection: int = 0):
     )
 
 
-def build_sd1(folder: Path, seed: int = 0) -> Path:
-    """A tiny SD1.x-layout pipeline folder (UNet with 2 down/up blocks, cross-attention 32)."""
+def build_sd1(folder: Path, seed: int = 0, in_channels: int = 4) -> Path:
+    """A tiny SD1.x-layout pipeline folder (UNet with 2 down/up blocks, cross-attention 32);
+    `in_channels=9` makes an inpainting model's layout."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -87,7 +88,7 @@ def build_sd1(folder: Path, seed: int = 0) -> Path:
     folder = Path(folder)
     write_tokenizer(folder / "tokenizer")
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=in_channels, out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=16,

@@ -155,3 +155,19 @@ def test_restore_an_a1111_png_lists_what_it_could_not_restore(qtbot, runner, tmp
     assert (generate.prompt, generate.steps, generate.seed, generate.cfg_scale) == ("a red house", 12, 4242, 6.0)
     assert "LoRA 'watercolor_v2' is not in the library: scan or import it." in problems
     assert any("Hires upscale" in p for p in problems)
+
+
+def test_an_image_becomes_generates_init_image(qtbot, runner, tmp_path, catalog):
+    generate, gallery = _studio(runner, tmp_path, catalog)
+    path = tmp_path / "made.png"
+    from PIL import Image
+
+    Image.new("RGB", (48, 32), "red").save(path)
+    catalog.history.add_generation(generate.request(), [str(path)])
+    gallery.refresh()
+    gallery.open_row(gallery.model.image_rows()[0])
+    shown = []
+    generate.show_requested.connect(lambda: shown.append(True))
+    gallery.use_as_init_image()
+    assert generate.pictures.init_image == str(path) and generate.pictures.picture_size == (48, 32)
+    assert shown

@@ -94,6 +94,18 @@ def _cmd_eval_base(args) -> int:
     return 0
 
 
+def _cmd_restyle(args) -> int:
+    from craftstudio.demo.lab.restyle import run, table
+
+    floats = [float(v) for v in args.strengths.split(",")]
+    gammas = [float(v) for v in args.gammas.split(",")]
+    rows = run(args.shape, args.style, list(range(args.seeds)), floats, gammas, args.steps, args.device, args.sheet)
+    print(table(rows, args.shape, args.style, "the style LoRA's style"))
+    if args.json:
+        args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=1))
+    return 0
+
+
 def _cmd_benchmark_merge(args) -> int:
     from craftstudio.demo.lab.benchmark import merge, report_text, write_json
 
@@ -260,6 +272,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write every number to this JSON file")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG")
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("restyle", help="image to image: restyle world pictures with the demo style LoRA")
+    p.add_argument("--shape", default="star")
+    p.add_argument("--style", default="stripes")
+    p.add_argument("--seeds", type=int, default=16)
+    p.add_argument("--strengths", default="0.45,0.55,0.6", help="comma-separated denoising strengths")
+    p.add_argument("--gammas", default="0.35,0.5", help="comma-separated style weights γ_s")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--sheet", type=Path, default=None, help="contact sheet: the picture, then 7 results per row")
+    p.set_defaults(func=_cmd_restyle)
 
     p = sub.add_parser("benchmark-merge", help="one table from benchmark JSON files of different pairs")
     p.add_argument("results", nargs="+", type=Path, help="JSON files written by `benchmark --json`")
