@@ -208,6 +208,10 @@ class _Session:
                 else:
                     self._receive()
             if self.launcher.poll() is not None:
+                if self.conn is None:  # it may have connected, reported and exited since the select
+                    self.server.setblocking(False)
+                    with contextlib.suppress(OSError):
+                        self._accept()
                 while self.conn is not None and self._receive():  # what was sent before the exit
                     pass
                 return self.outcome
@@ -222,23 +226,25 @@ class _Session:
     def _accept(self) -> None:
         conn, _ = self.server.accept()
         conn.settimeout(30)
+        reader = LineReader()  # the hello may arrive together with the first events
+        messages: list[dict[str, Any]] = []
         try:
-            hello = b""
-            while not hello.endswith(b"\n"):
-                part = conn.recv(4096)
+            while not messages:
+                part = conn.recv(65536)
                 if not part:
                     break
-                hello += part
-            message = json.loads(hello or b"{}")
+                messages = reader.feed(part)
         except (OSError, ValueError):
-            conn.close()
-            return
-        if message.get("event") != HELLO or message.get("token") != self.token or self.conn is not None:
+            messages = []
+        hello = messages[0] if messages else {}
+        if hello.get("event") != HELLO or hello.get("token") != self.token or self.conn is not None:
             conn.close()  # not our process
             return
         conn.settimeout(None)
-        self.conn = conn
+        self.conn, self.reader = conn, reader
         self.selector.register(conn, selectors.EVENT_READ)
+        for message in messages[1:]:
+            self._handle(message)
 
     def _receive(self) -> bool:
         """Handle what the main process sent; False when the line is closed."""
