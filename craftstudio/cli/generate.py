@@ -75,6 +75,8 @@ def add_command(sub) -> None:
                        help="craft = all CRAFT components; direct = the plain weighted merge")
     craft.add_argument("--curves", help="curve preset name or curves .json file (default: paper with "
                                         "LoRAs, else constant; the demo's own without --model)")
+    craft.add_argument("--routing", dest="routing_preset", choices=["craft", "b-lora"], default="craft",
+                       help="layer sets of the two LoRAs: craft (Eq. 7) or b-lora (one block each, arXiv 2403.14572)")
     craft.add_argument("--no-backbone", dest="use_backbone", action="store_false",
                        help="ablation: use the base weights W0 even if --backbone is given")
     craft.add_argument("--no-routing", dest="routing", action="store_false",
@@ -191,7 +193,7 @@ def _run_generate(args) -> int:
         switches=_switches(args), curves=_curves(args.curves, has_loras), fast=args.fast,
         low_vram=args.low_vram, init_image=_path_text(args.init_image), strength=args.strength,
         mask=_path_text(args.mask), mask_blur=args.mask_blur, hires_factor=args.hires,
-        hires_strength=args.hires_strength, hires_steps=args.hires_steps,
+        hires_strength=args.hires_strength, hires_steps=args.hires_steps, routing_preset=args.routing_preset,
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)

@@ -155,7 +155,8 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
                                       request.backbone if switches.backbone else None, low_vram=low_vram)
         loras = {role: model_cache.get_lora(ref.path, model)
                  for role, ref in ((CONTENT, request.content_lora), (STYLE, request.style_lora)) if ref}
-        sets = LayerSets.for_family(model.family, request.routing_overrides) if switches.routing else None
+        sets = (LayerSets.for_family(model.family, request.routing_overrides, request.routing_preset)
+                if switches.routing else None)
         state = BranchState()
         # Fast path: compiled UNet (not with offloading: its hooks move weights between calls).
         fast = bool(getattr(request, "fast", False)) and not low_vram and compiled_unet.supported(device)

@@ -3,7 +3,7 @@ folders), or add dropped files, on the job runner.
 
 Scans are long (hashing every new file), so they run on the shared `JobRunner` like generations:
 progress goes to the page's bar, Cancel stops between two files, and everything done before a
-cancel stays in the catalog (each file is committed on its own). After a scan that changed the
+cancel stays in the catalog (files are committed in short batches, a cancel commits the last). After a scan that changed the
 catalog the planner statistics are refreshed, so the page's first screenful stays a quick query.
 """
 

@@ -231,3 +231,11 @@ def test_bad_pictures_exit_2_and_write_nothing(tmp_path, tiny_sd1, capsys, make,
     err = capsys.readouterr().err.strip()
     assert rc == 2 and expected in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_the_b_lora_routing_preset_is_recorded(tmp_path, tiny_sd1):
+    out = tmp_path / "b.png"
+    assert main(["generate", "--model", str(tiny_sd1), "--prompt", "a cat", "--steps", "2", "--size", "32x32",
+                 "--device", "cpu", "--routing", "b-lora", "--no-gates", "--out", str(out)]) == 0
+    request = read_request(out)
+    assert request.routing_preset == "b-lora" and request.switches.routing and not request.switches.gates
