@@ -65,7 +65,7 @@ def load_training_model(request, progress: ProgressCallback | None) -> TrainingM
     """Device, precision and model of a training request (`device`, `mixed_precision`, `model`,
     `resolution` fields). In a launched process the device is that process's own GPU."""
     replicas = Replicas.current(pick_device(request.device))
-    if request.batch_size % replicas.world:  # a user's own `accelerate launch` chose the count
+    if replicas.world > 1 and request.batch_size % replicas.world:  # a user's `accelerate launch` chose it
         raise RequestError(f"The batch size {request.batch_size} does not split evenly over {replicas.world} "
                            f"processes: use a multiple of {replicas.world}.")
     device = replicas.device
