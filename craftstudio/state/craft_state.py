@@ -128,7 +128,7 @@ class CraftState(ObservableObject):
         content, style = self.lora_refs()
         return {"content_lora": content, "style_lora": style,
                 "backbone": self.backbone.strip() or None, "switches": self.switches,
-                "curves": None if self.peer_mode else self.curves.to_request(),
+                "curves": self.curves.to_request(),  # kept in a peer mode (unused there) for going back
                 "peer_mode": self.peer_mode or None}
 
     def apply_request(self, request: GenerateRequest) -> list[str]:

@@ -47,7 +47,7 @@ def kit(tmp_path_factory, tiny_sd1, tiny_sdxl):
 
 
 def _request(k, mode: str | None, **kw) -> GenerateRequest:
-    base = dict(model=str(k["model"]), prompt=PROMPT, width=64, height=64, steps=12, cfg_scale=5.0, seed=4,
+    base = dict(model=str(k["model"]), prompt=PROMPT, width=64, height=64, steps=7, cfg_scale=5.0, seed=4,
                 scheduler="euler", device="cpu", content_lora=LoraRef(str(k["content_file"]), 0.9),
                 style_lora=LoraRef(str(k["style_file"]), 1.1), peer_mode=mode,
                 switches=FusionSwitches.for_mode(mode or "direct"))
@@ -129,15 +129,25 @@ def reference_image(k, request: GenerateRequest):
 
 @pytest.mark.parametrize("family, mode", [(f, m) for f in ("sd1", "sdxl") for m in ("k-lora", "switch", "composite")])
 def test_matches_slow_reference(kit, family, mode):
-    request = _request(kit[family], mode)
+    request = _request(kit[family], mode)  # 7 steps: Switch runs content on 0–4, style on 5–6
     ours = generate(request)
     assert _diff(ours.images[0], reference_image(kit[family], request)) <= TOLERANCE
-    assert ours.details["mode"] == mode
+    d = ours.details
+    assert d["mode"] == mode and d["peer"]["paper"].startswith("arXiv")
+    if mode == "k-lora":
+        assert d["peer"]["k"] == fusion_klora.TOP_K
+        per_step = d["peer"]["content_layers_per_step"]
+        assert per_step[0] > per_step[-1]  # the step scaling favours content early, style late
+    elif mode == "switch":
+        assert d["peer"]["every"] == SWITCH_EVERY and d["peer"]["active"] == [CONTENT] * 5 + [STYLE] * 2
+        assert d["gates"][STYLE][:5] == [0.0] * 5 and d["gates"][STYLE][5] == pytest.approx(1.1 * 0.8)
+    else:
+        assert d["peer"]["unet_rows_per_image"] == 4
 
 
 def test_modes_differ_from_each_other_and_from_direct(kit):
     k = kit["sd1"]
-    images = {mode: generate(_request(k, mode)).images[0] for mode in (None, "k-lora", "switch", "composite")}
+    images = {mode: generate(_request(k, mode, steps=4)).images[0] for mode in (None, "k-lora", "switch", "composite")}
     names = list(images)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -147,22 +157,14 @@ def test_modes_differ_from_each_other_and_from_direct(kit):
 def test_peer_modes_use_no_craft_component_and_record_what_they_did(kit):
     """A backbone and CRAFT switches given with a peer mode are not used; the record says so."""
     k = kit["sd1"]
-    with_craft = _request(k, "switch", backbone=str(k["backbone"]), switches=FusionSwitches())
-    plain = _request(k, "switch")
+    with_craft = _request(k, "switch", steps=4, backbone=str(k["backbone"]), switches=FusionSwitches())
+    plain = _request(k, "switch", steps=4)
     ours = generate(with_craft)
     assert _diff(ours.images[0], generate(plain).images[0]) == 0.0
     d = ours.details
     assert d["mode"] == "switch" and d["backbone"] is None
     assert d["switches"] == {"backbone": False, "routing": False, "asymmetric": False, "gates": False}
     assert d["loras"][CONTENT]["layers_dropped"] == 0  # no routing
-    assert d["peer"]["every"] == SWITCH_EVERY
-    assert d["peer"]["active"] == [CONTENT] * 5 + [STYLE] * 5 + [CONTENT] * 2
-    assert d["gates"][STYLE][:5] == [0.0] * 5 and d["gates"][STYLE][5] == pytest.approx(1.1 * 0.8)
-    klora = generate(_request(k, "k-lora")).details["peer"]
-    assert klora["paper"] == "arXiv 2502.18461" and klora["k"] == fusion_klora.TOP_K
-    per_step = klora["content_layers_per_step"]
-    assert per_step[0] > per_step[-1]  # the step scaling favours content early, style late
-    assert generate(_request(k, "composite")).details["peer"]["unet_rows_per_image"] == 4
 
 
 def test_switch_with_period_at_least_the_steps_is_the_content_lora_alone(kit):
@@ -171,23 +173,21 @@ def test_switch_with_period_at_least_the_steps_is_the_content_lora_alone(kit):
     switch = generate(_request(k, "switch", steps=steps))
     content_only = generate(_request(k, None, steps=steps, style_lora=None))
     assert _diff(switch.images[0], content_only.images[0]) <= 1.0 / 255.0
-    longer = generate(_request(k, "switch", steps=steps + 3))
-    assert _diff(longer.images[0], generate(_request(k, None, steps=steps + 3, style_lora=None)).images[0]) > 0.01
 
 
 def test_composite_with_identical_loras_is_that_lora_alone(kit):
     k = kit["sd1"]
     same = LoraRef(str(k["content_file"]), 0.9)
-    composite = generate(_request(k, "composite", prompt="a ginger cat", style_lora=same))
-    single = generate(_request(k, None, prompt="a ginger cat", style_lora=None))
+    composite = generate(_request(k, "composite", steps=4, prompt="a ginger cat", style_lora=same))
+    single = generate(_request(k, None, steps=4, prompt="a ginger cat", style_lora=None))
     assert _diff(composite.images[0], single.images[0]) <= 1.0 / 255.0
 
 
 def test_composite_batch_images_match_their_single_runs(kit):
     """Replicas are laid out per image correctly: image 1 of a batch is the seed+1 image alone."""
     k = kit["sdxl"]
-    batch = generate(_request(k, "composite", steps=4, batch_count=2))
-    alone = generate(_request(k, "composite", steps=4, seed=5))
+    batch = generate(_request(k, "composite", steps=3, batch_count=2))
+    alone = generate(_request(k, "composite", steps=3, seed=5))
     assert _diff(batch.images[1], alone.images[0]) <= 1.0 / 255.0
 
 

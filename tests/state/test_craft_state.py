@@ -196,7 +196,8 @@ def test_peer_modes_are_offered_turn_the_switches_off_and_reach_the_request(qtbo
     craft.set_mode("k-lora")
     assert craft.mode == "k-lora" and craft.switches == FusionSwitches(False, False, False, False)
     request = state.request()
-    assert request.peer_mode == "k-lora" and request.mode == "k-lora" and request.curves is None
+    assert request.peer_mode == "k-lora" and request.mode == "k-lora"
+    assert request.effective_switches == FusionSwitches(False, False, False, False)
     craft.set_mode("composite")  # same switches, another peer mode: still one signal
     craft.set_mode("direct")
     assert request.peer_mode == "k-lora" and state.request().peer_mode is None
