@@ -28,6 +28,7 @@ from craftstudio.state.compare_state import CompareState
 from craftstudio.state.gallery_state import GalleryState
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.library_state import LibraryState
+from craftstudio.state.merge_state import MergeState
 from craftstudio.state.queue_state import QueueState
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
@@ -38,6 +39,7 @@ from craftstudio.ui.exception_hook import ExceptionHook
 from craftstudio.ui.gallery_page import GalleryPage
 from craftstudio.ui.library_page import LibraryPage
 from craftstudio.ui.main_window import MainWindow
+from craftstudio.ui.merge_dialog import MergeDialog
 from craftstudio.ui.queue_view import QueueView
 from craftstudio.ui.theme import apply_theme
 from craftstudio.ui.timeline_strip import TimelineStrip
@@ -66,6 +68,7 @@ class Studio:
     queue: QueueState
     compare: CompareState
     timeline: TimelineState
+    merge: MergeState | None = None
     closed: bool = False
 
     def shutdown(self) -> None:
@@ -91,7 +94,7 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     runner = JobRunner()
     catalog = open_catalog(paths)
     settings_file = SettingsFile(paths.settings)
-    settings = SettingsState(paths, settings=settings_file, runner=runner)
+    settings = SettingsState(paths, settings=settings_file, runner=runner, catalog=catalog)
     state = GenerateState(runner, engine=engine, settings=settings_file, outputs=paths.outputs,
                           app_settings=settings, history=catalog.history)
     settings.theme_changed.connect(apply_theme)
@@ -114,12 +117,16 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     panel.add_side_page("Compare", CompareView(compare))
     window.png_opener = gallery.restore_png  # also finds an A1111 image's LoRAs in the library
     window.folder_adder = library.add_folder  # watched from then on, scanned now
+    merge = MergeState(runner, state, folder=lambda: settings.loras_folder)
+    merge.merged.connect(lambda path: library.import_paths([path]))
+    merge_dialog = MergeDialog(merge, state.choices, window)
+    window.merge_opener = merge_dialog.open_for_generate
     queue.confirm_close = lambda question: window.confirm(question, "Jobs are not finished")
     window.close_guards.append(queue.may_close)
     gallery.show_requested.connect(lambda: window.show_area("Gallery"))
     library.start()
     return Studio(paths, runner, settings, state, window, catalog, library, train, gallery, queue,
-                  compare, timeline)
+                  compare, timeline, merge)
 
 
 def open_catalog(paths: AppPaths) -> Catalog:

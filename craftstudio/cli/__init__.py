@@ -1,6 +1,6 @@
-"""Command line: `python -m craftstudio {gui, generate, train, library, bench, screenshots}`.
+"""Command line: `python -m craftstudio {gui, generate, train, merge, library, bench, screenshots}`.
 
-One module per command group (`generate`, `train`, `library`, `bench`, `gui`); `parsing` holds
+One module per command group (`generate`, `train`, `merge`, `library`, `bench`, `gui`); `parsing` holds
 what they share. User errors print one line on stderr and exit with status 2; heavy libraries
 are imported only by the commands that need them.
 """
@@ -12,7 +12,7 @@ import logging
 import sys
 
 from craftstudio import __version__
-from craftstudio.cli import bench, generate, gui, library, train
+from craftstudio.cli import bench, generate, gui, library, merge, train
 from craftstudio.cli.parsing import EXIT_USER_ERROR, ArgumentParser
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.terminal_text import one_line
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_commands(sub)
     generate.add_command(sub)
     train.add_commands(sub)
+    merge.add_commands(sub)
     library.add_commands(sub)
     bench.add_commands(sub)
     return parser

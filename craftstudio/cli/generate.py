@@ -78,6 +78,8 @@ def add_command(sub) -> None:
                             "Composite (each LoRA's guided prediction, averaged)")
     craft.add_argument("--curves", help="curve preset name or curves .json file (default: paper with "
                                         "LoRAs, else constant; the demo's own without --model)")
+    craft.add_argument("--routing", dest="routing_preset", choices=["craft", "b-lora"], default="craft",
+                       help="layer sets of the two LoRAs: craft (Eq. 7) or b-lora (one block each, arXiv 2403.14572)")
     craft.add_argument("--no-backbone", dest="use_backbone", action="store_false",
                        help="ablation: use the base weights W0 even if --backbone is given")
     craft.add_argument("--no-routing", dest="routing", action="store_false",
@@ -198,7 +200,8 @@ def _run_generate(args) -> int:
         switches=_switches(args), curves=None if peer else _curves(args.curves, has_loras), fast=args.fast,
         low_vram=args.low_vram, init_image=_path_text(args.init_image), strength=args.strength,
         mask=_path_text(args.mask), mask_blur=args.mask_blur, hires_factor=args.hires,
-        hires_strength=args.hires_strength, hires_steps=args.hires_steps, peer_mode=peer,
+        hires_strength=args.hires_strength, hires_steps=args.hires_steps, routing_preset=args.routing_preset,
+        peer_mode=peer,
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)

@@ -38,6 +38,7 @@ SCHEDULERS: dict[str, str] = {
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"
 DEFAULT_CFG = 7.0  # classifier-free guidance scale of a request that names none
 DEVICES = ("auto", "cuda", "mps", "cpu")
+ROUTING_PRESETS = ("craft", "b-lora")  # engine/routing.py holds their layer maps
 DEFAULT_STRENGTH = 0.75  # A1111's default denoising strength
 DEFAULT_HIRES_STRENGTH = 0.5
 DEFAULT_MASK_BLUR = 4  # pixels, as A1111's "Mask blur"
@@ -132,6 +133,8 @@ class GenerateRequest:
     curves: dict[str, Any] | None = None
     # Per-block routing overrides, e.g. {"up_blocks.1.attentions.0": "style"} (role content|style|none).
     routing_overrides: dict[str, str] | None = None
+    # Which layer sets route the LoRAs: "craft" (Eq. 7's I_c / I_s) or "b-lora" (one block each).
+    routing_preset: str = "craft"
     # How to run, not what comes out (results match within the reference tolerance):
     # fast = compiled UNet with CUDA graphs; low_vram = CPU offload, VAE tiling, one image per call.
     fast: bool = False
@@ -338,6 +341,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "switches": _check_switches,
     "curves": _check_curves,
     "routing_overrides": _check_mapping("The routing overrides"),
+    "routing_preset": _choice_check("routing preset", ROUTING_PRESETS),
     "init_image": _text_check("The init image path", optional=True),
     "init_image_sha256": _text_check("The init image's recorded hash", optional=True),
     "strength": _strength_check("The denoising strength"),

@@ -99,20 +99,23 @@ def parse_header(raw: bytes, size: int) -> SafetensorsHeader:
     tensors: dict[str, TensorInfo] = {}
     end_max = 0
     for name, entry in data.items():
+        # Plain type checks, not helper calls per number: a scan parses thousands of headers.
         try:
-            dtype = entry["dtype"]
-            shape = tuple(_whole(d) for d in entry["shape"])
-            offsets = entry["data_offsets"]
-            if not isinstance(offsets, list) or len(offsets) != 2:
-                raise ValueError(offsets)
-            begin, end = (_whole(x) for x in offsets)
-        except (TypeError, KeyError, ValueError):
+            dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        except (TypeError, KeyError):
             raise UnreadableFile(f"the header entry for {_short(name)} is malformed") from None
-        if not isinstance(dtype, str) or begin < 0 or end < begin or any(d < 0 for d in shape):
+        if (type(shape) is not list or type(offsets) is not list or len(offsets) != 2
+                or not all(type(d) is int and d >= 0 for d in shape)
+                or type(offsets[0]) is not int or type(offsets[1]) is not int):
             raise UnreadableFile(f"the header entry for {_short(name)} is malformed")
-        if dtype not in DTYPE_BITS:
+        begin, end = offsets
+        if type(dtype) is not str or begin < 0 or end < begin:
+            raise UnreadableFile(f"the header entry for {_short(name)} is malformed")
+        bits = DTYPE_BITS.get(dtype)
+        if bits is None:
             raise UnreadableFile(f"the tensor {_short(name)} has the unknown dtype {_short(dtype)}")
-        if end - begin != math.ceil(math.prod(shape) * DTYPE_BITS[dtype] / 8):
+        shape = tuple(shape)
+        if end - begin != math.ceil(math.prod(shape) * bits / 8):
             raise UnreadableFile(f"the tensor {_short(name)} has shape {list(shape)} of {dtype}, which "
                                  f"disagrees with its {end - begin} bytes: the file is damaged")
         tensors[name] = TensorInfo(dtype, shape)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from craftstudio.domain.errors import RequestError
-from craftstudio.domain.generation import DEVICES, MAX_SIDE
+from craftstudio.domain.generation import DEVICES, MAX_SIDE, ROUTING_PRESETS
 from craftstudio.domain.markers import strip_markers
 
 ROLES = ("content", "style")
@@ -176,6 +176,7 @@ class LoraTrainRequest:
     sample_steps: int = 20
     checkpoint_every: int = 100
     routing_overrides: dict[str, str] | None = None  # per-block role overrides, as at inference
+    routing_preset: str = "craft"  # "b-lora": the role's one B-LoRA block (engine/routing.py)
     overwrite: bool = False
     title: str = ""
 
@@ -235,6 +236,9 @@ class LoraTrainRequest:
                                "denoising steps.")
         if self.sample_prompt:
             strip_markers(self.sample_prompt)
+        if self.routing_preset not in ROUTING_PRESETS:
+            raise RequestError(f"Unknown routing preset {self.routing_preset!r}: choose one of "
+                               f"{', '.join(ROUTING_PRESETS)}.")
         for block, role in (self.routing_overrides or {}).items():
             if role not in (*ROLES, "none"):
                 raise RequestError(f"Routing override for {block!r} must be content, style or none, "

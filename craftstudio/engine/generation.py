@@ -133,6 +133,7 @@ class Pass:
     hooks: CraftHooks | CompositeHooks | None
     conditioning: object
     sources: list[Source]  # one per image, or one shared by all
+    label: str = ""  # what progress calls this pass ("" for the request's own)
     replicas: int = 1  # LoRA Composite: one copy of the CFG batch per LoRA in each UNet call
 
     def source(self, index: int) -> Source:
@@ -161,7 +162,8 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
                                       request.backbone if switches.backbone else None, low_vram=low_vram)
         loras = {role: model_cache.get_lora(ref.path, model)
                  for role, ref in ((CONTENT, request.content_lora), (STYLE, request.style_lora)) if ref}
-        sets = LayerSets.for_family(model.family, request.routing_overrides) if switches.routing else None
+        sets = (LayerSets.for_family(model.family, request.routing_overrides, request.routing_preset)
+                if switches.routing else None)
         state = BranchState()
         # Fast path: compiled UNet (not with offloading: its hooks move weights between calls;
         # not for K-LoRA and Composite, whose layers and batch layout change per step).
@@ -268,15 +270,15 @@ def _run_passes(model: LoadedModel, unet, request: GenerateRequest, plan: CraftP
         sources.append(make_source(model, image.resize((width, height), Image.Resampling.LANCZOS),
                                    request.hires_strength))
     second = _pass(width, height, steps, hires_plan, hooks_for,
-                   encode(model, prompt, request.negative_prompt, width, height), sources)
+                   encode(model, prompt, request.negative_prompt, width, height), sources, "hires pass")
     return _generate_all(model, unet, request, second, progress, cancel)
 
 
 def _pass(width: int, height: int, steps: int, plan: CraftPlan, hooks_for: HooksFactory | None, conditioning,
-          sources: list[Source]) -> Pass:
+          sources: list[Source], label: str = "") -> Pass:
     hooks = hooks_for(plan) if hooks_for is not None else None
     replicas = len(hooks.roles) if isinstance(hooks, CompositeHooks) and len(hooks.roles) > 1 else 1
-    return Pass(width, height, steps, plan, hooks, conditioning, sources, replicas)
+    return Pass(width, height, steps, plan, hooks, conditioning, sources, label, replicas)
 
 
 # Rough activation memory of one CFG row per latent pixel at 2 bytes per value (SD1.5 and SDXL
@@ -363,6 +365,7 @@ def _denoise_chunk(model: LoadedModel, unet, request: GenerateRequest, run: Pass
     settings = LoopSettings(
         guidance=run.plan.guidance, preview_every=request.preview_every, image_index=first // len(seeds),
         image_count=chunks, hooks=hooks, graph=graph, first_step=first_step, replicas=run.replicas,
+        label=run.label,
         extra_input=source.inpaint_input,
         after_step=Blend(scheduler, source, noise, scheduler.timesteps) if source.blends else None,
         preview=lambda lat: latent_preview(lat, model.family, (run.width, run.height)),

@@ -33,12 +33,24 @@ LAYER_MAPS: dict[str, dict[str, tuple[str, ...]]] = {
         STYLE: ("up_blocks.0.attentions.1", "up_blocks.0.attentions.2", "up_blocks.1"),
     },
 }
+# B-LoRA (Frenkel et al., arXiv 2403.14572): content and style each in ONE transformer block of
+# SDXL's first decoder stage, `up_blocks.0.attentions.0` and `.1`, nothing elsewhere. *Decision:*
+# SD1.x/SD2.x get the analogous pair, the first two attentions of their lowest-resolution decoder
+# block with attention (`up_blocks.1`).
+B_LORA_MAPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sd": {CONTENT: ("up_blocks.1.attentions.0",), STYLE: ("up_blocks.1.attentions.1",)},
+    "sdxl": {CONTENT: ("up_blocks.0.attentions.0",), STYLE: ("up_blocks.0.attentions.1",)},
+}
+PRESET_MAPS = {"craft": LAYER_MAPS, "b-lora": B_LORA_MAPS}
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 _SECTION = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
 
 
-def map_for(family: Family | str) -> dict[str, tuple[str, ...]]:
-    return LAYER_MAPS["sdxl" if Family(family) is Family.SDXL else "sd"]
+def map_for(family: Family | str, preset: str = "craft") -> dict[str, tuple[str, ...]]:
+    maps = PRESET_MAPS.get(preset)
+    if maps is None:
+        raise RequestError(f"Unknown routing preset {preset!r}: choose one of {', '.join(PRESET_MAPS)}.")
+    return maps["sdxl" if Family(family) is Family.SDXL else "sd"]
 
 
 def _matches(name: str, prefix: str) -> bool:
@@ -54,8 +66,9 @@ class LayerSets:
     overrides: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def for_family(cls, family: Family | str, overrides: Mapping[str, str] | None = None) -> LayerSets:
-        base = map_for(family)
+    def for_family(cls, family: Family | str, overrides: Mapping[str, str] | None = None,
+                   preset: str = "craft") -> LayerSets:
+        base = map_for(family, preset)
         for block, role in (overrides or {}).items():
             if role not in ROLES:
                 raise RequestError(f"Routing override for {block!r} must be one of {', '.join(ROLES)}, "
@@ -103,9 +116,10 @@ def modules_by_role(names: Iterable[str], sets: LayerSets) -> dict[str, list[str
     return out
 
 
-def describe(unet, family: Family | str, overrides: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+def describe(unet, family: Family | str, overrides: Mapping[str, str] | None = None,
+             preset: str = "craft") -> dict[str, list[str]]:
     """Which attention blocks each set holds (for the UI and the README)."""
-    sets = LayerSets.for_family(family, overrides)
+    sets = LayerSets.for_family(family, overrides, preset)
     blocks: dict[str, list[str]] = {CONTENT: [], STYLE: [], NONE: []}
     for attn in attention_modules(unet):
         block = re.sub(r"\.transformer_blocks\..*$", "", attn)

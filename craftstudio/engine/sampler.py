@@ -55,6 +55,7 @@ class LoopSettings:
     first_step: int = 0
     # Inpainting UNets: extra input channels (one per image row) appended to the latents.
     extra_input: torch.Tensor | None = None
+    label: str = ""  # the progress events' message ("hires pass" for the second pass)
     # Called with (step, latents) after each scheduler step; returns the latents to go on with.
     after_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None
 
@@ -166,7 +167,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
             latents = settings.after_step(k, latents)
         done = k + 1 - first
         if progress is not None:
-            progress(ProgressEvent("denoise", done, total, settings.image_index, settings.image_count))
+            progress(ProgressEvent("denoise", done, total, settings.image_index, settings.image_count,
+                                   message=settings.label))
             every = settings.preview_every
             if every and settings.preview is not None and (done % every == 0) and done < total:
                 estimate = getattr(out, "pred_original_sample", None)

@@ -2,8 +2,9 @@
 
 - Incremental: a file whose size, mtime and sidecars are unchanged since the last scan is not
   read again (no hashing), so a re-scan of thousands of files takes a moment.
-- Resumable: each file is committed on its own (WAL makes that cheap), so a scan killed at any
-  point leaves a consistent catalog; the `scans` table remembers unfinished scans and
+- Resumable: files are committed in batches of at most `BATCH_SECONDS` of work (a cancel
+  commits the batch first), so a scan killed at any point leaves a consistent catalog and loses
+  at most that batch; the `scans` table remembers unfinished scans and
   `resume()` (CLI: `library scan` with no folder) finishes one, skipping what was done.
 - Robust: unreadable, corrupt, truncated, empty, non-safetensors and vanished files are
   recorded or reported with a reason and never stop the scan. Files under a scanned folder that
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 
 MODEL_INDEX = "model_index.json"
 SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+
+
+# Longest run of files written in one transaction (the GUI's queries wait for it at most this long).
+BATCH_SECONDS = 0.05
 
 
 @dataclass
@@ -146,13 +151,23 @@ class Scanner:
         report.total = len(candidates)
         seen: set[str] = set()
         try:
-            for i, cand in enumerate(candidates):
+            done = 0
+            while done < len(candidates):
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                seen.add(cand.path)
-                self._one(cand, known.get(cand.path), report)
-                if progress is not None:
-                    progress(ProgressEvent("scan", i + 1, report.total, message=cand.path))
+                # Files are committed in short batches: one commit per file cost as much as the
+                # rest of a new file's work. A batch is all or nothing, and at most BATCH_SECONDS long.
+                with self.db.transaction():
+                    ends = time.perf_counter() + BATCH_SECONDS
+                    while done < len(candidates) and not (cancel is not None and cancel.cancelled):
+                        cand = candidates[done]
+                        seen.add(cand.path)
+                        self._one(cand, known.get(cand.path), report)
+                        done += 1
+                        if progress is not None:
+                            progress(ProgressEvent("scan", done, report.total, message=cand.path))
+                        if time.perf_counter() >= ends:
+                            break
         except Cancelled:
             report.cancelled = True
             report.seconds = time.perf_counter() - started

@@ -20,6 +20,8 @@ def step_text(event: ProgressEvent, count: int, start: tuple[float, int], now: f
     parts = [f"step {event.step}/{event.total}"]
     if count > 1:
         parts[0] = f"image {event.image_index + 1}/{count} · " + parts[0]
+    if event.message:  # a second pass (hires) counts its own steps
+        parts[0] = f"{event.message} · " + parts[0]
     seconds, steps = now - start[0], done - start[1]
     if seconds > 0 and steps > 0:
         rate = steps / seconds

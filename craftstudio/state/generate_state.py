@@ -2,11 +2,13 @@
 
 Holds the settings the user edits (persisted between sessions), turns them into a validated
 `GenerateRequest`, submits a `GenerateJob` to the shared `JobRunner` and follows that job's
-signals into observable properties: busy flag, progress, status line, step preview, results,
-error message. Errors never raise out of here; they land in `error` for the window to show.
+signals into observable properties (generate_jobs.py): busy flag, progress, status line, step
+preview, results, error message. Errors never raise out of here; they land in `error` for the
+window to show.
 
 The CRAFT fusion settings (LoRAs, backbone, switches, curves) live in `craft` (`CraftState`);
-they are saved in this state's settings section under one key. The prompt's `<c>`/`<s>` markers
+they are saved in this state's settings section under one key; so are the pictures of image to
+image, inpainting and hires in `pictures` (`PictureState`). The prompt's `<c>`/`<s>` markers
 are parsed on every edit for the live γ feedback (`markers` / `marker_error`); a prompt with
 malformed markers is never submitted.
 
@@ -35,7 +37,6 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -43,20 +44,20 @@ from craftstudio.domain.errors import UserError
 from craftstudio.domain.generation import DEFAULT_SCHEDULER, GenerateRequest, steps_skipped
 from craftstudio.domain.image_size import size_for_picture
 from craftstudio.domain.markers import MarkerError, parse_prompt
-from craftstudio.domain.progress import PreviewEvent, ProgressEvent
 from craftstudio.domain.trigger_phrases import has_trigger, insert_trigger, remove_trigger
 from craftstudio.library.history_store import HistoryStore
 from craftstudio.library.native_size import native_size
 from craftstudio.library.png_params import read_recorded
 from craftstudio.state.craft_state import CraftState
 from craftstudio.state.demo_defaults import demo_defaults
-from craftstudio.state.feedback_text import describe_markers, markers_note, step_text
+from craftstudio.state.feedback_text import describe_markers, markers_note
+from craftstudio.state.generate_jobs import FollowsGenerateJobs
 from craftstudio.state.library_choices import Choice, LibraryChoices
 from craftstudio.state.picture_state import PictureState
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
-from craftstudio.workers.generate_job import GenerateFn, GenerateJob, GenerateOutput
+from craftstudio.workers.generate_job import GenerateFn, GenerateJob
 from craftstudio.workers.job_runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,13 @@ SETTINGS_SECTION = "generate"
 CRAFT_KEY = "craft"  # the CRAFT settings' key inside the section
 PICTURES_KEY = "pictures"  # image to image and hires settings
 MAX_RANDOM_SEED = 2**31 - 1  # fits a QSpinBox, so the user can see and edit the seed used
-_STAGES = {"load": "Loading model", "encode": "Encoding prompt", "decode": "Decoding",
-           "save": "Saving"}
 # A size whose area is this many times the native one (or that fraction of it) gets a hint.
 FAR_FROM_NATIVE = 2.0
 # Settings whose change may make a refused request valid (or invalid in another way).
 _REQUEST_FIELDS = ("model", "width", "height", "steps", "cfg_scale", "seed", "scheduler", "batch_count")
 
 
-class GenerateState(ObservableObject):
+class GenerateState(FollowsGenerateJobs, ObservableObject):
     # What to generate (persisted).
     model = Property("", persist=True)
     model_changed = Signal(str)
@@ -165,6 +164,7 @@ class GenerateState(ObservableObject):
         self._error_kind = ""  # "markers", "request" or "" (a job's or a file's error)
         self._clock = time.monotonic
         self._rate_start: tuple[float, int] | None = None  # (time, steps done) at the first step
+        self._pass_label = ""  # the denoising pass being counted ("" or "hires pass")
         if library_home is None and settings is not None:
             library_home = settings.path.parent
         self.library = LibraryChoices(library_home)
@@ -504,96 +504,3 @@ class GenerateState(ObservableObject):
             phrases += [t for t in self.library.triggers(path) if t not in phrases]
         if phrases != self.trigger_phrases:
             self.trigger_phrases = phrases
-
-    def _mine(self, job_id: int) -> bool:
-        return job_id == self._job_id
-
-    def _done(self, job_id: int) -> None:
-        if job_id in self._jobs:
-            self._jobs.remove(job_id)
-        if job_id == self._job_id:
-            self._job_id = None
-            self.progress_busy = False
-        self.is_busy = bool(self._jobs)
-
-    def _record(self, output: GenerateOutput) -> None:
-        if self._history is None or not output.paths:
-            return
-        result = output.result
-        try:
-            record_id = self._history.add_generation(
-                result.request, [str(p) for p in output.paths], seed=result.seeds[0] if result.seeds else None,
-                timings={"total": result.seconds}, record=result.details)
-        except UserError as exc:  # the images are saved; only the gallery entry is missing
-            log.warning("generation not recorded in the history: %s", exc)
-            return
-        self.generation_recorded.emit(record_id)
-
-    @Slot(int)
-    def _on_started(self, job_id: int) -> None:
-        if job_id in self._jobs:
-            self._job_id = job_id
-            self.progress = 0.0
-            self.preview = None
-            self._rate_start = None
-            self.progress_busy = True
-            self.progress_text = "Starting…"
-
-    @Slot(int, object)
-    def _on_progress(self, job_id: int, event: ProgressEvent) -> None:
-        if not self._mine(job_id):
-            return
-        count = max(event.image_count, 1)
-        if event.stage == "denoise":
-            self.progress = min(1.0, (event.image_index + event.fraction) / count)
-            self.progress_busy = False
-            if self._rate_start is None:  # speed counts from the first step: loading does not skew it
-                self._rate_start = (self._clock(), event.image_index * event.total + event.step)
-            self.progress_text = step_text(event, count, self._rate_start, self._clock())
-        else:
-            # Loading and decoding have no steps to count: a busy bar with what is happening.
-            self.progress_busy = event.stage != "save"
-            text = event.message or _STAGES.get(event.stage, event.stage)
-            self.progress_text = text[:1].upper() + text[1:] + "…"
-
-    @Slot(int, object)
-    def _on_preview(self, job_id: int, event: PreviewEvent) -> None:
-        if self._mine(job_id):
-            self.preview = event.image
-
-    @Slot(int, object)
-    def _on_finished(self, job_id: int, output: Any) -> None:
-        if job_id not in self._jobs:
-            return
-        assert isinstance(output, GenerateOutput)
-        self._record(output)
-        self.progress = 1.0
-        self.images = list(output.images)
-        self.image_paths = list(output.paths)
-        self.preview = None
-        folder = output.paths[0].parent if output.paths else ""
-        seconds = output.result.seconds
-        count = len(output.paths)
-        self.status = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s, saved to {folder}"
-        self.progress_text = f"Done in {seconds:.1f} s"
-        self._done(job_id)
-
-    @Slot(int, str)
-    def _on_failed(self, job_id: int, message: str) -> None:
-        if job_id in self._jobs:
-            self._set_error(message)
-            self.progress = 0.0
-            self.progress_text = ""
-            self._done(job_id)
-
-    @Slot(int)
-    def _on_cancelled(self, job_id: int) -> None:
-        if job_id not in self._jobs:
-            return
-        if self._mine(job_id) or self._job_id is None:
-            # The noisy preview goes: the view shows the previous result again.
-            self.status = "Cancelled." + (" Showing the previous result." if self.images else "")
-            self.progress = 0.0
-            self.progress_text = ""
-            self.preview = None
-        self._done(job_id)

@@ -28,11 +28,12 @@ from PySide6.QtCore import QObject, Signal, Slot
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.file_names import DEFAULT_TEMPLATE, check_template, example_name
 from craftstudio.domain.generation import DEVICES
+from craftstudio.library.catalog import Catalog
 from craftstudio.library.paths import AppPaths
 from craftstudio.state.properties import ObservableObject, Property, persisted
 from craftstudio.state.settings_file import SettingsFile
-from craftstudio.workers.folder_scan_job import FolderScanJob, describe_report
 from craftstudio.workers.job_runner import JobRunner
+from craftstudio.workers.scan_job import ScanJob, describe_report
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,13 @@ class SettingsState(ObservableObject):
     folder_added = Signal(str)
 
     def __init__(self, paths: AppPaths, *, settings: SettingsFile | None = None,
-                 runner: JobRunner | None = None, parent: QObject | None = None) -> None:
+                 runner: JobRunner | None = None, catalog: Catalog | None = None,
+                 parent: QObject | None = None) -> None:
+        """`catalog`: the app's shared catalog, which scans fill (without one, a scan opens the
+        catalog in `paths` for its own use)."""
         super().__init__(parent)
         self._paths = paths
+        self._catalog = catalog
         self._settings = settings
         self._runner = runner
         self._scan_jobs: set[int] = set()
@@ -170,7 +175,7 @@ class SettingsState(ObservableObject):
     def _scan(self, folders: list[Path]) -> int | None:
         if self._runner is None:
             return None
-        job_id = self._runner.submit(FolderScanJob(folders, self._paths.root))
+        job_id = self._runner.submit(ScanJob(self._catalog or self._paths.root, folders))
         self._scan_jobs.add(job_id)
         self.scan_status = f"Scanning {', '.join(str(f) for f in folders)}…"
         return job_id

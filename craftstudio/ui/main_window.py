@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         # What File › Add folder… calls: a scan job into the catalog, or the Library page's own
         # "add a watched folder" once it is there.
         self.folder_adder: Callable[[str], Any] = settings_state.add_folder
+        self.merge_opener: Callable[[], Any] | None = None  # Tools › Merge two LoRAs (set by the app)
         self.close_guards: list[Callable[[], bool]] = []
         self.dialogs: list[QMessageBox] = []  # open non-modal dialogs (Help), newest last
         self.generate_panel = GeneratePanel(generate_state)
@@ -136,6 +137,10 @@ class MainWindow(QMainWindow):
     def page(self, area: str) -> QWidget:
         return self.pages.widget(self.areas.index(area))
 
+    def _open_merge(self) -> None:
+        if self.merge_opener is not None:
+            self.merge_opener()
+
     def _area_shown(self, row: int) -> None:
         self.pages.setCurrentIndex(row)
         actions = self.area_actions
@@ -169,6 +174,10 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             group.addAction(action)
             self.area_actions.append(action)
+
+        tools_menu = bar.addMenu("&Tools")
+        self.merge_action = self._action(tools_menu, "&Merge two LoRAs (ZipLoRA)…", self._open_merge, None,
+                                         "Merge the Generate page's content and style LoRAs into one LoRA file")
 
         help_menu = bar.addMenu("&Help")
         self.shortcuts_action = self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1",

@@ -64,10 +64,17 @@ class GenerateJob:
 
     @property
     def label(self) -> str:
-        """How the queue names this job: the prompt's start, the seed and the mode."""
+        """How the queue names this job: the prompt's start, the seed, the mode, and whether it
+        starts from a picture or enlarges."""
         prompt = " ".join(self.request.prompt.split())
         prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
-        return f"{prompt or '(no prompt)'} · seed {self.request.seed} · {self.request.mode.value}"
+        request = self.request
+        extras = []
+        if request.init_image is not None:
+            extras.append(f"{'inpaint' if request.mask else 'from picture'} {request.strength:g}")
+        if request.hires_factor != 1.0:
+            extras.append(f"hires ×{request.hires_factor:g}")
+        return " · ".join([prompt or "(no prompt)", f"seed {request.seed}", request.mode.value, *extras])
 
     def duplicate(self) -> GenerateJob:
         return GenerateJob(self.request, engine=self._engine, outputs=self._outputs,

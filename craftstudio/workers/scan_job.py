@@ -1,8 +1,9 @@
-"""`ScanJob` and `ImportJob`: scan watched folders, or add dropped files, on the job runner.
+"""`ScanJob` and `ImportJob`: scan folders (watched ones, File › Add folder…, File › Scan library
+folders), or add dropped files, on the job runner.
 
 Scans are long (hashing every new file), so they run on the shared `JobRunner` like generations:
 progress goes to the page's bar, Cancel stops between two files, and everything done before a
-cancel stays in the catalog (each file is committed on its own). After a scan that changed the
+cancel stays in the catalog (files are committed in short batches, a cancel commits the last). After a scan that changed the
 catalog the planner statistics are refreshed, so the page's first screenful stays a quick query.
 """
 
@@ -21,9 +22,12 @@ REFRESH_STATISTICS_AFTER = 200  # items added or updated by one scan
 
 
 class ScanJob:
-    """Scan `folders` (recursively, incrementally) into `catalog`; returns the `ScanReport`."""
+    """Scan `folders` (recursively, incrementally) into the library; returns the `ScanReport`.
 
-    def __init__(self, catalog: Catalog, folders: list[str | Path]) -> None:
+    `catalog`: the app's shared catalog, or the home folder of one to open for this scan only
+    (opened inside `run`: an SQLite connection belongs to the thread that made it)."""
+
+    def __init__(self, catalog: Catalog | Path, folders: list[str | Path]) -> None:
         self.catalog = catalog
         self.folders = [str(f) for f in folders]
 
@@ -32,10 +36,26 @@ class ScanJob:
         if not existing:
             raise UserError(f"The watched folder {self.folders[0]} does not exist any more: reconnect "
                             "its drive or remove it from the watched folders.")
-        report = self.catalog.scan(existing, progress=progress, cancel=cancel)
-        if report.added + report.updated >= REFRESH_STATISTICS_AFTER:
-            self.catalog.items.analyse()
-        return report
+        if isinstance(self.catalog, Catalog):
+            return _scan(self.catalog, existing, progress, cancel)
+        with Catalog.open(self.catalog) as catalog:
+            return _scan(catalog, existing, progress, cancel)
+
+
+def _scan(catalog: Catalog, folders: list[str], progress: ProgressCallback, cancel: CancelToken) -> ScanReport:
+    report = catalog.scan(folders, progress=progress, cancel=cancel)
+    if report.added + report.updated >= REFRESH_STATISTICS_AFTER:
+        catalog.items.analyse()
+    return report
+
+
+def describe_report(report: ScanReport) -> str:
+    """One line for the status bar."""
+    parts = [f"{report.added} added", f"{report.updated} updated", f"{report.unchanged} unchanged"]
+    if report.unreadable:
+        parts.append(f"{len(report.unreadable)} unreadable")
+    folders = ", ".join(Path(root).name or root for root in report.roots)
+    return f"Scanned {folders}: {report.total} files, {', '.join(parts)}."
 
 
 @dataclass

@@ -233,6 +233,14 @@ def test_bad_pictures_exit_2_and_write_nothing(tmp_path, tiny_sd1, capsys, make,
     assert not out.exists()
 
 
+def test_the_b_lora_routing_preset_is_recorded(tmp_path, tiny_sd1):
+    out = tmp_path / "b.png"
+    assert main(["generate", "--model", str(tiny_sd1), "--prompt", "a cat", "--steps", "2", "--size", "32x32",
+                 "--device", "cpu", "--routing", "b-lora", "--no-gates", "--out", str(out)]) == 0
+    request = read_request(out)
+    assert request.routing_preset == "b-lora" and request.switches.routing and not request.switches.gates
+
+
 @pytest.mark.parametrize("mode", ["k-lora", "switch", "composite"])
 def test_peer_modes_write_a_png_that_names_the_mode(tmp_path, tiny_sd1, mode):
     import json

@@ -248,3 +248,12 @@ def test_size_rule_covers_and_centre_crops(tmp_path):
 def test_strength_outside_the_range_is_refused(strength):
     with pytest.raises(RequestError, match="strength"):
         GenerateRequest(model="m", prompt="p", init_image="a.png", strength=strength).validate()
+
+
+def test_the_hires_pass_reports_its_steps_by_name(tiny_sd1):
+    events = []
+    request = GenerateRequest(model=str(tiny_sd1), prompt="a star", width=32, height=32, steps=4, seed=1,
+                              scheduler="euler", device="cpu", hires_factor=1.5, hires_strength=0.5)
+    generate(request, progress=events.append)
+    steps = [(e.message, e.step, e.total) for e in events if getattr(e, "stage", "") == "denoise"]
+    assert steps == [("", k, 4) for k in range(1, 5)] + [("hires pass", k, 2) for k in range(1, 3)]

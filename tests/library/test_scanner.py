@@ -139,7 +139,8 @@ def test_scan_killed_mid_way_leaves_a_consistent_database(tmp_path, loras):
     for i in range(20):
         make_lora(loras / "more" / f"l{i:02d}.safetensors", rank=i + 1)
     home = tmp_path / "home"
-    # A process that dies hard (no cleanup, no commit of anything in flight) after 10 files.
+    # A process that dies hard (no cleanup, no commit of anything in flight) after 10 files: the
+    # batch in flight (at most scanner.BATCH_SECONDS of work) is lost, everything else is kept.
     script = textwrap.dedent(f"""
         import os
         from craftstudio.library.catalog import Catalog
@@ -155,7 +156,7 @@ def test_scan_killed_mid_way_leaves_a_consistent_database(tmp_path, loras):
         assert cat.db.scalar("PRAGMA integrity_check") == "ok"
         assert cat.db.scalar("PRAGMA foreign_key_check") is None
         done = cat.items.count("lora")
-        assert 9 <= done <= 10
+        assert 0 <= done <= 10
         assert cat.db.scalar("SELECT COUNT(*) FROM files WHERE status = 'ok' AND item_id IS NULL") == 0
         report = cat.resume_scan()
         assert report.unchanged == done and report.added == 24 - done

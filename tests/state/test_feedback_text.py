@@ -26,6 +26,11 @@ def test_a_batch_names_the_image_and_counts_all_its_steps():
     assert step_text(event, 3, (10.0, 15), 10.0) == "image 2/3 · step 5/10"  # no speed yet
 
 
+def test_the_hires_pass_is_named_and_counts_its_own_steps():
+    event = ProgressEvent("denoise", 2, 10, message="hires pass")
+    assert step_text(event, 1, (0.0, 0), 4.0) == "hires pass · step 2/10 · 2.0 s/it · 16 s left"
+
+
 def test_markers_note_names_a_loaded_lora_switched_off():
     assert markers_note(parse_prompt("a cat <c>"), "c.safetensors", "s.safetensors") == (
         "The style LoRA is off (no <s> in the prompt).")

@@ -159,3 +159,21 @@ def test_scanning_without_folders_or_a_missing_folder_explains(qtbot, runner, pa
     assert "Neither the models folder nor the LoRAs folder exists" in state.scan_status
     assert state.add_folder(tmp_path / "nowhere") is None
     assert state.scan_status.endswith("is not a folder: choose a folder of models or LoRAs.")
+
+
+def test_scans_fill_the_apps_shared_catalog(qtbot, runner, paths, tmp_path):
+    """With the app's catalog given (build_studio does), a scan lands in that very catalog, also
+    when it is the in-memory one used after the library file could not be opened."""
+    from craftstudio.library.catalog import Catalog
+    from craftstudio.library.database import Database
+    from craftstudio.library.synthetic import kohya, kohya_metadata, write_safetensors
+
+    folder = tmp_path / "LoRAs"
+    write_safetensors(folder / "ink.safetensors", kohya("sd1", 4), kohya_metadata("ink", "sd1", 4))
+    shared = Catalog(paths, Database())
+    state = SettingsState(paths, settings=SettingsFile(paths.settings), runner=runner, catalog=shared)
+    with qtbot.waitSignal(state.scan_status_changed, timeout=TIMEOUT,
+                          check_params_cb=lambda text: text.startswith("Scanned")):
+        state.add_folder(folder)
+    assert [Path(item.path).name for item in shared.items.search()] == ["ink.safetensors"]
+    assert not paths.database.exists()  # nothing was written to another catalog

@@ -151,10 +151,11 @@ def test_escape_elsewhere_is_left_to_the_other_pages(qtbot, make_studio):
 def test_menus_hold_the_actions_with_tooltips(qtbot, make_studio):
     window = make_studio(FakeEngine()).window
     menus = {action.text(): action.menu() for action in window.menuBar().actions()}
-    assert list(menus) == ["&File", "&View", "&Help"]
+    assert list(menus) == ["&File", "&View", "&Tools", "&Help"]
     texts = {name: [a.text() for a in menu.actions() if not a.isSeparator()] for name, menu in menus.items()}
     assert texts["&File"] == ["&Open image…", "&Add folder…", "&Scan library folders", "&Quit"]
     assert texts["&View"] == list(AREAS)
+    assert texts["&Tools"] == ["&Merge two LoRAs (ZipLoRA)…"]
     assert texts["&Help"] == ["&Keyboard shortcuts", "&Welcome", "Open &logs folder", "&About CraftStudio"]
     for menu in menus.values():
         assert all(a.toolTip() != a.text().replace("&", "") for a in menu.actions() if not a.isSeparator())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from craftstudio.domain.cancel import Cancelled, CancelToken
@@ -50,3 +52,12 @@ def test_cancel_after_the_last_step_writes_nothing(tmp_path):
         GenerateJob(quick_request(), engine=engine, outputs=tmp_path).run(lambda e: None, token)
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_the_queue_label_says_a_job_starts_from_a_picture_or_enlarges():
+    plain = quick_request(prompt="a cat", seed=3)
+    assert GenerateJob(plain).label == "a cat · seed 3 · craft"
+    picture = dataclasses.replace(plain, init_image="in.png", strength=0.6)
+    assert GenerateJob(picture).label == "a cat · seed 3 · craft · from picture 0.6"
+    inpaint = dataclasses.replace(picture, mask="m.png", hires_factor=2.0)
+    assert GenerateJob(inpaint).label == "a cat · seed 3 · craft · inpaint 0.6 · hires ×2"

@@ -116,8 +116,9 @@ class LoraStep:
         return {"loss": loss.detach()}
 
 
-def role_modules(unet: torch.nn.Module, family, role: str, overrides: dict[str, str] | None) -> list[str]:
-    modules = modules_by_role(target_modules(unet), LayerSets.for_family(family, overrides))[role]
+def role_modules(unet: torch.nn.Module, family, role: str, overrides: dict[str, str] | None,
+                 preset: str = "craft") -> list[str]:
+    modules = modules_by_role(target_modules(unet), LayerSets.for_family(family, overrides, preset))[role]
     if not modules:
         raise RequestError(f"The {role} layer set of this model is empty (check the routing overrides): "
                            "there is nothing to train.")
@@ -155,12 +156,12 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
         tell(progress, "prepare", "encoding images")
         latents = LatentCache.encode(model, load_set(images.paths, resolution))
         text = encode_captions(model, captions, resolution)
-        sets = LayerSets.for_family(model.family, request.routing_overrides)
+        sets = LayerSets.for_family(model.family, request.routing_overrides, request.routing_preset)
         sampler = None
         if request.sample_every:
             prompt = sample_prompt(request.role, request.caption_text, request.sample_prompt)
             sampler = Sampler(model, request.role, prompt, resolution, request.sample_steps, request.seed, sets)
-        modules = role_modules(unet, model.family, request.role, request.routing_overrides)
+        modules = role_modules(unet, model.family, request.role, request.routing_overrides, request.routing_preset)
         offload_text_encoders(model, keep_vae=sampler is not None)
         params = add_lora(unet, modules, request.rank, request.lora_alpha, request.seed)
         if request.gradient_checkpointing:

@@ -278,3 +278,16 @@ def test_per_image_captions_reach_the_unet_row_by_row(tiny_sd1):
     assert picked.expand(2)[0] is picked.states
     single = encode_captions(model, texts[:1] * 4, RES)
     assert single.states.shape[0] == 1 and single.take([0, 0, 0]).expand(3)[0].shape[0] == 3
+
+
+def test_a_b_lora_preset_trains_the_roles_one_block(tiny_sd1, refs, tmp_path):
+    from safetensors import safe_open
+
+    from craftstudio.engine.training.lora_training import train_lora
+    from tests.engine.training.conftest import lora_request
+
+    out = tmp_path / "b-style.safetensors"
+    train_lora(lora_request(tiny_sd1, refs, out, "style", routing_preset="b-lora", steps=1))
+    with safe_open(str(out), framework="pt") as fh:
+        blocks = {key.split(".transformer_blocks")[0].removeprefix("unet.") for key in fh.keys()}  # noqa: SIM118
+    assert blocks == {"up_blocks.1.attentions.1"}
