@@ -4,8 +4,9 @@ Content and style LoRA files with their weights, the optional backbone, the fusi
 its four switches, the curve preset and the visual curve editor. LoRAs and backbones are picked
 from the library with a searchable drop-down (`SearchCombo`, entries from `choices`: those of
 the current model's family plus the demo's) or with "…" (a file dialog). Bound to `CraftState`; the
-mode combo only mirrors `CraftState.mode` (derived from the switches), so choosing craft or
-direct sets the check boxes and ticking one by hand shows "custom".
+mode combo only mirrors `CraftState.mode` (derived from the switches, or a peer mode), so choosing
+craft or direct sets the check boxes, a peer mode (k-lora, switch, composite) clears them, and
+ticking one by hand shows "custom".
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ MODE_TIPS = {
     "craft": "All CRAFT components: backbone, routing, asymmetric CFG and gates.",
     "direct": "The plain weighted merge other tools do: every switch off.",
     "custom": "Some switches on, some off (toggle the check boxes).",
+    "k-lora": "K-LoRA (arXiv 2502.18461): per layer, the LoRA with the larger Top-K |ΔW| entries; "
+              "content favoured early, style late. No CRAFT component.",
+    "switch": "LoRA Switch (arXiv 2402.16843): one LoRA at a time, content and style in turn every "
+              "5 steps. No CRAFT component.",
+    "composite": "LoRA Composite (arXiv 2402.16843): each LoRA's own guided prediction every step, "
+                 "averaged. No CRAFT component.",
 }
 CURVE_LABELS = {"guidance": "Guidance", "content": "Content gate", "style": "Style gate"}
 

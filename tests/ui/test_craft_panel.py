@@ -55,6 +55,21 @@ def test_mode_combo_and_switch_boxes_follow_each_other(qtbot, make_studio):
     assert not custom.isEnabled()
 
 
+def test_mode_combo_offers_the_peer_modes(qtbot, make_studio):
+    studio = make_studio(FakeEngine())
+    craft = studio.window.generate_panel.craft_panel
+    for mode in ("k-lora", "switch", "composite"):
+        index = craft.mode_combo.findData(mode)
+        assert index >= 0 and craft.mode_combo.model().item(index).isEnabled()
+        assert "arXiv" in craft.mode_combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    craft.mode_combo.activated.emit(craft.mode_combo.findData("composite"))
+    assert studio.generate.craft.mode == "composite" and craft.mode_combo.currentData() == "composite"
+    assert not any(check.isChecked() for check in craft.switch_checks.values())
+    assert not craft.editor.isEnabled()  # no curves in a peer mode
+    craft.switch_checks["gates"].click()
+    assert craft.mode_combo.currentData() == "custom"
+
+
 def test_gates_off_disables_the_curve_editor(qtbot, make_studio):
     craft = make_studio(FakeEngine()).window.generate_panel.craft_panel
     assert craft.editor.isEnabled()
