@@ -20,7 +20,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from craftstudio.domain.generation import PEER_MODES, FusionMode, FusionSwitches, GenerateRequest, LoraRef
+from craftstudio.domain.generation import (
+    PEER_MODES,
+    ROUTING_PRESETS,
+    FusionMode,
+    FusionSwitches,
+    GenerateRequest,
+    LoraRef,
+)
 from craftstudio.state.curves_state import CurvesState
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore
 
@@ -58,6 +65,9 @@ class CraftState(ObservableObject):
     use_asymmetric_changed = Signal(bool)
     use_gates = Property(True, persist=True)
     use_gates_changed = Signal(bool)
+    # Which layer sets route the LoRAs under the routing switch: "craft" or "b-lora".
+    routing_preset = Property("craft", persist=True)
+    routing_preset_changed = Signal(str)
     peer_mode = Property("", persist=True)  # "" = a CRAFT mode, else one of PEER_MODES
     peer_mode_changed = Signal(str)
 
@@ -129,7 +139,7 @@ class CraftState(ObservableObject):
         return {"content_lora": content, "style_lora": style,
                 "backbone": self.backbone.strip() or None, "switches": self.switches,
                 "curves": self.curves.to_request(),  # kept in a peer mode (unused there) for going back
-                "peer_mode": self.peer_mode or None}
+                "peer_mode": self.peer_mode or None, "routing_preset": self.routing_preset}
 
     def apply_request(self, request: GenerateRequest) -> list[str]:
         """Show a recorded request's CRAFT settings. Files are restored even when missing here
@@ -145,6 +155,7 @@ class CraftState(ObservableObject):
         if request.backbone and not Path(request.backbone).exists():
             missing.append(f"backbone {Path(request.backbone).name}")
         self._set_peer_mode(request.peer_mode or "")
+        self.routing_preset = request.routing_preset
         self.switches = request.effective_switches
         self.curves.apply_curves(request.curves)
         return missing
@@ -162,6 +173,8 @@ class CraftState(ObservableObject):
             restore(self, data)
             if self.peer_mode not in PEER_MODES:
                 self.peer_mode = ""
+            if self.routing_preset not in ROUTING_PRESETS:
+                self.routing_preset = "craft"
         finally:
             self._setting_all = False
         self._emit_mode(True)

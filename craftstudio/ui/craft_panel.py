@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from craftstudio.domain.curves import CURVE_NAMES, Interpolation
 from craftstudio.state.craft_state import MAX_LORA_WEIGHT, MODES, SWITCH_LABELS, SWITCHES, CraftState
 from craftstudio.state.library_choices import Choice
-from craftstudio.ui.bindings import bind_check, bind_spin
+from craftstudio.ui.bindings import bind_check, bind_combo, bind_spin
 from craftstudio.ui.curve_editor import COLORS, CurveEditor
 from craftstudio.ui.search_combo import SearchCombo
 
@@ -92,6 +92,16 @@ class CraftPanel(QGroupBox):
             self.switch_checks[name] = check
             grid.addWidget(check, i // 2, i % 2)
         form.addRow("", grid)
+        self.routing_combo = QComboBox()
+        self.routing_combo.addItem("CRAFT sets (I_c, I_s)", "craft")
+        self.routing_combo.addItem("B-LoRA blocks (one each)", "b-lora")
+        self.routing_combo.setToolTip("Which UNet layers each LoRA may touch under Routing: CRAFT's content and "
+                                      "style sets (Eq. 7), or B-LoRA's single block per role (arXiv 2403.14572)")
+        bind_combo(state, "routing_preset", self.routing_combo)
+        for signal in (state.use_routing_changed, state.peer_mode_changed):
+            signal.connect(self._update_routing_combo)
+        self._update_routing_combo()
+        form.addRow("Layers", self.routing_combo)
 
         form.addRow("Curves", self._preset_row())
         form.addRow(self._curve_row())
@@ -111,6 +121,9 @@ class CraftPanel(QGroupBox):
                        self.curves.preset_changed, self.curves.edited_changed):
             signal.connect(self._refresh_curve_widgets)
         self._refresh_curve_widgets()
+
+    def _update_routing_combo(self, *_args: object) -> None:
+        self.routing_combo.setEnabled(self.state.use_routing and not self.state.peer_mode)
 
     def add_below_editor(self, widget: QWidget) -> None:
         """Place `widget` (the step-preview timeline) right under the curve editor."""

@@ -128,3 +128,18 @@ def test_first_start_with_the_demo_installed(qtbot, make_studio, monkeypatch, tm
     assert panel.craft_panel.backbone_edit.text() == ""
     assert panel.prompt_edit.toPlainText() == "a sks <c> in zxq style <s>"
     assert panel.markers_label.text() == "content γ 1.0 · style γ 1.0"
+
+
+def test_the_layers_box_picks_the_routing_preset(qtbot):
+    from craftstudio.state.craft_state import CraftState
+    from craftstudio.ui.craft_panel import CraftPanel
+
+    state = CraftState()
+    panel = CraftPanel(state)
+    qtbot.addWidget(panel)
+    panel.routing_combo.setCurrentIndex(panel.routing_combo.findData("b-lora"))
+    assert state.routing_preset == "b-lora" and state.request_fields()["routing_preset"] == "b-lora"
+    state.use_routing = False
+    assert not panel.routing_combo.isEnabled()
+    state.use_routing = True
+    assert panel.routing_combo.isEnabled()
