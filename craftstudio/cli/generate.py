@@ -19,6 +19,7 @@ from craftstudio.domain.generation import (
     DEFAULT_SCHEDULER,
     DEFAULT_STRENGTH,
     DEVICES,
+    PEER_MODES,
     SCHEDULERS,
 )
 from craftstudio.library.native_size import native_size_or_default
@@ -71,8 +72,11 @@ def add_command(sub) -> None:
     craft.add_argument("--content-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="content LoRA")
     craft.add_argument("--style-lora", type=_lora_ref, metavar="FILE[:WEIGHT]", help="style LoRA")
     craft.add_argument("--backbone", help="rank-constrained backbone file (W_init)")
-    craft.add_argument("--mode", choices=["craft", "direct"], default="craft",
-                       help="craft = all CRAFT components; direct = the plain weighted merge")
+    craft.add_argument("--mode", choices=["craft", "direct", *PEER_MODES], default="craft",
+                       help="craft = all CRAFT components; direct = the plain weighted merge; peer "
+                            "methods (no CRAFT component): k-lora = K-LoRA's per-layer Top-K choice, "
+                            "switch = LoRA Switch (one LoRA at a time, in turn), composite = LoRA "
+                            "Composite (each LoRA's guided prediction, averaged)")
     craft.add_argument("--curves", help="curve preset name or curves .json file (default: paper with "
                                         "LoRAs, else constant; the demo's own without --model)")
     craft.add_argument("--routing", dest="routing_preset", choices=["craft", "b-lora"], default="craft",
@@ -112,8 +116,8 @@ def _curves(spec: str | None, has_loras: bool) -> dict | None:
 def _switches(args):
     from craftstudio.domain.generation import FusionSwitches
 
-    if args.mode == "direct":
-        return FusionSwitches.for_mode("direct")
+    if args.mode == "direct" or args.mode in PEER_MODES:
+        return FusionSwitches.for_mode(args.mode)
     return FusionSwitches(backbone=args.use_backbone, routing=args.routing, asymmetric=args.asymmetric,
                           gates=args.gates)
 
@@ -185,15 +189,20 @@ def _run_generate(args) -> int:
         raise UserError("No prompt: pass --prompt TEXT.")
     size = args.size or _default_size(args)
     has_loras = bool(args.content_lora or args.style_lora)
+    peer = args.mode if args.mode in PEER_MODES else None
+    if peer and args.curves:
+        raise UserError(f"--curves shapes CRAFT's gates and guidance; --mode {peer} uses no curves: "
+                        "drop --curves or choose --mode craft.")
     request = GenerateRequest(
         model=args.model, prompt=args.prompt, negative_prompt=args.negative, width=size[0],
         height=size[1], steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch, device=args.device,
         content_lora=args.content_lora, style_lora=args.style_lora, backbone=args.backbone,
-        switches=_switches(args), curves=_curves(args.curves, has_loras), fast=args.fast,
+        switches=_switches(args), curves=None if peer else _curves(args.curves, has_loras), fast=args.fast,
         low_vram=args.low_vram, init_image=_path_text(args.init_image), strength=args.strength,
         mask=_path_text(args.mask), mask_blur=args.mask_blur, hires_factor=args.hires,
         hires_strength=args.hires_strength, hires_steps=args.hires_steps, routing_preset=args.routing_preset,
+        peer_mode=peer,
     )
     request.validate()
     outputs = _output_paths(args.out, request.batch_count)
@@ -260,7 +269,7 @@ def _apply_demo_defaults(args) -> None:
             # The demo prompt's style weight is tuned to this guidance scale and these curves.
             if args.cfg is None:
                 args.cfg = assets.demo_cfg_scale()
-            if args.curves is None:
+            if args.curves is None and args.mode not in PEER_MODES:
                 args.curves = assets.demo_curves()
 
 

@@ -58,11 +58,21 @@ def hires_side(side: int, factor: float) -> int:
 
 
 class FusionMode(StrEnum):
-    """`craft` = every CRAFT component; `direct` = the plain weighted merge other tools do."""
+    """`craft` = every CRAFT component; `direct` = the plain weighted merge other tools do;
+    `custom` = some ablation switches off. The peer modes are published training-free ways of
+    combining a content and a style LoRA (docs/method.md, "Peer fusion modes"): `k-lora` (K-LoRA,
+    arXiv 2502.18461), `switch` (LoRA Switch) and `composite` (LoRA Composite; both arXiv
+    2402.16843). They use no CRAFT component."""
 
     CRAFT = "craft"
     DIRECT = "direct"
     CUSTOM = "custom"
+    K_LORA = "k-lora"
+    SWITCH = "switch"
+    COMPOSITE = "composite"
+
+
+PEER_MODES = (FusionMode.K_LORA.value, FusionMode.SWITCH.value, FusionMode.COMPOSITE.value)
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,10 @@ class FusionSwitches:
 
     @classmethod
     def for_mode(cls, mode: FusionMode | str) -> FusionSwitches:
-        return cls(False, False, False, False) if FusionMode(mode) is FusionMode.DIRECT else cls()
+        """All on for `craft` (and `custom`), all off for `direct` and the peer modes."""
+        mode = FusionMode(mode)
+        off = mode is FusionMode.DIRECT or mode.value in PEER_MODES
+        return cls(False, False, False, False) if off else cls()
 
     @property
     def mode(self) -> FusionMode:
@@ -140,10 +153,18 @@ class GenerateRequest:
     hires_factor: float = 1.0
     hires_strength: float = DEFAULT_HIRES_STRENGTH
     hires_steps: int = 0
+    # A peer fusion mode (one of PEER_MODES) instead of CRAFT; None = CRAFT with `switches`.
+    # In a peer mode every CRAFT component is off, whatever `switches` says.
+    peer_mode: str | None = None
 
     @property
     def mode(self) -> FusionMode:
-        return self.switches.mode
+        return FusionMode(self.peer_mode) if self.peer_mode else self.switches.mode
+
+    @property
+    def effective_switches(self) -> FusionSwitches:
+        """The switches the sampler uses: `switches`, or all off in a peer mode."""
+        return FusionSwitches.for_mode(self.peer_mode) if self.peer_mode else self.switches
 
     def validate(self) -> None:
         """Raise `RequestError` with one clear sentence for the first invalid setting."""
@@ -266,6 +287,11 @@ def _check_switches(value: Any) -> None:
         raise RequestError(f"The fusion switches must be four true/false values, not {value!r}.")
 
 
+def _check_peer_mode(value: Any) -> None:
+    if value is not None and value not in PEER_MODES:
+        raise RequestError(f"Unknown peer fusion mode {value!r}: choose one of {', '.join(PEER_MODES)}.")
+
+
 def _check_mapping(label: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if value is not None and not isinstance(value, dict):
@@ -325,6 +351,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "hires_factor": _check_hires_factor,
     "hires_strength": _strength_check("The hires strength"),
     "hires_steps": lambda v: check_number("Hires steps", v, 0, STEPS_RANGE[1], integer=True),
+    "peer_mode": _check_peer_mode,
 }
 
 

@@ -21,6 +21,10 @@ GPU runs them), so every kernel and Python operation per layer counts:
 Graph path (`BranchState.graph`, for torch.compile / CUDA graphs): no branch depends on a value.
 Every LoRA runs on every row, scaled by a per-row gate tensor (`row_gates`) that the sampler
 overwrites in place each step, so gate or guidance changes never retrace or recompile.
+
+Two hooks serve the peer fusion modes (docs/method.md): a layer's `only` confines it to one role
+on the current step (K-LoRA's per-layer winner), and `BranchState.role_rows` gives each role its
+own rows of the batch (LoRA Composite: one replica of the batch per LoRA, in one UNet call).
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ class BranchState:
     graph: bool = False
     # Graph path: per role a (rows,) tensor of gate·[row carries LoRAs], overwritten in place.
     row_gates: dict[str, torch.Tensor] = field(default_factory=dict)
+    # Per-role rows (LoRA Composite): when set, role r's delta goes to rows role_rows[r] only and
+    # `rows` is not used.
+    role_rows: dict[str, slice] | None = None
 
     def __post_init__(self) -> None:
         self.active = _active(self.gates)
@@ -142,12 +149,13 @@ class SharedInput:
 class CraftLayer:
     """The LoRA branches of one UNet module and what it adds to the module's output."""
 
-    __slots__ = ("state", "branches", "group", "_plans")
+    __slots__ = ("state", "branches", "group", "only", "_plans")
 
     def __init__(self, state: BranchState) -> None:
         self.state = state
         self.branches: list[Branch] = []
         self.group: SharedInput | None = None
+        self.only: str | None = None  # K-LoRA: the one role this layer carries on this step
         self._plans: dict[tuple[str, ...], tuple] = {}
 
     def _plan(self, active: tuple[str, ...]) -> tuple:
@@ -161,10 +169,14 @@ class CraftLayer:
         state = self.state
         if state.graph:
             return self._add_graph(x, y)
+        if state.role_rows is not None:
+            return self._add_per_role(x, y)
         rows = state.rows
         if rows is None:
             return y
         active = state.active
+        if self.only is not None:
+            active = (self.only,) if self.only in active else ()
         plan = self._plans.get(active)
         if plan is None:
             plan = self._plan(active)
@@ -180,6 +192,17 @@ class CraftLayer:
                 continue
             h = self.group.hidden(x, rows, active)[..., cols] if cols is not None else x[rows].matmul(a_t)
             flat.addmm_(h.flatten(0, -2), b_t, alpha=alpha)
+        return y
+
+    def _add_per_role(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each active role's delta on its own rows (`BranchState.role_rows`)."""
+        state = self.state
+        for branch in self.branches:
+            role = branch.role
+            rows = state.role_rows.get(role)
+            if rows is None or role not in state.active:
+                continue
+            y[rows] += branch.delta.up(branch.delta.down(x[rows])) * (branch.delta.scale * state.gates[role])
         return y
 
     def _add_graph(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -242,10 +265,12 @@ def _shared_inputs(unet: nn.Module, touched: dict[str, nn.Module]) -> list[Share
 
 @contextmanager
 def installed(unet: nn.Module, loras: dict[str, LoraWeights], state: BranchState,
-              sets: LayerSets | None, device: torch.device | None = None) -> Iterator[InstallReport]:
+              sets: LayerSets | None, device: torch.device | None = None,
+              shared_inputs: bool = True) -> Iterator[InstallReport]:
     """Give the modules the LoRAs touch their LoRA branches (only their own set's when `sets` is
     given, i.e. routing on); restore the modules on exit, whatever happens. `device`: where the
-    UNet runs when its weights live elsewhere (CPU offload)."""
+    UNet runs when its weights live elsewhere (CPU offload). `shared_inputs` False computes each
+    projection's LoRA-A product on its own (K-LoRA, whose layers carry different roles)."""
     touched: dict[str, nn.Module] = {}
     used = {role: 0 for role in loras}
     dropped = {role: 0 for role in loras}
@@ -264,7 +289,7 @@ def installed(unet: nn.Module, loras: dict[str, LoraWeights], state: BranchState
                     module.forward = types.MethodType(_craft_forward, module)
                 module._craft_layer.branches.append(_branch(role, delta, device))
                 used[role] += 1
-        groups = _shared_inputs(unet, touched)
+        groups = _shared_inputs(unet, touched) if shared_inputs else []
         yield InstallReport(used=used, dropped=dropped, layers=len(touched))
     finally:
         for group in groups:

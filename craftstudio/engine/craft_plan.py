@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import torch
 
 from craftstudio.domain.curves import CurveSet
-from craftstudio.domain.generation import GenerateRequest
+from craftstudio.domain.generation import FusionMode, GenerateRequest
 from craftstudio.domain.markers import ParsedPrompt, parse_prompt
 from craftstudio.engine.craft_layers import BranchState
+from craftstudio.engine.fusion_multi import switch_gates
 from craftstudio.engine.routing import CONTENT, STYLE
 
 
@@ -37,8 +38,9 @@ class CraftPlan:
             gamma = {CONTENT: parsed.gamma_content, STYLE: parsed.gamma_style}
         else:
             gamma = {role: 1.0 for role in loras}
+        switches = request.effective_switches
         curves = CurveSet.from_dict(request.curves) if request.curves else CurveSet.constant()
-        if not request.switches.gates:
+        if not switches.gates:
             curves = CurveSet.constant()
         samples = curves.sample(n_steps, request.cfg_scale)
         per_role = {CONTENT: samples.content, STYLE: samples.style}
@@ -46,8 +48,10 @@ class CraftPlan:
         for role, ref in loras.items():
             weight = ref.weight * gamma[role] if ref is not None else 0.0
             gates[role] = [weight * g for g in per_role[role]]
+        if request.mode is FusionMode.SWITCH:  # LoRA Switch: one LoRA at a time (fusion_multi.py)
+            gates = switch_gates(gates, [role for role, ref in loras.items() if ref is not None])
         return cls(prompt=parsed, gamma=gamma, guidance=list(samples.guidance), gates=gates,
-                   asymmetric=request.switches.asymmetric, curves_name=curves.name)
+                   asymmetric=switches.asymmetric, curves_name=curves.name)
 
     def record(self) -> dict:
         return {"gamma": self.gamma, "guidance": self.guidance, "gates": self.gates,

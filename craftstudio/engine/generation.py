@@ -3,6 +3,8 @@
 With LoRAs this is the CRAFT sampler: W_init from the backbone (baked into the cached model),
 routed LoRA layers confined to their sets, and per step ε = ε_u + s_k·(ε_c − ε_u) where only the
 conditional rows carry the gated LoRAs (see craft_plan.py, craft_layers.py and sampler.py).
+The peer fusion modes swap the hooks: K-LoRA (fusion_klora.py), LoRA Switch and LoRA Composite
+(fusion_multi.py).
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from craftstudio.domain.cancel import CancelToken
 from craftstudio.domain.errors import NonFiniteOutput, OutOfMemory
-from craftstudio.domain.generation import GenerateRequest, GenerateResult
+from craftstudio.domain.generation import FusionMode, GenerateRequest, GenerateResult
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
 from craftstudio.engine import compiled_unet, model_cache
 from craftstudio.engine.conditioning import encode
 from craftstudio.engine.craft_layers import BranchState, installed
 from craftstudio.engine.craft_plan import CraftHooks, CraftPlan
 from craftstudio.engine.devices import is_out_of_memory, pick_device, pick_dtype
+from craftstudio.engine.fusion_klora import KLoraHooks, table_for
+from craftstudio.engine.fusion_multi import SWITCH_EVERY, CompositeHooks, switch_roles
 from craftstudio.engine.img2img import (
     Blend,
     Source,
@@ -125,10 +130,11 @@ class Pass:
     height: int
     steps: int
     plan: CraftPlan
-    hooks: CraftHooks | None
+    hooks: CraftHooks | CompositeHooks | None
     conditioning: object
     sources: list[Source]  # one per image, or one shared by all
     label: str = ""  # what progress calls this pass ("" for the request's own)
+    replicas: int = 1  # LoRA Composite: one copy of the CFG batch per LoRA in each UNet call
 
     def source(self, index: int) -> Source:
         return self.sources[index if len(self.sources) > 1 else 0]
@@ -148,7 +154,8 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
         progress(ProgressEvent("load", 0, 1, message="loading model"))
         for note in (pictures.mask.notes if pictures.mask else []):
             progress(ProgressEvent("load", 0, 1, message=note))
-    switches = request.switches
+    switches = request.effective_switches
+    mode = request.mode
     low_vram = bool(getattr(request, "low_vram", False))
     try:
         model = model_cache.get_model(request.model, device, dtype,
@@ -158,12 +165,15 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
         sets = (LayerSets.for_family(model.family, request.routing_overrides, request.routing_preset)
                 if switches.routing else None)
         state = BranchState()
-        # Fast path: compiled UNet (not with offloading: its hooks move weights between calls).
-        fast = bool(getattr(request, "fast", False)) and not low_vram and compiled_unet.supported(device)
+        # Fast path: compiled UNet (not with offloading: its hooks move weights between calls;
+        # not for K-LoRA and Composite, whose layers and batch layout change per step).
+        fast = (bool(getattr(request, "fast", False)) and not low_vram and compiled_unet.supported(device)
+                and mode not in (FusionMode.K_LORA, FusionMode.COMPOSITE))
         unet = compiled_unet.for_unet(model.unet) if fast else model.unet
-        with installed(model.unet, loras, state, sets, device=model.device) as report:
-            images = _run_passes(model, unet, request, plan, state if loras else None, pictures, progress,
-                                 cancel)
+        with installed(model.unet, loras, state, sets, device=model.device,
+                       shared_inputs=mode is not FusionMode.K_LORA) as report:
+            hooks_for = _hooks_factory(mode, model.unet, loras, state) if loras else None
+            images = _run_passes(model, unet, request, plan, hooks_for, pictures, progress, cancel)
     except Exception as exc:
         if is_out_of_memory(exc):
             if device.type == "cuda":
@@ -185,10 +195,40 @@ def generate(request: GenerateRequest, *, progress: ProgressCallback | None = No
                 "compile_seconds": round(unet.compile_seconds, 1) if fast else None},
         "image_to_image": pictures.record(request),
         "hires": _hires_record(request),
+        "peer": _peer_record(mode, plan, loras, hooks_for),
     }
     return GenerateResult(request=pictures.recorded(request), images=images, seeds=request.seeds(),
                           family=model.family.value, model_name=model.name, device=str(device),
                           seconds=time.perf_counter() - started, details=details)
+
+
+HooksFactory = Callable[[CraftPlan], "CraftHooks | CompositeHooks"]
+
+
+def _hooks_factory(mode: FusionMode, unet, loras: dict, state: BranchState) -> HooksFactory:
+    """How each pass's plan becomes the hooks that set the LoRA layers before every UNet call."""
+    roles = [role for role in (CONTENT, STYLE) if role in loras]
+    if mode is FusionMode.K_LORA and len(roles) == 2:
+        table = table_for(loras[CONTENT], loras[STYLE])
+        layers = {name: unet.get_submodule(name)._craft_layer for name in table.sums}
+        return lambda plan: KLoraHooks(plan, state, table, layers)
+    if mode is FusionMode.COMPOSITE:
+        return lambda plan: CompositeHooks(plan, state, roles)
+    return lambda plan: CraftHooks(plan, state)
+
+
+def _peer_record(mode: FusionMode, plan: CraftPlan, loras: dict, hooks_for: HooksFactory | None) -> dict | None:
+    """What a peer fusion mode did (None for craft, direct and custom)."""
+    if mode in (FusionMode.CRAFT, FusionMode.DIRECT, FusionMode.CUSTOM):
+        return None
+    record: dict = {"paper": "arXiv 2502.18461" if mode is FusionMode.K_LORA else "arXiv 2402.16843"}
+    hooks = hooks_for(plan) if hooks_for is not None else None
+    if isinstance(hooks, KLoraHooks | CompositeHooks):
+        record.update(hooks.record())
+    if mode is FusionMode.SWITCH:
+        record.update({"every": SWITCH_EVERY,
+                       "active": switch_roles([r for r in (CONTENT, STYLE) if r in loras], len(plan.guidance))})
+    return record
 
 
 def _hires_record(request: GenerateRequest) -> dict | None:
@@ -200,8 +240,9 @@ def _hires_record(request: GenerateRequest) -> dict | None:
             "first_pass_size": [request.width, request.height], "size": [width, height]}
 
 
-def _run_passes(model: LoadedModel, unet, request: GenerateRequest, plan: CraftPlan, state: BranchState | None,
-                pictures: Pictures, progress: ProgressCallback | None, cancel: CancelToken | None) -> list:
+def _run_passes(model: LoadedModel, unet, request: GenerateRequest, plan: CraftPlan,
+                hooks_for: HooksFactory | None, pictures: Pictures, progress: ProgressCallback | None,
+                cancel: CancelToken | None) -> list:
     """The request's pass (from noise or from its picture), then the hires pass if asked for."""
     from PIL import Image
 
@@ -211,8 +252,7 @@ def _run_passes(model: LoadedModel, unet, request: GenerateRequest, plan: CraftP
     if pictures.init is not None:
         source = make_source(model, pictures.init.image, request.strength,
                              pictures.mask.image if pictures.mask else None)
-    first = Pass(request.width, request.height, request.steps, plan, CraftHooks(plan, state) if state else None,
-                 conditioning, [source])
+    first = _pass(request.width, request.height, request.steps, plan, hooks_for, conditioning, [source])
     images = _generate_all(model, unet, request, first, progress, cancel)
     if pictures.mask is not None:
         images = [overlay(image, pictures.init.image, pictures.mask.image) for image in images]
@@ -229,9 +269,16 @@ def _run_passes(model: LoadedModel, unet, request: GenerateRequest, plan: CraftP
             cancel.raise_if_cancelled()
         sources.append(make_source(model, image.resize((width, height), Image.Resampling.LANCZOS),
                                    request.hires_strength))
-    second = Pass(width, height, steps, hires_plan, CraftHooks(hires_plan, state) if state else None,
-                  encode(model, prompt, request.negative_prompt, width, height), sources, "hires pass")
+    second = _pass(width, height, steps, hires_plan, hooks_for,
+                   encode(model, prompt, request.negative_prompt, width, height), sources, "hires pass")
     return _generate_all(model, unet, request, second, progress, cancel)
+
+
+def _pass(width: int, height: int, steps: int, plan: CraftPlan, hooks_for: HooksFactory | None, conditioning,
+          sources: list[Source], label: str = "") -> Pass:
+    hooks = hooks_for(plan) if hooks_for is not None else None
+    replicas = len(hooks.roles) if isinstance(hooks, CompositeHooks) and len(hooks.roles) > 1 else 1
+    return Pass(width, height, steps, plan, hooks, conditioning, sources, label, replicas)
 
 
 # Rough activation memory of one CFG row per latent pixel at 2 bytes per value (SD1.5 and SDXL
@@ -241,8 +288,9 @@ _MAX_CHUNK = 8
 
 
 def chunk_size(model: LoadedModel, request: GenerateRequest, width: int | None = None,
-               height: int | None = None) -> int:
-    """How many images of the batch share one UNet call (at `width`×`height`, else the request's)."""
+               height: int | None = None, replicas: int = 1) -> int:
+    """How many images of the batch share one UNet call (at `width`×`height`, else the request's;
+    `replicas` copies of each image's CFG rows)."""
     n = request.batch_count
     if getattr(request, "low_vram", False):
         return 1
@@ -251,7 +299,7 @@ def chunk_size(model: LoadedModel, request: GenerateRequest, width: int | None =
     free, _ = torch.cuda.mem_get_info(model.device)
     scale = model.pipeline.vae_scale_factor
     pixels = ((width or request.width) // scale) * ((height or request.height) // scale)
-    per_image = 2 * pixels * _BYTES_PER_LATENT_PIXEL_ROW * max(1, torch.finfo(model.dtype).bits // 16)
+    per_image = 2 * replicas * pixels * _BYTES_PER_LATENT_PIXEL_ROW * max(1, torch.finfo(model.dtype).bits // 16)
     return max(1, min(n, _MAX_CHUNK, int(0.6 * free) // per_image))
 
 
@@ -260,7 +308,7 @@ def _generate_all(model: LoadedModel, unet, request: GenerateRequest, run: Pass,
     """Denoise the batch in chunks of rows (halving the chunk when the device runs out of memory),
     then decode image by image."""
     seeds = request.seeds()
-    size = chunk_size(model, request, run.width, run.height)
+    size = chunk_size(model, request, run.width, run.height, run.replicas)
     start, latents = 0, []
     while start < len(seeds):
         chunk = seeds[start:start + size]
@@ -316,7 +364,8 @@ def _denoise_chunk(model: LoadedModel, unet, request: GenerateRequest, run: Pass
         hooks.prepare_graph(2 * n, slice(n, 2 * n), model.device, model.dtype)
     settings = LoopSettings(
         guidance=run.plan.guidance, preview_every=request.preview_every, image_index=first // len(seeds),
-        image_count=chunks, hooks=hooks, graph=graph, first_step=first_step, label=run.label,
+        image_count=chunks, hooks=hooks, graph=graph, first_step=first_step, replicas=run.replicas,
+        label=run.label,
         extra_input=source.inpaint_input,
         after_step=Blend(scheduler, source, noise, scheduler.timesteps) if source.blends else None,
         preview=lambda lat: latent_preview(lat, model.family, (run.width, run.height)),

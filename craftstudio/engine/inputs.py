@@ -77,7 +77,7 @@ def check_inputs(request: GenerateRequest) -> None:
     for role, ref in (("content", request.content_lora), ("style", request.style_lora)):
         if ref is not None:
             regular_safetensors(ref.path, f"The {role} LoRA", LoraError)
-    if request.backbone and request.switches.backbone:
+    if request.backbone and request.effective_switches.backbone:
         regular_safetensors(request.backbone, "The backbone", LoraError)
 
 

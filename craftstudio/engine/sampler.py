@@ -9,6 +9,10 @@ i of a batch gets the noise it gets when generated alone.
 
 Graph mode (compiled UNet): every step runs all 2N rows with s_k read from a device table, so the
 UNet sees one shape and no Python value changes between steps.
+
+Replicas (LoRA Composite, fusion_multi.py): with `replicas` R > 1 the call holds R copies of the
+rows, replica r = rows [r·m, (r+1)·m) of m = copies·N rows each; the hooks are told each replica's
+rows (`before_replicas`), each replica is guided on its own and ε is their mean.
 """
 
 from __future__ import annotations
@@ -31,13 +35,20 @@ class StepHooks(Protocol):
         batch (None when this step runs only the unconditional branch)."""
 
 
+class ReplicaHooks(Protocol):
+    def before_replicas(self, step: int, replica_rows: list[slice]) -> None:
+        """Called before the UNet call of `step` when `LoopSettings.replicas` > 1, with the rows
+        of each replica of the batch."""
+
+
 @dataclass
 class LoopSettings:
     guidance: Sequence[float]  # s_k for every step
     preview_every: int = 0
     image_index: int = 0
     image_count: int = 1
-    hooks: StepHooks | None = None
+    hooks: StepHooks | ReplicaHooks | None = None
+    replicas: int = 1  # copies of the batch per UNet call, guided apart and averaged (Composite)
     preview: Callable[[torch.Tensor], Any] | None = None  # latents -> PIL image
     graph: bool = False  # run all rows every step (compiled UNet: one shape, no retracing)
     # Image to image: the run starts at this step of the full schedule (see img2img.py).
@@ -70,8 +81,8 @@ class BatchedConditioning:
         self.n = n
         self._built: dict[tuple[bool, bool], tuple] = {}
 
-    def rows(self, use_uncond: bool, use_cond: bool):
-        key = (use_uncond, use_cond)
+    def rows(self, use_uncond: bool, use_cond: bool, replicas: int = 1):
+        key = (use_uncond, use_cond, replicas)
         found = self._built.get(key)
         if found is None:
             states, added = self.conditioning.batch(use_uncond, use_cond)
@@ -79,8 +90,20 @@ class BatchedConditioning:
                 states = states.repeat_interleave(self.n, dim=0)
                 if added is not None:
                     added = {k: v.repeat_interleave(self.n, dim=0) for k, v in added.items()}
+            if replicas > 1:
+                states = torch.cat([states] * replicas)
+                if added is not None:
+                    added = {k: torch.cat([v] * replicas) for k, v in added.items()}
             found = self._built[key] = (states, added)
         return found
+
+
+def _guided(eps: torch.Tensor, copies: int, s: float) -> torch.Tensor:
+    """One replica's rows → its guided prediction ε_u + s·(ε_c − ε_u)."""
+    if copies == 2:
+        eps_uncond, eps_cond = eps.chunk(2)
+        return eps_uncond + s * (eps_cond - eps_uncond)
+    return eps
 
 
 @torch.no_grad()
@@ -101,6 +124,9 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
     hooks = settings.hooks
     guidance = [float(s) for s in settings.guidance]
     graph = settings.graph
+    replicas = settings.replicas
+    if replicas > 1 and graph:
+        raise ValueError("replicas are not supported on the graph path")
     if graph:
         table = torch.tensor(guidance, dtype=torch.float32).to(latents.device)
         mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
@@ -112,11 +138,15 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
         s = guidance[k]
         use_uncond, use_cond = (True, True) if graph else (s != 1.0, s != 0.0)
         copies = int(use_uncond) + int(use_cond)
-        states, added = batched.rows(use_uncond, use_cond)
-        model_input = scheduler.scale_model_input(torch.cat([latents] * copies) if copies > 1 else latents, t)
+        states, added = batched.rows(use_uncond, use_cond, replicas)
+        rows = copies * replicas
+        model_input = scheduler.scale_model_input(torch.cat([latents] * rows) if rows > 1 else latents, t)
         if extra_input is not None:
-            model_input = torch.cat([model_input, torch.cat([extra_input] * copies)], dim=1)
-        if hooks is not None:
+            model_input = torch.cat([model_input, torch.cat([extra_input] * rows)], dim=1)
+        if hooks is not None and replicas > 1:
+            m = copies * n
+            hooks.before_replicas(k, [slice(r * m, (r + 1) * m) for r in range(replicas)])
+        elif hooks is not None:
             cond_rows = (slice(n, 2 * n) if use_uncond else slice(0, n)) if use_cond else None
             hooks.before_unet(k, cond_rows)
         if graph and mark_step is not None and latents.device.type == "cuda":
@@ -126,6 +156,8 @@ def denoise(unet, scheduler, latents: torch.Tensor, conditioning: Conditioning, 
         if graph:
             eps_uncond, eps_cond = eps.chunk(2)
             eps = eps_uncond + table[k].to(eps.dtype) * (eps_cond - eps_uncond)
+        elif replicas > 1:
+            eps = torch.stack([_guided(part, copies, s) for part in eps.chunk(replicas)]).mean(dim=0)
         elif copies == 2:
             eps_uncond, eps_cond = eps.chunk(2)
             eps = eps_uncond + s * (eps_cond - eps_uncond)

@@ -1,9 +1,12 @@
 """`CraftState`: the CRAFT fusion settings of the Generate panel.
 
 One content LoRA and one style LoRA (file and weight), an optional backbone file, the four
-ablation switches of DESIGN.md §1 and the curves (`CurvesState`). The fusion mode is never
-stored: it is `FusionSwitches.mode` of the four switches, so choosing `craft` or `direct` sets
-the switches and toggling one switch by hand makes the mode `custom` by itself.
+ablation switches of DESIGN.md §1 and the curves (`CurvesState`). The CRAFT modes are never
+stored: `craft`/`direct`/`custom` is `FusionSwitches.mode` of the four switches, so choosing
+`craft` or `direct` sets the switches and toggling one switch by hand makes the mode `custom` by
+itself. A peer mode (`k-lora`, `switch`, `composite`: docs/method.md) is stored as `peer_mode`;
+choosing one turns every switch off (the peer methods use no CRAFT component), and ticking a
+switch by hand leaves it.
 
 Persisted inside the Generate settings section (`GenerateState` saves `settings()` under one
 key), and restored from a recorded request by `apply_request`.
@@ -17,7 +20,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from craftstudio.domain.generation import FusionMode, FusionSwitches, GenerateRequest, LoraRef
+from craftstudio.domain.generation import (
+    PEER_MODES,
+    ROUTING_PRESETS,
+    FusionMode,
+    FusionSwitches,
+    GenerateRequest,
+    LoraRef,
+)
 from craftstudio.state.curves_state import CurvesState
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore
 
@@ -55,8 +65,13 @@ class CraftState(ObservableObject):
     use_asymmetric_changed = Signal(bool)
     use_gates = Property(True, persist=True)
     use_gates_changed = Signal(bool)
+    # Which layer sets route the LoRAs under the routing switch: "craft" or "b-lora".
+    routing_preset = Property("craft", persist=True)
+    routing_preset_changed = Signal(str)
+    peer_mode = Property("", persist=True)  # "" = a CRAFT mode, else one of PEER_MODES
+    peer_mode_changed = Signal(str)
 
-    mode_changed = Signal(str)  # the derived mode (craft/direct/custom); see `mode`
+    mode_changed = Signal(str)  # the mode (craft/direct/custom derived, or the peer mode); see `mode`
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -64,7 +79,7 @@ class CraftState(ObservableObject):
         self._mode = self.mode
         self._setting_all = False
         for name in SWITCHES:
-            getattr(self, f"use_{name}_changed").connect(self._emit_mode)
+            getattr(self, f"use_{name}_changed").connect(self._switch_toggled)
 
     # --- mode and switches ---------------------------------------------------------------
 
@@ -85,13 +100,27 @@ class CraftState(ObservableObject):
 
     @property
     def mode(self) -> str:
-        return self.switches.mode.value
+        return self.peer_mode or self.switches.mode.value
 
     def set_mode(self, mode: str) -> None:
-        """`craft`/`direct` set every switch; `custom` is reached by toggling one, so choosing
-        it keeps the switches as they are."""
-        if mode != FusionMode.CUSTOM.value:
-            self.switches = FusionSwitches.for_mode(mode)
+        """`craft`/`direct` set every switch, a peer mode turns them all off; `custom` is reached
+        by toggling one, so choosing it keeps the switches as they are."""
+        if mode == FusionMode.CUSTOM.value:
+            return
+        self._set_peer_mode(mode if mode in PEER_MODES else "")
+        self.switches = FusionSwitches.for_mode(mode)  # emits mode_changed once
+
+    def _set_peer_mode(self, peer: str) -> None:
+        self._setting_all = True
+        try:
+            self.peer_mode = peer
+        finally:
+            self._setting_all = False
+
+    def _switch_toggled(self, checked: bool) -> None:
+        if not self._setting_all and self.peer_mode:
+            self._set_peer_mode("")  # a switch ticked by hand leaves the peer mode
+        self._emit_mode(checked)
 
     def _emit_mode(self, _checked: bool) -> None:
         mode = self.mode
@@ -109,7 +138,8 @@ class CraftState(ObservableObject):
         content, style = self.lora_refs()
         return {"content_lora": content, "style_lora": style,
                 "backbone": self.backbone.strip() or None, "switches": self.switches,
-                "curves": self.curves.to_request()}
+                "curves": self.curves.to_request(),  # kept in a peer mode (unused there) for going back
+                "peer_mode": self.peer_mode or None, "routing_preset": self.routing_preset}
 
     def apply_request(self, request: GenerateRequest) -> list[str]:
         """Show a recorded request's CRAFT settings. Files are restored even when missing here
@@ -124,7 +154,9 @@ class CraftState(ObservableObject):
         self.backbone = request.backbone or ""
         if request.backbone and not Path(request.backbone).exists():
             missing.append(f"backbone {Path(request.backbone).name}")
-        self.switches = request.switches
+        self._set_peer_mode(request.peer_mode or "")
+        self.routing_preset = request.routing_preset
+        self.switches = request.effective_switches
         self.curves.apply_curves(request.curves)
         return missing
 
@@ -136,7 +168,16 @@ class CraftState(ObservableObject):
     def restore_settings(self, data: Any) -> None:
         if not isinstance(data, dict):
             return
-        restore(self, data)
+        self._setting_all = True  # restoring the switches must not clear a restored peer mode
+        try:
+            restore(self, data)
+            if self.peer_mode not in PEER_MODES:
+                self.peer_mode = ""
+            if self.routing_preset not in ROUTING_PRESETS:
+                self.routing_preset = "craft"
+        finally:
+            self._setting_all = False
+        self._emit_mode(True)
         self.curves.restore_settings(data.get("curves"))
         for name in ("content_weight", "style_weight"):  # a hand-edited file may exceed the spin
             setattr(self, name, min(max(getattr(self, name), 0.0), MAX_LORA_WEIGHT))

@@ -4,8 +4,9 @@ Content and style LoRA files with their weights, the optional backbone, the fusi
 its four switches, the curve preset and the visual curve editor. LoRAs and backbones are picked
 from the library with a searchable drop-down (`SearchCombo`, entries from `choices`: those of
 the current model's family plus the demo's) or with "…" (a file dialog). Bound to `CraftState`; the
-mode combo only mirrors `CraftState.mode` (derived from the switches), so choosing craft or
-direct sets the check boxes and ticking one by hand shows "custom".
+mode combo only mirrors `CraftState.mode` (derived from the switches, or a peer mode), so choosing
+craft or direct sets the check boxes, a peer mode (k-lora, switch, composite) clears them, and
+ticking one by hand shows "custom".
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from PySide6.QtWidgets import (
 from craftstudio.domain.curves import CURVE_NAMES, Interpolation
 from craftstudio.state.craft_state import MAX_LORA_WEIGHT, MODES, SWITCH_LABELS, SWITCHES, CraftState
 from craftstudio.state.library_choices import Choice
-from craftstudio.ui.bindings import bind_check, bind_spin
+from craftstudio.ui.bindings import bind_check, bind_combo, bind_spin
 from craftstudio.ui.curve_editor import COLORS, CurveEditor
 from craftstudio.ui.search_combo import SearchCombo
 
@@ -46,6 +47,12 @@ MODE_TIPS = {
     "craft": "All CRAFT components: backbone, routing, asymmetric CFG and gates.",
     "direct": "The plain weighted merge other tools do: every switch off.",
     "custom": "Some switches on, some off (toggle the check boxes).",
+    "k-lora": "K-LoRA (arXiv 2502.18461): per layer, the LoRA with the larger Top-K |ΔW| entries; "
+              "content favoured early, style late. No CRAFT component.",
+    "switch": "LoRA Switch (arXiv 2402.16843): one LoRA at a time, content and style in turn every "
+              "5 steps. No CRAFT component.",
+    "composite": "LoRA Composite (arXiv 2402.16843): each LoRA's own guided prediction every step, "
+                 "averaged. No CRAFT component.",
 }
 CURVE_LABELS = {"guidance": "Guidance", "content": "Content gate", "style": "Style gate"}
 
@@ -85,6 +92,16 @@ class CraftPanel(QGroupBox):
             self.switch_checks[name] = check
             grid.addWidget(check, i // 2, i % 2)
         form.addRow("", grid)
+        self.routing_combo = QComboBox()
+        self.routing_combo.addItem("CRAFT sets (I_c, I_s)", "craft")
+        self.routing_combo.addItem("B-LoRA blocks (one each)", "b-lora")
+        self.routing_combo.setToolTip("Which UNet layers each LoRA may touch under Routing: CRAFT's content and "
+                                      "style sets (Eq. 7), or B-LoRA's single block per role (arXiv 2403.14572)")
+        bind_combo(state, "routing_preset", self.routing_combo)
+        for signal in (state.use_routing_changed, state.peer_mode_changed):
+            signal.connect(self._update_routing_combo)
+        self._update_routing_combo()
+        form.addRow("Layers", self.routing_combo)
 
         form.addRow("Curves", self._preset_row())
         form.addRow(self._curve_row())
@@ -104,6 +121,9 @@ class CraftPanel(QGroupBox):
                        self.curves.preset_changed, self.curves.edited_changed):
             signal.connect(self._refresh_curve_widgets)
         self._refresh_curve_widgets()
+
+    def _update_routing_combo(self, *_args: object) -> None:
+        self.routing_combo.setEnabled(self.state.use_routing and not self.state.peer_mode)
 
     def add_below_editor(self, widget: QWidget) -> None:
         """Place `widget` (the step-preview timeline) right under the curve editor."""

@@ -53,7 +53,7 @@ def fusion_cells(request: GenerateRequest) -> list[SheetCell]:
     if request.content_lora is None or request.style_lora is None:
         raise RequestError("The fusion compare needs a content LoRA and a style LoRA: choose both in "
                            "the CRAFT fusion section.")
-    base = dataclasses.replace(request, batch_count=1)
+    base = dataclasses.replace(request, batch_count=1, peer_mode=None)  # the grid is CRAFT's ablation
     craft = FusionSwitches()
     cells = [_cell("direct merge", dataclasses.replace(base, switches=FusionSwitches.for_mode("direct"))),
              _cell("CRAFT", dataclasses.replace(base, switches=craft))]

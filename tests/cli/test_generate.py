@@ -239,3 +239,36 @@ def test_the_b_lora_routing_preset_is_recorded(tmp_path, tiny_sd1):
                  "--device", "cpu", "--routing", "b-lora", "--no-gates", "--out", str(out)]) == 0
     request = read_request(out)
     assert request.routing_preset == "b-lora" and request.switches.routing and not request.switches.gates
+
+
+@pytest.mark.parametrize("mode", ["k-lora", "switch", "composite"])
+def test_peer_modes_write_a_png_that_names_the_mode(tmp_path, tiny_sd1, mode):
+    import json
+
+    import torch
+
+    from craftstudio.engine.loader import load_model
+    from tests.kit.tiny_loras import random_lora, save_peft
+
+    unet = load_model(tiny_sd1, torch.device("cpu"), torch.float32).unet
+    content = save_peft(random_lora(unet, seed=1), tmp_path / "c.safetensors")
+    style = save_peft(random_lora(unet, seed=2), tmp_path / "s.safetensors")
+    out = tmp_path / f"{mode}.png"
+    rc = main(["generate", "--model", str(tiny_sd1), "--content-lora", str(content), "--style-lora", str(style),
+               "--prompt", "a dog in watercolor style", "--mode", mode, "--steps", "3", "--size", "64x64",
+               "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    chunks = read_text_chunks(out)
+    record = json.loads(chunks["craftstudio"])["record"]
+    assert record["mode"] == mode and record["peer"]["paper"].startswith("arXiv")
+    assert f"CRAFT mode: {mode}" in chunks["parameters"]
+    request = read_request(out)
+    assert request.peer_mode == mode and request.mode.value == mode and request.curves is None
+
+
+def test_peer_mode_with_curves_is_refused(tmp_path, tiny_sd1, capsys):
+    rc = main(["generate", "--model", str(tiny_sd1), "--prompt", "a dog", "--mode", "switch", "--curves", "paper",
+               "--device", "cpu", "--out", str(tmp_path / "x.png")])
+    assert rc == 2
+    assert "--mode switch uses no curves" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

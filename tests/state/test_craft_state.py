@@ -183,3 +183,43 @@ def test_no_demo_module_means_no_defaults(qtbot, runner, monkeypatch):
     remove_demo_assets(monkeypatch)
     state = GenerateState(runner)
     assert state.model == "" and state.prompt == ""
+
+
+def test_peer_modes_are_offered_turn_the_switches_off_and_reach_the_request(qtbot, runner, tmp_path):
+    from craftstudio.state.craft_state import MODES
+
+    assert {"k-lora", "switch", "composite"} <= set(MODES)
+    state = make_state(runner, tmp_path)
+    craft = state.craft
+    modes = []
+    craft.mode_changed.connect(modes.append)
+    craft.set_mode("k-lora")
+    assert craft.mode == "k-lora" and craft.switches == FusionSwitches(False, False, False, False)
+    request = state.request()
+    assert request.peer_mode == "k-lora" and request.mode == "k-lora"
+    assert request.effective_switches == FusionSwitches(False, False, False, False)
+    craft.set_mode("composite")  # same switches, another peer mode: still one signal
+    craft.set_mode("direct")
+    assert request.peer_mode == "k-lora" and state.request().peer_mode is None
+    craft.set_mode("switch")
+    craft.use_routing = True  # ticking a switch by hand leaves the peer mode
+    assert craft.peer_mode == "" and craft.mode == "custom"
+    assert modes == ["k-lora", "composite", "direct", "switch", "custom"]
+
+
+def test_peer_mode_survives_settings_and_png_restore(qtbot):
+    from craftstudio.domain.generation import GenerateRequest
+
+    craft = CraftState()
+    craft.set_mode("switch")
+    saved = json.loads(json.dumps(craft.settings()))
+    again = CraftState()
+    again.restore_settings(saved)
+    assert again.mode == "switch" and not any(vars(again.switches).values())
+    again.restore_settings({**saved, "peer_mode": "unknown"})
+    assert again.mode == "direct"
+    recorded = GenerateRequest(model="m", prompt="p", peer_mode="composite", switches=FusionSwitches())
+    again.apply_request(recorded)
+    assert again.mode == "composite" and again.switches == FusionSwitches(False, False, False, False)
+    again.apply_request(GenerateRequest(model="m", prompt="p"))
+    assert again.mode == "craft" and again.peer_mode == ""

@@ -55,6 +55,21 @@ def test_mode_combo_and_switch_boxes_follow_each_other(qtbot, make_studio):
     assert not custom.isEnabled()
 
 
+def test_mode_combo_offers_the_peer_modes(qtbot, make_studio):
+    studio = make_studio(FakeEngine())
+    craft = studio.window.generate_panel.craft_panel
+    for mode in ("k-lora", "switch", "composite"):
+        index = craft.mode_combo.findData(mode)
+        assert index >= 0 and craft.mode_combo.model().item(index).isEnabled()
+        assert "arXiv" in craft.mode_combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    craft.mode_combo.activated.emit(craft.mode_combo.findData("composite"))
+    assert studio.generate.craft.mode == "composite" and craft.mode_combo.currentData() == "composite"
+    assert not any(check.isChecked() for check in craft.switch_checks.values())
+    assert not craft.editor.isEnabled()  # no curves in a peer mode
+    craft.switch_checks["gates"].click()
+    assert craft.mode_combo.currentData() == "custom"
+
+
 def test_gates_off_disables_the_curve_editor(qtbot, make_studio):
     craft = make_studio(FakeEngine()).window.generate_panel.craft_panel
     assert craft.editor.isEnabled()
@@ -113,3 +128,18 @@ def test_first_start_with_the_demo_installed(qtbot, make_studio, monkeypatch, tm
     assert panel.craft_panel.backbone_edit.text() == ""
     assert panel.prompt_edit.toPlainText() == "a sks <c> in zxq style <s>"
     assert panel.markers_label.text() == "content γ 1.0 · style γ 1.0"
+
+
+def test_the_layers_box_picks_the_routing_preset(qtbot):
+    from craftstudio.state.craft_state import CraftState
+    from craftstudio.ui.craft_panel import CraftPanel
+
+    state = CraftState()
+    panel = CraftPanel(state)
+    qtbot.addWidget(panel)
+    panel.routing_combo.setCurrentIndex(panel.routing_combo.findData("b-lora"))
+    assert state.routing_preset == "b-lora" and state.request_fields()["routing_preset"] == "b-lora"
+    state.use_routing = False
+    assert not panel.routing_combo.isEnabled()
+    state.use_routing = True
+    assert panel.routing_combo.isEnabled()

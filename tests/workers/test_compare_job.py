@@ -45,3 +45,11 @@ def test_progress_counts_cells_and_cancel_leaves_no_sheet(tmp_path):
     assert {(e.image_index, e.image_count) for e in denoise} == {(0, 3)}
     assert not list(tmp_path.rglob("*sheet*"))
     assert job.label == "Compare: 3 cells · seed 5"
+
+
+def test_fusion_grid_from_a_peer_mode_request_is_crafts_ablation():
+    import dataclasses
+
+    cells = fusion_cells(dataclasses.replace(REQUEST, peer_mode="k-lora"))
+    assert {c.request.peer_mode for c in cells} == {None}
+    assert [c.request.mode.value for c in cells[:2]] == ["direct", "craft"]
