@@ -140,7 +140,9 @@ def generate_on_devices(request: GenerateRequest, devices: str | Sequence[str] |
 def _load(request: GenerateRequest, name: str) -> None:
     """What `generate` will take from the cache on this device: the model and its LoRAs."""
     device = pick_device(name.partition(":")[0])
-    backbone = request.backbone if request.switches.backbone else None
+    # The same choice as generate's (a model loaded again there would load while others sample).
+    switches = getattr(request, "effective_switches", request.switches)
+    backbone = request.backbone if switches.backbone else None
     model = model_cache.get_model(request.model, device, pick_dtype(device), backbone,
                                   low_vram=bool(getattr(request, "low_vram", False)))
     for ref in (request.content_lora, request.style_lora):

@@ -64,3 +64,23 @@ def test_shares_are_contiguous_and_even():
 def test_bad_device_lists_are_refused_in_one_sentence(text, expected):
     with pytest.raises(RequestError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         parse_devices(text)
+
+
+def test_models_load_before_the_devices_sample_never_while(tiny_sd1, monkeypatch):
+    """Loading patches torch for the whole process, so it must not overlap another device's
+    sampling: every load happens first, in the caller's thread, one model per device."""
+    import threading
+
+    from craftstudio.engine import model_cache
+
+    model_cache.clear()
+    loads = []
+    real = model_cache.load_model
+
+    def load(*args, **kwargs):
+        loads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model_cache, "load_model", load)
+    generate_on_devices(_request(tiny_sd1, seed=40), "cpu,cpu")
+    assert loads == [True, True]
