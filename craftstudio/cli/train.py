@@ -226,6 +226,7 @@ def _run_lora(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.checkpointing, adam_8bit=args.adam_8bit, upscale=args.upscale,
         sample_every=args.sample_every, sample_prompt=args.sample_prompt, sample_steps=args.sample_steps,
         checkpoint_every=args.checkpoint_every, routing_overrides=_overrides(args.route),
+        routing_preset=args.routing_preset,
         overwrite=args.overwrite, title=args.title, **_processes(args),
     )
     return _run_training(request, args.resume)
@@ -281,6 +282,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sample-steps", type=int, default=20)
     p.add_argument("--route", action="append", metavar="BLOCK=ROLE",
                    help="override the layer set of a block (content, style or none); repeatable")
+    p.add_argument("--routing", dest="routing_preset", choices=["craft", "b-lora"], default="craft",
+                   help="the role's layer set: craft (Eq. 7) or b-lora (its one B-LoRA block)")
     _common(p, steps=500, lr=1e-4, checkpoint_every=100)
     p.set_defaults(func=_run_lora)
     return train

@@ -126,6 +126,8 @@ class TrainState(ObservableObject):
     seed_changed = Signal(int)
     routes = Property("", persist=True)  # "BLOCK=ROLE, ..."
     routes_changed = Signal(str)
+    routing_preset = Property("craft", persist=True)  # the role's layer set: craft or b-lora
+    routing_preset_changed = Signal(str)
     upscale = Property(False, persist=True)
     upscale_changed = Signal(bool)
     device = Property("auto", persist=True)
@@ -328,7 +330,7 @@ class TrainState(ObservableObject):
             backbone=self.backbone.strip() or None, caption=self.caption, rank=self.rank,
             alpha=self.alpha or None, adam_8bit=self.adam_8bit, sample_every=self.sample_every,
             sample_prompt=self.sample_prompt, sample_steps=self.sample_steps,
-            routing_overrides=parse_routes(self.routes), **common)
+            routing_overrides=parse_routes(self.routes), routing_preset=self.routing_preset, **common)
 
     def command_line(self) -> str:
         """`python -m craftstudio train …` for the current settings ("" and `error` set if invalid)."""

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from craftstudio.domain.generation import DEVICES, MAX_SIDE
+from craftstudio.domain.generation import DEVICES, MAX_SIDE, ROUTING_PRESETS
 from craftstudio.domain.training import BASIS_INITS, LOSSES, MIXED_PRECISION
 from craftstudio.state.train_presets import MEMORY_LABELS, QUALITY
 from craftstudio.state.train_state import TrainState
@@ -280,6 +280,7 @@ class TrainPage(QWidget):
             ("Sample steps", self._bound_spin("sample_steps", _spin(1, 1000)), lora),
             ("Sample prompt", self._bound_line("sample_prompt", "the caption with the role's marker"), lora),
             ("Checkpoint every", self._bound_spin("checkpoint_every", _spin(0, 1_000_000, 50, "never")), every),
+            ("Layers", self._bound_combo("routing_preset", ROUTING_PRESETS), lora),
             ("Routing overrides", self._bound_line("routes", "BLOCK=ROLE, … (e.g. mid_block=style)"), lora),
             ("Basis start", self._bound_combo("init", BASIS_INITS), backbone),
             ("Low-pass σ", self._bound_spin("sigma", _double(0.01, 1, 3)), backbone),

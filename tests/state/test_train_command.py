@@ -29,6 +29,8 @@ LORAS = [
                      upscale=True, sample_every=3, sample_prompt="a <s>", sample_steps=4, checkpoint_every=0,
                      routing_overrides={"mid_block": "style", "up_blocks.1": "none"}, overwrite=True,
                      title="T"),
+    LoraTrainRequest(role="style", model="/m", images=("/refs",), trigger="ohwx", out="/o/c.safetensors",
+                     routing_preset="b-lora"),
 ]
 BACKBONES = [
     BackboneTrainRequest(model="/m", content_dir="/c", style_dir="/s", out="/o/w.safetensors"),

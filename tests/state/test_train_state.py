@@ -184,3 +184,9 @@ def test_a_backbone_logs_each_term_and_trains_from_the_chosen_images(qtbot, runn
     with Catalog.open(tmp_path / "home") as catalog:
         item = catalog.items.get(output.item_id)
     assert item.kind == "backbone" and item.path == str(tmp_path / "home" / "backbones" / "w.safetensors")
+
+
+def test_the_layers_choice_reaches_the_request_and_the_command(runner, tmp_path, heart_refs):
+    state = make_state(runner, tmp_path, heart_refs, routing_preset="b-lora")
+    assert state.request().routing_preset == "b-lora"
+    assert "--routing b-lora" in state.command_line()
