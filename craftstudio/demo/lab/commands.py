@@ -106,6 +106,16 @@ def _cmd_restyle(args) -> int:
     return 0
 
 
+def _cmd_peers(args) -> int:
+    from craftstudio.demo.lab.peers import run, table, write_json
+
+    rows = run(args.seeds, args.ziplora_steps, args.device)
+    print(table(rows, args.seeds))
+    if args.json:
+        write_json(rows, args.json)
+    return 0
+
+
 def _cmd_benchmark_merge(args) -> int:
     from craftstudio.demo.lab.benchmark import merge, report_text, write_json
 
@@ -284,6 +294,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--sheet", type=Path, default=None, help="contact sheet: the picture, then 7 results per row")
     p.set_defaults(func=_cmd_restyle)
+
+    p = sub.add_parser("peers", help="CRAFT against direct, K-LoRA, Switch, Composite and ZipLoRA on the demo pair")
+    p.add_argument("--seeds", type=int, default=16)
+    p.add_argument("--ziplora-steps", type=int, default=100)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, default=None)
+    p.set_defaults(func=_cmd_peers)
 
     p = sub.add_parser("benchmark-merge", help="one table from benchmark JSON files of different pairs")
     p.add_argument("results", nargs="+", type=Path, help="JSON files written by `benchmark --json`")

@@ -272,8 +272,8 @@ def _merge(request, trained, pictures, prompts, out, started, progress, cancel) 
             optimizer.zero_grad(set_to_none=True)
             precision.backward(loss)
             precision.step(optimizer)
-            return {"loss": float(loss), "content": float(terms[CONTENT]), "style": float(terms[STYLE]),
-                    "similarity": float(similarity)}
+            return {"loss": float(loss.detach()), "content": float(terms[CONTENT].detach()),
+                    "style": float(terms[STYLE].detach()), "similarity": float(similarity.detach())}
 
         with hooked(unet, mergers, switch):
             tell(progress, "train", "merging", 0, request.steps)
