@@ -92,7 +92,8 @@ class Database:
     def check_integrity(self) -> None:
         """Refuse to write into a damaged database (a scan would add rows, then fail half-way)."""
         try:
-            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+            with self._lock:  # the connection is shared by threads: every statement takes the lock
+                rows = self._conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.Error as exc:
             raise explain(exc, self.path) from exc
         if [tuple(r) for r in rows] != [("ok",)]:
