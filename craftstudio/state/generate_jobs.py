@@ -56,6 +56,10 @@ class FollowsGenerateJobs:
             self.progress = 0.0
             self.preview = None
             self._rate_start, self._pass_label = None, ""
+            info = self._runner.info(job_id)
+            request = getattr(getattr(info, "job", None), "request", None)
+            # A hires request runs two passes: the bar gives each half of its length.
+            self._passes = 2 if request is not None and request.hires_factor != 1.0 else 1
             self.progress_busy = True
             self.progress_text = "Starting…"
 
@@ -65,7 +69,8 @@ class FollowsGenerateJobs:
             return
         count = max(event.image_count, 1)
         if event.stage == "denoise":
-            self.progress = min(1.0, (event.image_index + event.fraction) / count)
+            done_passes = 1 if self._passes == 2 and event.message == "hires pass" else 0
+            self.progress = min(1.0, (done_passes + (event.image_index + event.fraction) / count) / self._passes)
             self.progress_busy = False
             if event.message != self._pass_label:  # a new pass (hires): its speed counts afresh
                 self._pass_label, self._rate_start = event.message, None

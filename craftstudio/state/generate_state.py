@@ -165,6 +165,7 @@ class GenerateState(FollowsGenerateJobs, ObservableObject):
         self._clock = time.monotonic
         self._rate_start: tuple[float, int] | None = None  # (time, steps done) at the first step
         self._pass_label = ""  # the denoising pass being counted ("" or "hires pass")
+        self._passes = 1  # denoising passes of the running job (2 with hires)
         if library_home is None and settings is not None:
             library_home = settings.path.parent
         self.library = LibraryChoices(library_home)

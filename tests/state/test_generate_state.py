@@ -307,3 +307,21 @@ def test_a_loaded_lora_without_its_marker_is_noted(qtbot, runner, tmp_path):
     assert state.markers_note == "The style LoRA is off (no <s> in the prompt)."
     state.prompt = "a cat <c> in ink <s>"
     assert state.markers_note == ""
+
+
+def test_a_hires_request_fills_the_bar_once_over_both_passes(qtbot, runner, tmp_path):
+    from craftstudio.domain.progress import ProgressEvent
+
+    def two_passes(request, *, progress=None, cancel=None):
+        for message, total in (("", 4), ("hires pass", 2)):
+            for step in range(1, total + 1):
+                progress(ProgressEvent("denoise", step, total, message=message))
+        return FakeEngine()(request, cancel=cancel)
+
+    state = make_state(runner, tmp_path, two_passes)
+    state.pictures.hires_factor = 2.0
+    seen = []
+    state.progress_changed.connect(seen.append)
+    with qtbot.waitSignal(state.images_changed, timeout=TIMEOUT):
+        state.generate()
+    assert seen[:6] == [0.125, 0.25, 0.375, 0.5, 0.75, 1.0]
