@@ -12,6 +12,7 @@ is what keeps a 2048² decode within a 12 GB card.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -80,8 +81,8 @@ def run(family_name: str, factor: float, steps: int, device_name: str) -> dict:
         model = write_random_model(family, Path(tmp) / family_name, device)
         base = GenerateRequest(model=str(model), prompt="a castle on a hill", width=native, height=native,
                                steps=steps, cfg_scale=6.0, seed=1, scheduler="euler", device=device.type)
-        hires = GenerateRequest(**{**base.__dict__, "hires_factor": factor, "hires_strength": 0.5})
-        low = GenerateRequest(**{**hires.__dict__, "low_vram": True})
+        hires = dataclasses.replace(base, hires_factor=factor, hires_strength=0.5)
+        low = dataclasses.replace(hires, low_vram=True)
         cases = {"base": _case(base, device), "hires": _case(hires, device), "low": _case(low, device)}
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     return {"family": family_name, "factor": factor, "steps": steps, "device": card, "cases": cases}

@@ -19,7 +19,7 @@ import torch
 
 from craftstudio.domain.cancel import CancelToken
 from craftstudio.domain.errors import NonFiniteOutput, OutOfMemory
-from craftstudio.domain.generation import FusionMode, GenerateRequest, GenerateResult
+from craftstudio.domain.generation import FusionMode, GenerateRequest, GenerateResult, steps_skipped
 from craftstudio.domain.progress import ProgressCallback, ProgressEvent
 from craftstudio.engine import compiled_unet, model_cache
 from craftstudio.engine.conditioning import encode
@@ -34,7 +34,6 @@ from craftstudio.engine.img2img import (
     latent_channels,
     make_source,
     overlay,
-    steps_skipped,
     vae_tiling,
 )
 from craftstudio.engine.init_image import InputPicture, read_init_image, read_mask

@@ -25,10 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from craftstudio.domain.generation import steps_skipped
 from craftstudio.engine.loader import LoadedModel
-
-__all__ = ["steps_skipped"]
 
 # Pictures above this many pixels are encoded and decoded by the VAE in tiles (a 2048² SDXL
 # decode needs ~10 GB untiled); smaller ones are unchanged since the VAE tiles only above its tile size.

@@ -15,6 +15,7 @@ pixels are decoded, so a 50,000-pixel-wide file costs a sentence, not the machin
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +50,6 @@ def _open(path: str | Path, what: str):
         data = path.read_bytes()
     except OSError as exc:
         raise InputImageError(f"The {what} {path} cannot be read ({exc.strerror or exc}).") from None
-    import io
-
     try:
         picture = Image.open(io.BytesIO(data))
         width, height = picture.size

@@ -13,7 +13,6 @@ expect from A1111's and Krita's "resize to the picture".
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Signal
@@ -26,22 +25,15 @@ from craftstudio.domain.generation import (
     DEFAULT_STRENGTH,
     GenerateRequest,
 )
+from craftstudio.domain.safetensors_header import UnreadableFile
+from craftstudio.library.header import sha256_file
 from craftstudio.state.properties import ObservableObject, Property, same_object
 
-log = logging.getLogger(__name__)
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def is_picture_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in PICTURE_SUFFIXES
-
-
-def file_sha256(path: str | Path) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError:
-        return None
 
 
 class PictureState(ObservableObject):
@@ -173,4 +165,7 @@ def _has_white(mask: QImage | None) -> bool:
 def _same_file(path: str, sha256: str | None) -> bool:
     if not Path(path).is_file():
         return False
-    return sha256 is None or file_sha256(path) == sha256
+    try:
+        return sha256 is None or sha256_file(path) == sha256
+    except (OSError, UnreadableFile):  # unreadable now: as good as missing
+        return False

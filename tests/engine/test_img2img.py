@@ -11,10 +11,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from craftstudio.domain.errors import RequestError
-from craftstudio.domain.generation import GenerateRequest
+from craftstudio.domain.generation import GenerateRequest, steps_skipped
 from craftstudio.engine import generation
 from craftstudio.engine.generation import generate
-from craftstudio.engine.img2img import encode_picture, steps_skipped
+from craftstudio.engine.img2img import encode_picture
 from craftstudio.engine.init_image import InputImageError, read_init_image, read_mask
 from craftstudio.engine.single_file import unet_in_channels
 

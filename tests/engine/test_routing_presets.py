@@ -3,6 +3,8 @@ at inference and in training, on the SD1.x and SDXL layouts."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -49,5 +51,5 @@ def test_generation_applies_each_lora_in_its_block_only(tiny_sdxl, tmp_path):
                  for i, role in enumerate((CONTENT, STYLE))}
     used = {role: result.details["loras"][role]["layers_used"] for role in (CONTENT, STYLE)}
     assert used == per_block and 0 < used[CONTENT] < len(target_modules(unet)) // 2
-    craft = generate(GenerateRequest(**{**request.__dict__, "routing_preset": "craft"}))
+    craft = generate(dataclasses.replace(request, routing_preset="craft"))
     assert craft.details["loras"][CONTENT]["layers_used"] > used[CONTENT]

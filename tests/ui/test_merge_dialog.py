@@ -31,4 +31,3 @@ def test_the_tools_menu_opens_the_merge_dialog_filled_from_generate(qtbot, make_
     assert dialog.progress_bar.value() == dialog.progress_bar.maximum()
     qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
     assert studio.generate.craft.content_lora == dialog.out_edit.text()
-    dialog.grab().save(str(tmp_path / "merge-dialog.png"))

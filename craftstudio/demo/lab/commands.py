@@ -109,10 +109,10 @@ def _cmd_restyle(args) -> int:
 def _cmd_peers(args) -> int:
     from craftstudio.demo.lab.peers import run, table, write_json
 
-    rows = run(args.seeds, args.ziplora_steps, args.device)
-    print(table(rows, args.seeds))
+    rows, merge_seconds = run(args.seeds, args.ziplora_steps, args.device)
+    print(table(rows, args.seeds, merge_seconds))
     if args.json:
-        write_json(rows, args.json)
+        write_json(rows, merge_seconds, args.json)
     return 0
 
 

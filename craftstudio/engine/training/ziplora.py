@@ -40,7 +40,7 @@ from craftstudio.domain.merging import ZipLoraRequest
 from craftstudio.domain.progress import ProgressCallback
 from craftstudio.engine.atomic import atomic_path
 from craftstudio.engine.inputs import regular_safetensors
-from craftstudio.engine.lora_adapters import LoraWeights, ModuleDelta, load_lora
+from craftstudio.engine.lora_adapters import LoraWeights, load_lora
 from craftstudio.engine.training.data import collect_images, load_set
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
@@ -86,7 +86,7 @@ class Mergers(nn.Module):
         self.vectors = nn.ParameterDict()
         for role, deltas in self.deltas.items():
             for name, delta in deltas.items():
-                columns = _down_weight(delta).shape[1]
+                columns = delta.down.weight.shape[1]
                 self.vectors[_key(role, name)] = nn.Parameter(torch.ones(columns, device=device))
 
     def vector(self, role: str, name: str) -> torch.Tensor | None:
@@ -102,10 +102,6 @@ class Mergers(nn.Module):
 
 def _key(role: str, name: str) -> str:
     return f"{role}:{name}".replace(".", "/")  # ParameterDict keys may not hold dots
-
-
-def _down_weight(delta: ModuleDelta) -> torch.Tensor:
-    return delta.down.weight
 
 
 class Switch:
