@@ -30,6 +30,7 @@ def _add_engine_bench(bench_sub) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--fast", action="store_true", help="also time the compiled UNet (a_fast, c_fast)")
+    p.add_argument("--profile", action="store_true", help="kernel counts and GPU time per step (CUDA)")
     p.add_argument("--batch", type=int, default=4, help="images per call for the batch case (1 = skip)")
     p.add_argument("--low-vram", action="store_true", help="also time CRAFT with the UNet offloaded")
     p.add_argument("--cases", default="abcd", help="eager cases besides a (default abcd)")

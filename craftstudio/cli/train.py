@@ -314,7 +314,7 @@ def _run_bench_scaling(args: argparse.Namespace, families: list[str]) -> int:
                                steps=args.steps or 10,
                                warmup=args.warmup, rank=args.rank, preset=args.preset, device=args.device,
                                precision=args.precision, checkpointing=args.checkpointing, gpus=tuple(args.gpus),
-                               say=lambda text: print(text, file=sys.stderr))
+                               fast=args.fast, which=args.which, say=lambda text: print(text, file=sys.stderr))
     print(bench_scaling.format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +342,9 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
                    help="instead: steps (b) and (c) on N processes (one GPU each) against 1, at --batch")
     p.add_argument("--gpus", type=_gpu_list, default=(), metavar="0,1,...", help="the GPUs for --num-processes")
     p.add_argument("--batch", type=int, default=8, help="global batch of the --num-processes benchmark")
+    p.add_argument("--fast", action="store_true", help="with --num-processes: compile the training step")
+    p.add_argument("--which", choices=["b", "c", "bc"], default="bc",
+                   help="with --num-processes: the steps to time, (b) routed LoRA and/or (c) Rank-FT")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the numbers as JSON")
     p.set_defaults(func=_run_bench)
     return p

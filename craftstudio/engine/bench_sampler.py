@@ -10,6 +10,8 @@ a whole denoising loop (interleaved rounds, medians):
                compile seconds and the graphs compiled after warm-up (recompiles, want 0)
   --batch N:   c with N images per UNet call vs 1: images per second
   --low-vram:  c with the UNet offloaded to the CPU between images: peak memory and time vs c
+  --profile:   one more loop of a, c (and a_fast, c_fast, c_fast_all with --fast) under
+               torch.profiler: kernels per step and their GPU time by kind against the wall time
 Ratios are against a, measured in the same run; peak memory is torch.cuda.max_memory_allocated.
 """
 
@@ -99,7 +101,7 @@ def _add_peft_adapters(unet, content: dict[str, ModuleDelta], style: dict[str, M
 
 
 def _loop_ms(unet, family, steps, size, device, dtype, cond, guidance, hooks, seed, n: int = 1,
-             graph: bool = False) -> float:
+             graph: bool = False, all_rows: bool = False) -> float:
     from diffusers import EulerDiscreteScheduler
 
     scheduler = EulerDiscreteScheduler.from_config(family_config(family)["scheduler"])
@@ -107,7 +109,7 @@ def _loop_ms(unet, family, steps, size, device, dtype, cond, guidance, hooks, se
     gen = torch.Generator("cpu").manual_seed(seed)
     latents = torch.randn(n, 4, size // 8, size // 8, generator=gen).to(device, dtype)
     if graph and hooks is not None:
-        hooks.prepare_graph(2 * n, slice(n, 2 * n), device, dtype)
+        hooks.prepare_graph(2 * n, slice(n, 2 * n), device, dtype, all_rows=all_rows)
     settings = LoopSettings(guidance=guidance, hooks=hooks, graph=graph)
     _sync(device)
     start = time.perf_counter()
@@ -149,7 +151,7 @@ def _sync(device: torch.device) -> None:
 
 def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repeats: int = 3,
         device_name: str = "auto", cfg: float = 7.0, fast: bool = False, batch: int = 4,
-        low_vram: bool = False, cases: str = "abcd") -> dict:
+        low_vram: bool = False, cases: str = "abcd", profile: bool = False) -> dict:
     """Time every case in interleaved rounds (a, b, c, a, b, c, ...) so clock and thermal drift
     hit all cases alike; the first round is a warm-up (and, for compiled cases, the compile).
     Median ms/step per case."""
@@ -174,8 +176,8 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
     flat = [cfg] * steps
     compiled = {}
 
-    def loop(model, guidance, hooks, seed, n=1, graph=False):
-        return _loop_ms(model, family, steps, size, device, dtype, cond, guidance, hooks, seed, n, graph)
+    def loop(model, guidance, hooks, seed, n=1, graph=False, all_rows=False):
+        return _loop_ms(model, family, steps, size, device, dtype, cond, guidance, hooks, seed, n, graph, all_rows)
 
     def case_a(seed):
         return loop(unet, flat, None, seed)
@@ -187,10 +189,10 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
         finally:
             unet.unload_lora()
 
-    def craft(seed, model=unet, n=1, graph=False):
+    def craft(seed, model=unet, n=1, graph=False, all_rows=False):
         state = BranchState()
         with installed(unet, loras, state, sets):
-            return loop(model, plan.guidance, CraftHooks(plan, state), seed, n, graph)
+            return loop(model, plan.guidance, CraftHooks(plan, state), seed, n, graph, all_rows)
 
     def case_d(seed):
         return _pipeline_ms(unet, family, steps, size, cond, cfg, seed)
@@ -209,6 +211,8 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
     if fast:
         runners["a_fast"] = lambda seed: loop(compiled_unet_for("a"), flat, None, seed, graph=True)
         runners["c_fast"] = lambda seed: craft(seed, compiled_unet_for("c"), graph=True)
+        if profile:  # the earlier graph layout, to show what running LoRAs on the cond rows only saves
+            runners["c_fast_all"] = lambda seed: craft(seed, compiled_unet_for("call"), graph=True, all_rows=True)
     if batch > 1:
         runners["c_batch"] = lambda seed: craft(seed, n=batch)
     times: dict[str, list[float]] = {k: [] for k in runners}
@@ -261,6 +265,9 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
             saved = (ms["c"] - ms["c_fast"]) / 1000 * steps
             summary["images_to_repay_compile"] = (round(compiled["c"].compile_seconds / saved, 1)
                                                   if saved > 0 else None)
+    if profile:
+        summary["profile"] = {key: _profile(runners[key], device, steps) for key in runners
+                              if key in ("a", "c", "a_fast", "c_fast", "c_fast_all")}
     if batch > 1:
         summary[f"images/s batch {batch} vs 1"] = round(batch * ms["c"] / ms["c_batch"], 3)
     if low_vram:
@@ -270,6 +277,37 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
         summary.update(_low_vram_case(unet, craft, ms["c"], device, steps))
     result["summary"] = summary
     return result
+
+
+GEMM_NAMES = ("gemm", "cutlass", "xmma", "sm90_", "sm80_", "matmul", "splitk")
+ATTENTION_NAMES = ("flash", "fmha", "attention", "attn")
+
+
+def _profile(runner, device: torch.device, steps: int) -> dict:
+    """One more loop of a case under torch.profiler: per step, the GPU kernels launched and their
+    summed time by kind, against the loop's wall time (busy share = kernel time / wall time)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    if device.type != "cuda":
+        return {}
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        wall_ms = runner(100)
+    kinds = {"gemm": [0, 0.0], "attention": [0, 0.0], "other": [0, 0.0]}
+    for event in prof.events():
+        if event.device_type != DeviceType.CUDA:
+            continue
+        name = event.name.lower()
+        kind = ("attention" if any(k in name for k in ATTENTION_NAMES)
+                else "gemm" if any(k in name for k in GEMM_NAMES) else "other")
+        kinds[kind][0] += 1
+        kinds[kind][1] += event.time_range.elapsed_us() / 1000.0
+    kernels = sum(v[0] for v in kinds.values())
+    gpu_ms = sum(v[1] for v in kinds.values())
+    return {"wall_ms_per_step": round(wall_ms, 2), "kernels_per_step": round(kernels / steps, 1),
+            "gpu_ms_per_step": round(gpu_ms / steps, 2), "busy_share": round(gpu_ms / steps / wall_ms, 3),
+            "by_kind": {k: {"kernels_per_step": round(v[0] / steps, 1), "ms_per_step": round(v[1] / steps, 2)}
+                        for k, v in kinds.items()}}
 
 
 def _low_vram_case(unet, craft, eager_ms: float, device: torch.device, steps: int) -> dict:
@@ -320,7 +358,8 @@ def main(args) -> int:
     for family in args.family or ["sd15", "sdxl"]:
         result = run(family, args.size, args.steps, args.repeats, args.device,
                      fast=getattr(args, "fast", False), batch=getattr(args, "batch", 4),
-                     low_vram=getattr(args, "low_vram", False), cases=getattr(args, "cases", "abcd"))
+                     low_vram=getattr(args, "low_vram", False), cases=getattr(args, "cases", "abcd"),
+                     profile=getattr(args, "profile", False))
         print(format_table(result), flush=True)
         print()
         results.append(result)

@@ -19,8 +19,9 @@ GPU runs them), so every kernel and Python operation per layer counts:
   once per set of active roles and kept.
 
 Graph path (`BranchState.graph`, for torch.compile / CUDA graphs): no branch depends on a value.
-Every LoRA runs on every row, scaled by a per-row gate tensor (`row_gates`) that the sampler
-overwrites in place each step, so gate or guidance changes never retrace or recompile.
+Every LoRA runs on the same rows every step (the conditional rows under asymmetric CFG, fixed
+for the graph's life), scaled by a per-row gate tensor (`row_gates`) that the sampler overwrites
+in place each step, so gate or guidance changes never retrace or recompile.
 
 Two hooks serve the peer fusion modes (docs/method.md): a layer's `only` confines it to one role
 on the current step (K-LoRA's per-layer winner), and `BranchState.role_rows` gives each role its
@@ -207,17 +208,22 @@ class CraftLayer:
 
     def _add_graph(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # scale·gate folds into the small (rows, r) factor; h·Bᵀ is added by one addmm (cuBLAS
-        # epilogue), so a branch costs a matmul, a small multiply and an addmm.
+        # epilogue), so a branch costs a matmul, a small multiply and an addmm. `rows` is fixed for
+        # the graph's life (the conditional rows under asymmetric CFG, else every row).
+        rows = self.state.rows
+        whole = rows is None or rows == slice(None)
+        xr, yr = (x, y) if whole else (x[rows], y[rows])
         shape = (-1,) + (1,) * (x.dim() - 1)
         for branch in self.branches:
             gate = (self.state.row_gates[branch.role] * branch.delta.scale).view(shape)
             if branch.a_t is not None:
-                h = x.matmul(branch.a_t) * gate
-                y = torch.addmm(y.reshape(-1, y.shape[-1]), h.reshape(-1, h.shape[-1]), branch.b_t).view(y.shape)
+                h = xr.matmul(branch.a_t) * gate
+                yr = torch.addmm(yr.reshape(-1, yr.shape[-1]), h.reshape(-1, h.shape[-1]), branch.b_t).view(yr.shape)
             else:
-                y = y + branch.delta.up(branch.delta.down(x)) * gate
-        return y
-
+                yr = yr + branch.delta.up(branch.delta.down(xr)) * gate
+        if whole:
+            return yr
+        return torch.cat([y[:rows.start], yr, y[rows.stop:]])  # rows: one contiguous block
 
 def _craft_forward(self, x, *args, **kwargs):
     return self._craft_layer.add(x, type(self).forward(self, x, *args, **kwargs))

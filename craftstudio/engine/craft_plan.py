@@ -84,14 +84,19 @@ class CraftHooks:
         rows = cond_rows if self.plan.asymmetric else slice(None)
         self.state.update(rows, self._gates[step], self._active[step])
 
-    def prepare_graph(self, n_rows: int, cond_rows: slice, device: torch.device, dtype: torch.dtype) -> None:
-        """Graph path: every step runs all `n_rows` rows; a row's gate is the LoRA's gate on the
-        conditional rows and, under asymmetric CFG, 0 on the unconditional ones."""
+    def prepare_graph(self, n_rows: int, cond_rows: slice, device: torch.device, dtype: torch.dtype,
+                      all_rows: bool = False) -> None:
+        """Graph path: every step runs all `n_rows` rows. Under asymmetric CFG the LoRA layers work
+        on the conditional rows only (a fixed slice for the graph's life, so no retrace) with the
+        LoRA's gate; under standard CFG on every row. `all_rows` runs them on every row with gate 0
+        on the unconditional ones instead (the earlier graph layout, kept for the benchmark)."""
         self.state.graph = True
-        self.state.rows = slice(None)
+        rows = cond_rows if self.plan.asymmetric and not all_rows else slice(None)
+        self.state.rows = rows
+        count = len(range(n_rows)[rows])
         for role, values in self.plan.gates.items():
             mask = torch.zeros(n_rows, dtype=torch.float64)
             mask[cond_rows if self.plan.asymmetric else slice(None)] = 1.0
-            table = torch.tensor(values, dtype=torch.float64)[:, None] * mask[None, :]
+            table = torch.tensor(values, dtype=torch.float64)[:, None] * mask[None, rows]
             self._tables[role] = table.to(device, dtype)
-            self.state.row_gates[role] = torch.zeros(n_rows, device=device, dtype=dtype)
+            self.state.row_gates[role] = torch.zeros(count, device=device, dtype=dtype)

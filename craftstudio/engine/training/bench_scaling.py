@@ -35,6 +35,7 @@ from craftstudio.engine.training.bench_train import (
     random_inputs,
     unet_config,
 )
+from craftstudio.engine.training.compiled_step import compile_for_training
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
     draw_batch,
@@ -54,7 +55,7 @@ STEPS = {"b": "(b) routed content LoRA", "c": "(c) Rank-FT backbone step"}
 def run(families: list[str], *, processes: int, batch: int = 8, size: int | None = None, steps: int = 10,
         warmup: int = 3, rank: int = 64, preset: str | None = None, device: str = "auto",
         precision: str = "auto", checkpointing: bool = True, gpus: tuple[int, ...] = (),
-        say=print) -> dict[str, Any]:
+        fast: bool = False, which: str = "bc", say=print) -> dict[str, Any]:
     """Launch the baseline (1 process) and the N-process measurement; the report of both."""
     from craftstudio.domain.errors import RequestError
     from craftstudio.engine.training.launcher import run_launched, uses_cpu
@@ -66,7 +67,7 @@ def run(families: list[str], *, processes: int, batch: int = 8, size: int | None
     preset = preset or ("small" if cpu else "full")
     options = {"families": families, "batch": batch, "size": size, "steps": steps, "warmup": warmup, "rank": rank,
                "preset": preset, "device": "cpu" if cpu else device, "precision": precision,
-               "checkpointing": checkpointing}
+               "checkpointing": checkpointing, "fast": fast, "which": which}
 
     def relay(event) -> None:
         if isinstance(event, ProgressEvent) and event.message:
@@ -81,7 +82,7 @@ def run(families: list[str], *, processes: int, batch: int = 8, size: int | None
             say(f"  {row['family']} {row['label']}: {row['ms_per_step']:.1f} ms/step, peak {row['peak_mib']} MiB")
     return {"device": runs[processes]["device"], "torch": torch.__version__, "processes": processes,
             "batch": batch, "rank": rank, "preset": preset, "precision": runs[1]["precision"],
-            "gradient_checkpointing": checkpointing, "steps": steps, "warmup": warmup,
+            "gradient_checkpointing": checkpointing, "fast": fast, "steps": steps, "warmup": warmup,
             "rows": _rows(runs[1]["rows"], runs[processes]["rows"]), "target": TARGET}
 
 
@@ -129,7 +130,7 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
         return draw_batch(cache, [0] * batch, step_generator(0, i), 1000, device, rows_of_mine)
 
     rows = []
-    for key in ("b", "c"):
+    for key in options.get("which", "bc"):
         if progress is not None:
             progress(ProgressEvent("bench", 0, 1, message=f"{family} {STEPS[key]} on {replicas.world} "
                                                          f"process{'es' if replicas.world > 1 else ''}"))
@@ -138,7 +139,9 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
             torch.cuda.empty_cache()
         if key == "b":
             params = add_lora(unet, role_modules(unet, FAMILIES[family][1], CONTENT, None), rank, rank, seed=0)
-            setup = DenoisingSetup(replicas.wrap(unet), scheduler, precision, loss)
+            module = replicas.wrap(unet)
+            setup = DenoisingSetup(compile_for_training(module) if options.get("fast") else module, scheduler,
+                                   precision, loss)
             step = LoraStep(setup, make_optimizer(list(params.values()), 1e-4, adam_8bit=False))
             ms, peak = _measure(lambda i, run=step: run(noisy(i), text), replicas, options)
             del setup, step, params
@@ -147,7 +150,8 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
             specs = layer_specs(unet, rank, rank)
             bases = ProjectionBases(specs, 0, device)
             projection = Projection(unet, [s.name for s in specs])
-            step = RankFtStep(DenoisingSetup(unet, scheduler, precision, loss), bases, projection,
+            step = RankFtStep(DenoisingSetup(compile_for_training(unet) if options.get("fast") else unet, scheduler,
+                                             precision, loss), bases, projection,
                               rank_ft_optimizer(bases.parameters(), 1e-3), 1.0, 0.0,
                               replicas.wrap(bases) if replicas.world > 1 else None)
             with projection.installed():
@@ -188,7 +192,8 @@ def format_table(report: dict[str, Any]) -> str:
     n = report["processes"]
     lines = [f"card: {report['device']} | torch {report['torch']} | {report['precision']} | global batch "
              f"{report['batch']} | rank {report['rank']} | gradient checkpointing "
-             f"{'on' if report['gradient_checkpointing'] else 'off'} | median of {report['steps']} steps",
+             f"{'on' if report['gradient_checkpointing'] else 'off'} | "
+             f"{'compiled (--fast)' if report.get('fast') else 'eager'} | median of {report['steps']} steps",
              "", f"| model | step | ms/step, 1 process | ms/step, {n} | samples/s, 1 | samples/s, {n} | "
                  f"speed-up | peak memory per GPU, 1 | peak per GPU, {n} (vs 1) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
