@@ -314,7 +314,7 @@ def _run_bench_scaling(args: argparse.Namespace, families: list[str]) -> int:
                                steps=args.steps or 10,
                                warmup=args.warmup, rank=args.rank, preset=args.preset, device=args.device,
                                precision=args.precision, checkpointing=args.checkpointing, gpus=tuple(args.gpus),
-                               fast=args.fast, which=args.which, say=lambda text: print(text, file=sys.stderr))
+                               fast=args.fast, which=args.which, sync=args.sync, say=lambda text: print(text, file=sys.stderr))
     print(bench_scaling.format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -345,6 +345,8 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="with --num-processes: compile the training step")
     p.add_argument("--which", choices=["b", "c", "bc"], default="bc",
                    help="with --num-processes: the steps to time, (b) routed LoRA and/or (c) Rank-FT")
+    p.add_argument("--no-sync", dest="sync", action="store_false",
+                   help="with --num-processes: skip DDP's gradient all-reduce (to see what it costs; not training)")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the numbers as JSON")
     p.set_defaults(func=_run_bench)
     return p

@@ -55,7 +55,7 @@ STEPS = {"b": "(b) routed content LoRA", "c": "(c) Rank-FT backbone step"}
 def run(families: list[str], *, processes: int, batch: int = 8, size: int | None = None, steps: int = 10,
         warmup: int = 3, rank: int = 64, preset: str | None = None, device: str = "auto",
         precision: str = "auto", checkpointing: bool = True, gpus: tuple[int, ...] = (),
-        fast: bool = False, which: str = "bc", say=print) -> dict[str, Any]:
+        fast: bool = False, which: str = "bc", sync: bool = True, say=print) -> dict[str, Any]:
     """Launch the baseline (1 process) and the N-process measurement; the report of both."""
     from craftstudio.domain.errors import RequestError
     from craftstudio.engine.training.launcher import run_launched, uses_cpu
@@ -67,7 +67,7 @@ def run(families: list[str], *, processes: int, batch: int = 8, size: int | None
     preset = preset or ("small" if cpu else "full")
     options = {"families": families, "batch": batch, "size": size, "steps": steps, "warmup": warmup, "rank": rank,
                "preset": preset, "device": "cpu" if cpu else device, "precision": precision,
-               "checkpointing": checkpointing, "fast": fast, "which": which}
+               "checkpointing": checkpointing, "fast": fast, "which": which, "sync": sync}
 
     def relay(event) -> None:
         if isinstance(event, ProgressEvent) and event.message:
@@ -75,11 +75,13 @@ def run(families: list[str], *, processes: int, batch: int = 8, size: int | None
 
     runs = {}
     for count in (1, processes):
-        say(f"launching {count} process{'es' if count > 1 else ''}")
+        say(f"launching {count} process{'es' if count > 1 else ''}"
+            f"{'' if sync or count == 1 else ' (no gradient all-reduce: a diagnosis, not training)'}")
         runs[count] = run_launched({"kind": "bench-train", "options": options}, processes=count,
                                    gpus=gpus[:count], cpu=cpu, progress=relay)
         for row in runs[count]["rows"]:  # as it comes, so a later failure keeps what was measured
-            say(f"  {row['family']} {row['label']}: {row['ms_per_step']:.1f} ms/step, peak {row['peak_mib']} MiB")
+            say(f"  {row['family']} {row['label']}: {row['ms_per_step']:.1f} ms/step, peak {row['peak_mib']} MiB "
+                f"on {', '.join(row['devices'])}")
     return {"device": runs[processes]["device"], "torch": torch.__version__, "processes": processes,
             "batch": batch, "rank": rank, "preset": preset, "precision": runs[1]["precision"],
             "gradient_checkpointing": checkpointing, "fast": fast, "steps": steps, "warmup": warmup,
@@ -139,11 +141,11 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
             torch.cuda.empty_cache()
         if key == "b":
             params = add_lora(unet, role_modules(unet, FAMILIES[family][1], CONTENT, None), rank, rank, seed=0)
-            module = replicas.wrap(unet)
+            module = replicas.wrap(unet) if options.get("sync", True) else unet
             setup = DenoisingSetup(compile_for_training(module) if options.get("fast") else module, scheduler,
                                    precision, loss)
             step = LoraStep(setup, make_optimizer(list(params.values()), 1e-4, adam_8bit=False))
-            ms, peak = _measure(lambda i, run=step: run(noisy(i), text), replicas, options)
+            ms, peak, where = _measure(lambda i, run=step: run(noisy(i), text), replicas, options)
             del setup, step, params
             unet.unload_lora()
         else:
@@ -155,10 +157,10 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
                               rank_ft_optimizer(bases.parameters(), 1e-3), 1.0, 0.0,
                               replicas.wrap(bases) if replicas.world > 1 else None)
             with projection.installed():
-                ms, peak = _measure(lambda i, run=step: run(CONTENT, noisy(i), text), replicas, options)
+                ms, peak, where = _measure(lambda i, run=step: run(CONTENT, noisy(i), text), replicas, options)
             del step, bases
         rows.append({"family": family, "size": size, "step": key, "label": STEPS[key], "ms_per_step": ms,
-                     "samples_per_s": batch / (ms / 1000.0), "peak_mib": peak})
+                     "samples_per_s": batch / (ms / 1000.0), "peak_mib": peak, "devices": where})
     del unet
     return rows
 
@@ -178,9 +180,10 @@ def _measure(step, replicas: Replicas, options: dict[str, Any]) -> tuple[float, 
         _sync(device)
         if i >= options["warmup"]:
             times.append((time.perf_counter() - began) * 1000.0)
-    mine = (statistics.median(times), torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None)
+    mine = (statistics.median(times), torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+            str(device))
     every = gather_object([mine]) if replicas.world > 1 else [mine]
-    return max(ms for ms, _ in every), [peak for _, peak in every]
+    return max(ms for ms, _, _ in every), [peak for _, peak, _ in every], [where for _, _, where in every]
 
 
 def _sync(device: torch.device) -> None:
