@@ -5,7 +5,8 @@ idle waiting on Python; separate processes overlap those waits (on one H100, six
 LoRAs trained side by side in about 290 s, where one took 170–280 s beside a few others). Every
 request carries its own seed, so a LoRA trained in a worker is the same file it would be in the
 calling process (tested). Workers start with `spawn` (CUDA cannot be forked) and get requests and
-results as our own dataclasses, never user files.
+results as our own dataclasses, never user files. A ZipLoRA merge (`ZipLoraRequest`) is a short
+training of its own and runs the same way (`merge_ziplora` instead of `train`).
 """
 
 from __future__ import annotations
@@ -19,28 +20,36 @@ from typing import Any
 Report = dict[str, Any]  # seconds, final_loss, layers
 
 
-def _summary(result) -> Report:
+def _run(request, progress=None) -> Report:
+    """Train (or, for a ZipLoRA request, merge) in this process; the numbers the benchmark keeps."""
+    from craftstudio.domain.merging import ZipLoraRequest
+
+    if isinstance(request, ZipLoraRequest):
+        from craftstudio.engine.training.ziplora import merge_ziplora
+
+        merged = merge_ziplora(request, progress=progress)
+        return {"seconds": merged.seconds, "final_loss": merged.losses[-1]["loss"] if merged.losses else None,
+                "layers": merged.layers, "similarity": merged.similarity}
+    from craftstudio.engine.training import train
+
+    result = train(request, progress=progress)
     return {"seconds": result.seconds, "final_loss": result.final_loss, "layers": result.details.get("layers")}
 
 
 def _train_in_worker(request, threads: int) -> Report:
     import torch
 
-    from craftstudio.engine.training import train
-
     torch.set_num_threads(threads)
-    return _summary(train(request))
+    return _run(request)
 
 
 def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: int = 1,
                say: Callable[[str], None] = print,
                progress_for: Callable[[Hashable], Callable | None] = lambda key: None) -> dict[Hashable, Report]:
-    """Train every request; with `workers` > 1, that many at a time in worker processes (their
+    """Train every request (LoRA, backbone or ZipLoRA merge); with `workers` > 1, that many at a time in worker processes (their
     per-step progress is not reported, only each finished file). Raises the first failure."""
-    from craftstudio.engine.training import train
-
     if workers <= 1:
-        return {key: _summary(train(request, progress=progress_for(key))) for key, request in requests.items()}
+        return {key: _run(request, progress=progress_for(key)) for key, request in requests.items()}
     started = time.perf_counter()
     reports: dict[Hashable, Report] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
