@@ -258,7 +258,6 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     from craftstudio.domain.merging import ZipLoraRequest
     from craftstudio.domain.training import LoraTrainRequest
     from craftstudio.engine.generation import generate
-    from craftstudio.engine.training import train
 
     if not config.pairs:
         raise ValueError("No pairs to benchmark.")
@@ -293,23 +292,22 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 for path in sorted(folder.glob("*.png")):  # images only: backbone captions are fixed
                     (union / f"{key[1]}-{path.name}").write_bytes(path.read_bytes())
 
-    # 2. Training: one backbone, then 4 LoRAs per concept.
+    # 2. Training: one backbone, 4 LoRAs per concept (and a B-LoRA), a ZipLoRA merge per pair; with
+    # --lora-workers N, N at a time, each starting once the files it needs are there (the backbone for
+    # LoRAs on W_init, the pair's unrouted W0 LoRAs for a merge).
     t0 = time.perf_counter()
     backbone = work / "backbone.safetensors"
-    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
-        f"{config.backbone_init} init, {config.backbone_keep} preservation pictures at κ {config.keep_weight:g})")
     keep = write_base_pictures(work / "refs" / "keep", config.backbone_keep, config.seed) if config.backbone_keep else None
-    result = train(BackboneTrainRequest(
+    requests: dict[str, Any] = {"backbone": BackboneTrainRequest(
         model=config.model, content_dir=str(work / "refs" / "all-content"), style_dir=str(work / "refs" / "all-style"),
         out=str(backbone), r_max=config.r_max, r_min=config.r_min, init=config.backbone_init,
         keep_dir=str(keep or ""), keep_weight=config.keep_weight, steps=config.backbone_steps,
         batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
         gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
-    ), progress=_Printer("backbone", say))
-    training: dict[str, Any] = {"backbone": {"seconds": result.seconds, "final_loss": result.final_loss}}
+    )}
+    after: dict[str, tuple[str, ...]] = {}
     loras: dict[tuple[str, str, bool, bool], Path] = {}
     blora: dict[tuple[str, str], Path] = {}
-    requests: dict[str, LoraTrainRequest] = {}
     for index, (key, concept) in enumerate(concepts.items()):
         everything = {"down_blocks": concept.role, "mid_block": concept.role, "up_blocks": concept.role}
         for use_backbone in (True, False):
@@ -325,21 +323,21 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                     gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
                     routing_overrides=None if routed else everything,
                 )
+                if use_backbone:
+                    after[name] = ("backbone",)
                 loras[(*key, use_backbone, routed)] = out
         if B_LORA in config.peers:  # B-LoRA: the concept in its role's one block, on W0
             name = f"{concept.role}-{concept.name}-w0-blora"
             requests[name] = dataclasses.replace(requests[f"{concept.role}-{concept.name}-w0-routed"],
                                                  out=str(work / f"{name}.safetensors"), routing_preset=B_LORA)
             blora[key] = Path(requests[name].out)
-    say(f"training {len(requests)} LoRAs ({config.lora_steps} steps"
-        f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''})")
-    training.update(train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
-                               progress_for=lambda name: _Printer(name, say)))
-    merges: dict[str, Any] = {}
+    lora_count = len(requests) - 1
+    merges: dict[str, ZipLoraRequest] = {}
     if ZIPLORA in config.peers:  # one ZipLoRA file per pair, from the pair's unrouted W0 LoRAs
         for content, style in config.pairs:
             c, s = concepts[(CONTENT, content)], concepts[(STYLE, style)]
-            merges[f"ziplora:{content}:{style}"] = ZipLoraRequest(
+            name = f"ziplora:{content}:{style}"
+            merges[name] = requests[name] = ZipLoraRequest(
                 model=config.model, content_lora=str(loras[(CONTENT, content, False, False)]),
                 style_lora=str(loras[(STYLE, style, False, False)]),
                 content_prompt=c.captions()[0].format(trigger=c.trigger),
@@ -347,9 +345,14 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 out=str(work / f"ziplora-{content}-{style}.safetensors"),
                 content_images=(str(folders[(CONTENT, content)]),), style_images=(str(folders[(STYLE, style)]),),
                 steps=config.ziplora_steps, resolution=64, seed=config.seed, device=config.device, overwrite=True)
-        say(f"merging {len(merges)} pair(s) by ZipLoRA ({config.ziplora_steps} steps)")
-        training.update(train_many(merges, workers=min(config.lora_workers, len(merges)), threads=config.threads,
-                                   say=say, progress_for=lambda name: _Printer(name, say)))
+            after[name] = (f"content-{content}-w0-all", f"style-{style}-w0-all")
+    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
+        f"{config.backbone_init} init, {config.backbone_keep} preservation pictures at κ {config.keep_weight:g}), "
+        f"{lora_count} LoRAs ({config.lora_steps} steps)"
+        f"{f' and {len(merges)} ZipLoRA merge(s) ({config.ziplora_steps} steps)' if merges else ''}"
+        f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''}")
+    training: dict[str, Any] = train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
+                                          progress_for=lambda name: _Printer(name, say), after=after)
     timing["training_s"] = time.perf_counter() - t0
 
     # 3. Generation, grouped by backbone so the cached model is loaded once per W. Before each timed

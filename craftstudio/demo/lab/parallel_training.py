@@ -12,8 +12,8 @@ training of its own and runs the same way (`merge_ziplora` instead of `train`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
 
@@ -45,18 +45,39 @@ def _train_in_worker(request, threads: int) -> Report:
 
 def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: int = 1,
                say: Callable[[str], None] = print,
-               progress_for: Callable[[Hashable], Callable | None] = lambda key: None) -> dict[Hashable, Report]:
-    """Train every request (LoRA, backbone or ZipLoRA merge); with `workers` > 1, that many at a time in worker processes (their
-    per-step progress is not reported, only each finished file). Raises the first failure."""
+               progress_for: Callable[[Hashable], Callable | None] = lambda key: None,
+               after: Mapping[Hashable, Iterable[Hashable]] | None = None) -> dict[Hashable, Report]:
+    """Train every request (LoRA, backbone or ZipLoRA merge); with `workers` > 1, that many at a
+    time in worker processes (their per-step progress is not reported, only each finished file).
+    `after[key]` names the requests whose files `key` needs (a LoRA on the backbone, a merge of
+    two LoRAs): it starts once they are done, and the rest run meanwhile. Requests are listed
+    after what they need. Raises the first failure."""
+    needs = {key: set((after or {}).get(key, ())) for key in requests}
+    order = list(requests)
+    for key, wanted in needs.items():
+        early = [w for w in wanted if w not in requests or order.index(w) > order.index(key)]
+        if early:
+            raise ValueError(f"{key!r} needs {early[0]!r}, which is not listed before it.")
     if workers <= 1:
         return {key: _run(request, progress=progress_for(key)) for key, request in requests.items()}
     started = time.perf_counter()
     reports: dict[Hashable, Report] = {}
+    waiting = list(order)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_train_in_worker, request, threads): key for key, request in requests.items()}
-        for future in as_completed(futures):
-            key = futures[future]
-            reports[key] = future.result()
-            say(f"    trained {requests[key].out} ({reports[key]['seconds']:.0f} s; {len(reports)}/{len(requests)} "
-                f"done after {time.perf_counter() - started:.0f} s)")
+        running: dict[Future, Hashable] = {}
+
+        def submit_ready() -> None:
+            for key in [k for k in waiting if needs[k] <= set(reports)]:
+                waiting.remove(key)
+                running[pool.submit(_train_in_worker, requests[key], threads)] = key
+
+        submit_ready()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                reports[key] = future.result()
+                say(f"    trained {requests[key].out} ({reports[key]['seconds']:.0f} s; {len(reports)}/"
+                    f"{len(requests)} done after {time.perf_counter() - started:.0f} s)")
+            submit_ready()
     return {key: reports[key] for key in requests}
