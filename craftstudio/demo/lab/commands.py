@@ -117,7 +117,8 @@ def _cmd_peers(args) -> int:
 
 
 def _cmd_benchmark_merge(args) -> int:
-    from craftstudio.demo.lab.benchmark import merge, report_text, write_json
+    from craftstudio.demo.lab.benchmark import merge
+    from craftstudio.demo.lab.benchmark_report import report_text, write_json
 
     try:
         result = merge([json.loads(Path(p).read_text()) for p in args.results])
@@ -164,15 +165,9 @@ def _cmd_benchmark(args) -> int:
     import dataclasses
 
     from craftstudio.demo.assets import demo_model_dir
-    from craftstudio.demo.lab.benchmark import (
-        BenchConfig,
-        choose_pairs,
-        merge,
-        report_text,
-        run_benchmark,
-        write_json,
-    )
+    from craftstudio.demo.lab.benchmark import BenchConfig, choose_pairs, merge, run_benchmark
     from craftstudio.demo.lab.benchmark_peers import parse_peers
+    from craftstudio.demo.lab.benchmark_report import report_text, write_json
     from craftstudio.domain.curves import CurveError, load_preset
 
     try:
@@ -209,7 +204,7 @@ def _cmd_benchmark(args) -> int:
             print(f"== reference seed {seed} ({len(results) + 1} of {len(seeds)})", flush=True)
         result = run_benchmark(run, log=lambda line: print(line, flush=True))
         if args.sheet:
-            from craftstudio.demo.lab.benchmark import contact_sheet
+            from craftstudio.demo.lab.benchmark_report import contact_sheet
 
             sheet = _with_suffix(args.sheet, seed) if len(seeds) > 1 else args.sheet
             sheet.parent.mkdir(parents=True, exist_ok=True)

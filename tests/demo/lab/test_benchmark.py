@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from craftstudio.demo.assets import demo_model_dir, demo_oracle
-from craftstudio.demo.lab.benchmark import COST, METRICS, ROWS, choose_pairs, row_name
+from craftstudio.demo.lab.benchmark import METRICS, ROWS, choose_pairs, row_name
 from craftstudio.demo.lab.benchmark_peers import BASE
+from craftstudio.demo.lab.benchmark_report import COST
 
 MODEL = demo_model_dir()
 
@@ -270,7 +271,8 @@ def _seed_run(seed: int, both: float, base_s: float, m_s: float, merge_s: float)
 
 
 def test_merging_runs_of_two_reference_seeds_averages_each_pair_over_them():
-    from craftstudio.demo.lab.benchmark import merge, per_pair_table, report_text, table1
+    from craftstudio.demo.lab.benchmark import merge
+    from craftstudio.demo.lab.benchmark_report import per_pair_table, report_text, table1
 
     merged = merge([_seed_run(0, 0.2, 0.01, 0.02, 4.0), _seed_run(1, 0.4, 0.01, 0.04, 6.0)])
     assert merged["config"]["ref_seeds"] == [0, 1]
