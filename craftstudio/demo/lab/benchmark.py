@@ -358,8 +358,8 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     timing["training_s"] = time.perf_counter() - t0
 
     # 3. Generation, grouped by backbone so the cached model is loaded once per W. Before each timed
-    # call an untimed one-image, two-step call of the same request loads its model and LoRA files,
-    # so that no method's cost includes loading.
+    # call an untimed two-step call of the same request (same batch, so the same tensor shapes) loads
+    # its model and LoRA files, so that no method's cost includes loading or first-shape set-up.
     t0 = time.perf_counter()
     curves = load_preset(config.curves).to_dict()
     cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
@@ -399,7 +399,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         group = [(p, name, request) for p, (content, style) in enumerate(config.pairs)
                  for name, on_backbone, request in pair_requests(p, content, style) if on_backbone == use_backbone]
         for p, name, request in group:
-            generate(dataclasses.replace(request, batch_count=1, steps=2))  # warm-up
+            generate(dataclasses.replace(request, steps=2))  # warm-up
             if cuda:
                 torch.cuda.synchronize()
             started = time.perf_counter()
@@ -484,7 +484,7 @@ def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not results:
         raise ValueError("Nothing to merge.")
     first = results[0]
-    free = ("pairs", "workdir", "lora_workers", "seed")  # settings that do not change what is compared
+    free = ("pairs", "workdir", "lora_workers", "seed", "ref_seeds")  # settings that do not change what is compared
 
     def settings(result: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in result["config"].items() if k not in free}
@@ -493,8 +493,9 @@ def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if settings(other) != settings(first):
             raise ValueError("These benchmark runs used different settings; only runs that differ in their "
                              "pairs or seeds can be merged.")
+    # A merged result of several seeds brings its runs, not its seed-averaged pairs.
     runs = [{**entry, "seed": entry.get("seed", result["config"].get("seed", 0))}
-            for result in results for entry in result["pairs"]]
+            for result in results for entry in result.get("runs") or result["pairs"]]
     keys = [(e["content"], e["style"], e["seed"]) for e in runs]
     if len(set(keys)) != len(keys):
         raise ValueError("These benchmark runs share pairs at the same seed; merge runs over different pairs "

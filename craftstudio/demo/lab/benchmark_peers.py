@@ -27,8 +27,9 @@ Cost per step: the seconds of each `generate()` call divided by its images and s
 (decoding and per-call set-up included; images are returned, so the device is done), with
 `torch.cuda.synchronize()` around it on CUDA. Relative cost = the median over pairs (and reference
 seeds) of a method's cost over the base model's on the same pair, all in the same run on the same
-device, after an untimed warm-up call per model (W0, W_init). ZipLoRA's merge is not in its
-cost: its seconds per pair are reported apart.
+device, each call after an untimed two-step call of the same request (loads the model and LoRA
+files, sets up its tensor shapes). ZipLoRA's merge is not in its cost: its seconds per pair are
+reported apart.
 """
 
 from __future__ import annotations

@@ -291,7 +291,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=0, help="use the first K held-out pairs (0 = all)")
     p.add_argument("--images", type=int, default=None, help="images per pair and method (default 8 on the CPU, "
                    "16 on CUDA)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="reference seed: references, training and sampling seeds "
+                   "derive from it (--ref-seeds runs several)")
     p.add_argument("--steps", type=int, default=20, help="sampler steps")
     p.add_argument("--cfg", type=float, default=5.0)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto; CUDA changes the defaults "

@@ -293,6 +293,10 @@ def test_merging_runs_of_two_reference_seeds_averages_each_pair_over_them():
     assert "reference seed(s) 0, 1 (each pair averaged over them)" in text and "took 5.0 s" in text
     with pytest.raises(ValueError, match="share pairs"):
         merge([_seed_run(0, 0.2, 0.01, 0.02, 4.0), _seed_run(0, 0.4, 0.01, 0.04, 6.0)])
+    # A merged result merges again through its runs: a third seed joins the average.
+    again = merge([merged, _seed_run(2, 0.6, 0.01, 0.02, 5.0)])
+    assert again["config"]["ref_seeds"] == [0, 1, 2] and len(again["runs"]) == 6
+    assert again["pairs"][0]["methods"]["m1"]["both_acc"] == pytest.approx(0.4)
 
 
 def _fake_run(config, log=print):
