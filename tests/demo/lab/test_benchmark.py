@@ -333,7 +333,7 @@ def test_cuda_sizes_the_run_for_the_full_table_unless_told(monkeypatch):
     assert main(["benchmark", "--device", "cuda", "--lora-steps", "700"]) == 0
     assert main(["benchmark"]) == 0
     cuda, cpu = seen
-    assert (cuda.images, cuda.lora_steps, cuda.lora_rank, cuda.lora_workers, cuda.threads) == (16, 700, 16, 16, 1)
+    assert (cuda.images, cuda.lora_steps, cuda.lora_rank, cuda.lora_workers, cuda.threads) == (16, 700, 16, 24, 1)
     assert (cpu.images, cpu.lora_steps, cpu.lora_rank, cpu.lora_workers, cpu.threads) == (8, 300, 8, 1, 2)
     assert cuda.peers == cpu.peers == ("k-lora", "switch", "composite", "ziplora", "b-lora")
     assert cuda.ziplora_steps == 100
