@@ -8,7 +8,9 @@ For each (held-out shape, held-out style) pair the benchmark
    naming its class (`a star in zxq style`), and leakage then counts any of the K;
 2. trains LoRAs with the project's trainer: per concept a routed LoRA (content on I_c, style on
    I_s) and an unrouted one (an override moves every block to the LoRA's role, so it trains on all
-   attention layers, as LoRAs elsewhere do), each on W_init (with the Rank-FT backbone) and on W0;
+   attention layers, as LoRAs elsewhere do), each on W_init (with the Rank-FT backbone) and on W0,
+   plus the peers' files (a B-LoRA per concept, a ZipLoRA merge per pair); with `--lora-workers N`
+   N at a time, each starting as soon as the files it needs exist;
 3. generates M images per pair under the paper's 8 ablation rows (backbone × routing × asymmetric
    CFG; gates follow the `paper` curves, or `--curves PRESET`, when asymmetric CFG is on, constant
    otherwise). `direct`
@@ -17,7 +19,13 @@ For each (held-out shape, held-out style) pair the benchmark
 4. scores every image with the oracle: content accuracy (shape right), style accuracy, combination
    (both right), target-class probabilities, cosine similarity of the oracle embeddings to the
    references (the CLIP-I analogue) and leakage (the content reference's style, or the style
-   reference's shape, predicted).
+   reference's shape, predicted);
+5. beside the 8 rows, the peers (`--peers`, all by default; benchmark_peers.py says how each is
+   run) on the same pairs and seeds, and the base model without LoRA; every method's cost per
+   sampler step relative to that base model, timed in the same run (ZipLoRA's merge apart).
+`--ref-seeds` (commands.py) repeats the whole run per reference seed and merges the runs (`merge`):
+each pair's numbers are then averaged over the seeds before the mean ± std over pairs. The tables,
+JSON, contact sheet and printed report of a result are benchmark_report.py's.
 
 Sharing (decision, to keep the CPU run short): the content reference is in a training style and the
 style reference on a training shape whatever the pair, so a concept's LoRA is the same for every
@@ -29,7 +37,6 @@ Trigger words come from `vocabulary.TRIGGERS`, one per concept. Every seed deriv
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +46,21 @@ from typing import Any
 
 import numpy as np
 
+from craftstudio.demo.lab.benchmark_peers import (
+    B_LORA,
+    BASE,
+    PAPERS,
+    PEER_NAMES,
+    PEERS,
+    SAMPLER_PEERS,
+    ZIPLORA,
+    base_request,
+    cost_summary,
+    describe,
+    peer_request,
+    plain_prompt,
+    ziplora_summary,
+)
 from craftstudio.demo.lab.parallel_training import train_many
 from craftstudio.demo.lab.vocabulary import TRIGGERS
 from craftstudio.demo.world import KEEP_PICTURES, SPLIT, caption, marked_prompt, render, write_base_pictures
@@ -93,10 +115,13 @@ class BenchConfig:
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
     style_gamma: float | None = None  # also run CRAFT with `<s:γ_s>`, with and without the backbone
+    peers: tuple[str, ...] = PEERS  # peer methods beside the 8 rows (benchmark_peers.PEERS)
+    ziplora_steps: int = 100  # ZipLoRA's merge steps per pair (the paper's 100)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["pairs"] = [list(p) for p in self.pairs]
+        data["peers"] = list(self.peers)
         return data
 
 
@@ -189,6 +214,22 @@ def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], flo
     return out
 
 
+def all_names(config: BenchConfig) -> list[str]:
+    """Every scored method in generation order: the base model, the 8 rows (and the γ_s rows),
+    then the peers."""
+    return [BASE, *(name for name, _, _ in methods(config)), *(PEER_NAMES[p] for p in config.peers)]
+
+
+def aliases(config: BenchConfig) -> dict[str, str]:
+    """Table 1's rows: label → method (the base model, direct merge, the peers, CRAFT, the γ_s rows)."""
+    out = {BASE: BASE, DIRECT: row_name(ROWS[0])}
+    out.update({PEER_NAMES[p]: PEER_NAMES[p] for p in config.peers})
+    out[FULL] = row_name(ROWS[-1])
+    if config.style_gamma is not None:
+        out.update({name: name for name in (gamma_name(config.style_gamma, b) for b in (True, False))})
+    return out
+
+
 class _Printer:
     """A compact training progress line every few steps."""
 
@@ -216,9 +257,9 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
     from craftstudio.demo.oracle import Oracle
     from craftstudio.domain.curves import load_preset
     from craftstudio.domain.generation import FusionSwitches, GenerateRequest, LoraRef
+    from craftstudio.domain.merging import ZipLoraRequest
     from craftstudio.domain.training import LoraTrainRequest
     from craftstudio.engine.generation import generate
-    from craftstudio.engine.training import train
 
     if not config.pairs:
         raise ValueError("No pairs to benchmark.")
@@ -253,22 +294,22 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 for path in sorted(folder.glob("*.png")):  # images only: backbone captions are fixed
                     (union / f"{key[1]}-{path.name}").write_bytes(path.read_bytes())
 
-    # 2. Training: one backbone, then 4 LoRAs per concept.
+    # 2. Training: one backbone, 4 LoRAs per concept (and a B-LoRA), a ZipLoRA merge per pair; with
+    # --lora-workers N, N at a time, each starting once the files it needs are there (the backbone for
+    # LoRAs on W_init, the pair's unrouted W0 LoRAs for a merge).
     t0 = time.perf_counter()
     backbone = work / "backbone.safetensors"
-    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
-        f"{config.backbone_init} init, {config.backbone_keep} preservation pictures at κ {config.keep_weight:g})")
     keep = write_base_pictures(work / "refs" / "keep", config.backbone_keep, config.seed) if config.backbone_keep else None
-    result = train(BackboneTrainRequest(
+    requests: dict[str, Any] = {"backbone": BackboneTrainRequest(
         model=config.model, content_dir=str(work / "refs" / "all-content"), style_dir=str(work / "refs" / "all-style"),
         out=str(backbone), r_max=config.r_max, r_min=config.r_min, init=config.backbone_init,
         keep_dir=str(keep or ""), keep_weight=config.keep_weight, steps=config.backbone_steps,
         batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
         gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
-    ), progress=_Printer("backbone", say))
-    training: dict[str, Any] = {"backbone": {"seconds": result.seconds, "final_loss": result.final_loss}}
+    )}
+    after: dict[str, tuple[str, ...]] = {}
     loras: dict[tuple[str, str, bool, bool], Path] = {}
-    requests: dict[str, LoraTrainRequest] = {}
+    blora: dict[tuple[str, str], Path] = {}
     for index, (key, concept) in enumerate(concepts.items()):
         everything = {"down_blocks": concept.role, "mid_block": concept.role, "up_blocks": concept.role}
         for use_backbone in (True, False):
@@ -284,41 +325,93 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                     gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
                     routing_overrides=None if routed else everything,
                 )
+                if use_backbone:
+                    after[name] = ("backbone",)
                 loras[(*key, use_backbone, routed)] = out
-    say(f"training {len(requests)} LoRAs ({config.lora_steps} steps"
-        f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''})")
-    training.update(train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
-                               progress_for=lambda name: _Printer(name, say)))
+        if B_LORA in config.peers:  # B-LoRA: the concept in its role's one block, on W0
+            name = f"{concept.role}-{concept.name}-w0-blora"
+            requests[name] = dataclasses.replace(requests[f"{concept.role}-{concept.name}-w0-routed"],
+                                                 out=str(work / f"{name}.safetensors"), routing_preset=B_LORA)
+            blora[key] = Path(requests[name].out)
+    lora_count = len(requests) - 1
+    merges: dict[str, ZipLoraRequest] = {}
+    if ZIPLORA in config.peers:  # one ZipLoRA file per pair, from the pair's unrouted W0 LoRAs
+        for content, style in config.pairs:
+            c, s = concepts[(CONTENT, content)], concepts[(STYLE, style)]
+            name = f"ziplora:{content}:{style}"
+            merges[name] = requests[name] = ZipLoraRequest(
+                model=config.model, content_lora=str(loras[(CONTENT, content, False, False)]),
+                style_lora=str(loras[(STYLE, style, False, False)]),
+                content_prompt=c.captions()[0].format(trigger=c.trigger),
+                style_prompt=s.captions()[0].format(trigger=s.trigger),
+                out=str(work / f"ziplora-{content}-{style}.safetensors"),
+                content_images=(str(folders[(CONTENT, content)]),), style_images=(str(folders[(STYLE, style)]),),
+                steps=config.ziplora_steps, resolution=64, seed=config.seed, device=config.device, overwrite=True)
+            after[name] = (f"content-{content}-w0-all", f"style-{style}-w0-all")
+    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
+        f"{config.backbone_init} init, {config.backbone_keep} preservation pictures at κ {config.keep_weight:g}), "
+        f"{lora_count} LoRAs ({config.lora_steps} steps)"
+        f"{f' and {len(merges)} ZipLoRA merge(s) ({config.ziplora_steps} steps)' if merges else ''}"
+        f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''}")
+    training: dict[str, Any] = train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
+                                          progress_for=lambda name: _Printer(name, say), after=after)
     timing["training_s"] = time.perf_counter() - t0
 
-    # 3. Generation, grouped by backbone so the cached model is loaded once per W.
+    # 3. Generation, grouped by backbone so the cached model is loaded once per W. Before each timed
+    # call an untimed two-step call of the same request (same batch, so the same tensor shapes) loads
+    # its model and LoRA files, so that no method's cost includes loading or first-shape set-up.
     t0 = time.perf_counter()
     curves = load_preset(config.curves).to_dict()
+    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+
+    def pair_requests(p: int, content: str, style: str) -> list[tuple[str, bool, GenerateRequest]]:
+        """(method, on W_init?, request) of every method on pair `p`."""
+        c, s = concepts[(CONTENT, content)], concepts[(STYLE, style)]
+        common = dict(model=config.model, width=64, height=64, steps=config.steps, cfg_scale=config.cfg,
+                      seed=config.seed + 1000 * p, scheduler=config.scheduler, batch_count=config.images,
+                      device=config.device)
+        plain = dict(common, prompt=plain_prompt(c.trigger, s.trigger))
+        out = [(BASE, False, base_request(plain))]
+        for name, row, gamma in methods(config):
+            use_backbone, routing, acfg = row
+            switches = (FusionSwitches.for_mode("direct") if not any(row)
+                        else FusionSwitches(backbone=use_backbone, routing=routing, asymmetric=acfg, gates=acfg))
+            out.append((name, use_backbone, GenerateRequest(
+                **common, prompt=prompt_for(c, s, gamma),
+                content_lora=LoraRef(str(loras[(CONTENT, content, use_backbone, routing)])),
+                style_lora=LoraRef(str(loras[(STYLE, style, use_backbone, routing)])),
+                backbone=str(backbone) if use_backbone else None, switches=switches,
+                curves=curves if acfg else None)))
+        for peer in config.peers:
+            if peer in SAMPLER_PEERS:  # the direct merge's LoRAs: unrouted, on W0
+                files = (str(loras[(CONTENT, content, False, False)]), str(loras[(STYLE, style, False, False)]))
+            elif peer == ZIPLORA:
+                files = (merges[f"ziplora:{content}:{style}"].out, None)
+            else:
+                files = (str(blora[(CONTENT, content)]), str(blora[(STYLE, style)]))
+            out.append((PEER_NAMES[peer], False, peer_request(peer, plain, *files)))
+        return out
+
     samples: dict[tuple[int, str], list] = {}
-    gen_seconds: list[float] = []
+    seconds: dict[tuple[int, str], float] = {}
+    setups: dict[tuple[int, str], dict[str, Any]] = {}
     for use_backbone in (False, True):
-        for p, (content, style) in enumerate(config.pairs):
-            c, s = concepts[(CONTENT, content)], concepts[(STYLE, style)]
-            for name, row, gamma in (m for m in methods(config) if m[1][0] == use_backbone):
-                _, routing, acfg = row
-                switches = (FusionSwitches.for_mode("direct") if not any(row)
-                            else FusionSwitches(backbone=use_backbone, routing=routing, asymmetric=acfg, gates=acfg))
-                request = GenerateRequest(
-                    model=config.model, prompt=prompt_for(c, s, gamma), width=64, height=64, steps=config.steps,
-                    cfg_scale=config.cfg, seed=config.seed + 1000 * p, scheduler=config.scheduler,
-                    batch_count=config.images, device=config.device,
-                    content_lora=LoraRef(str(loras[(CONTENT, content, use_backbone, routing)])),
-                    style_lora=LoraRef(str(loras[(STYLE, style, use_backbone, routing)])),
-                    backbone=str(backbone) if use_backbone else None, switches=switches,
-                    curves=curves if acfg else None,
-                )
-                started = time.perf_counter()
-                samples[(p, name)] = generate(request).images
-                gen_seconds.append((time.perf_counter() - started) / config.images)
-                say(f"generated {config.images} x {content}:{style} [{name}] "
-                    f"({gen_seconds[-1]:.2f} s/image)")
+        group = [(p, name, request) for p, (content, style) in enumerate(config.pairs)
+                 for name, on_backbone, request in pair_requests(p, content, style) if on_backbone == use_backbone]
+        for p, name, request in group:
+            generate(dataclasses.replace(request, steps=2))  # warm-up
+            if cuda:
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            samples[(p, name)] = generate(request).images
+            if cuda:
+                torch.cuda.synchronize()
+            seconds[(p, name)] = time.perf_counter() - started
+            setups[(p, name)] = describe(request)
+            say(f"generated {config.images} x {':'.join(config.pairs[p])} [{name}] "
+                f"({seconds[(p, name)] / config.images:.2f} s/image)")
     timing["generation_s"] = time.perf_counter() - t0
-    timing["seconds_per_image"] = float(np.mean(gen_seconds))
+    timing["seconds_per_image"] = float(np.mean([t / config.images for t in seconds.values()]))
 
     # 4. Scoring.
     ref_images = {key: concept.images() for key, concept in concepts.items()}
@@ -329,13 +422,14 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         s_ref = oracle.classify(ref_images[(STYLE, style)])
         c_ref_emb = torch.nn.functional.normalize(c_ref.content_embedding.mean(0), dim=-1)
         s_ref_emb = torch.nn.functional.normalize(s_ref.style_embedding.mean(0), dim=-1)
-        entry: dict[str, Any] = {"content": content, "style": style, "prompt": prompt_for(c, s),
+        entry: dict[str, Any] = {"content": content, "style": style, "seed": config.seed,
+                                 "prompt": prompt_for(c, s), "plain_prompt": plain_prompt(c.trigger, s.trigger),
                                  "content_reference": {"trigger": c.trigger, "drawn_in": list(c.others), "seeds": list(c.seeds)},
                                  "style_reference": {"trigger": s.trigger, "drawn_on": list(s.others), "seeds": list(s.seeds)},
                                  "methods": {}}
         leak_styles = torch.tensor([oracle.styles.index(o) for o in set(c.others)])
         leak_shapes = torch.tensor([oracle.shapes.index(o) for o in set(s.others)])
-        for name, _, _ in methods(config):
+        for name in all_names(config):
             out = oracle.classify(samples[(p, name)])
             shape_pred, style_pred = out.content_probs.argmax(-1), out.style_probs.argmax(-1)
             entry["methods"][name] = {
@@ -344,12 +438,20 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 "style_cos": (out.style_embedding @ s_ref_emb).mean().item(),
                 "content_leak": torch.isin(style_pred, leak_styles).float().mean().item(),
                 "style_leak": torch.isin(shape_pred, leak_shapes).float().mean().item(),
+                "seconds_per_image": seconds[(p, name)] / config.images,
+                "seconds_per_step": seconds[(p, name)] / (config.images * config.steps),
                 "predictions": [[oracle.shapes[a], oracle.styles[b]]
                                 for a, b in zip(shape_pred.tolist(), style_pred.tolist(), strict=True)],
             }
+        entry["setup"] = {name: setups[(p, name)] for name in all_names(config)}
+        if ZIPLORA in config.peers:
+            merged = training[f"ziplora:{content}:{style}"]
+            entry["ziplora_merge"] = {"seconds": merged["seconds"], "steps": config.ziplora_steps,
+                                      "final_loss": merged["final_loss"]}
         per_pair.append(entry)
 
-    summary = summarize(per_pair, [name for name, _, _ in methods(config)])
+    names = all_names(config)
+    summary = summarize(per_pair, names)
     timing["total_s"] = time.perf_counter() - began
     say(f"done: training {timing['training_s']:.0f}s, generation {timing['generation_s']:.0f}s, "
         f"total {timing['total_s']:.0f}s")
@@ -359,10 +461,10 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                     "torch_threads": config.threads, "device": config.device},
         "rows": [{"name": row_name(r), "backbone": r[0], "routing": r[1], "asymmetric_cfg": r[2], "gates": r[2]}
                  for r in ROWS],
-        "aliases": {DIRECT: row_name(ROWS[0]), FULL: row_name(ROWS[-1]),
-                    **({name: name for name in (gamma_name(config.style_gamma, b) for b in (True, False))}
-                       if config.style_gamma is not None else {})},
-        "pairs": per_pair, "summary": summary, "training": training, "timing": timing,
+        "aliases": aliases(config),
+        "peers": {PEER_NAMES[p]: {"peer": p, "arxiv": PAPERS[p]} for p in config.peers},
+        "pairs": per_pair, "summary": summary, "cost": cost_summary(per_pair, names),
+        "ziplora_merge": ziplora_summary(per_pair), "training": training, "timing": timing,
         "_samples": samples, "_references": ref_images, "_concepts": concepts,
     }
 
@@ -375,12 +477,14 @@ def summarize(per_pair: list[dict[str, Any]], names: Sequence[str]) -> dict[str,
 
 
 def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One result from runs over disjoint pairs with the same settings (e.g. one process per pair
-    on a machine with many cores): pairs concatenated, summaries recomputed, times added."""
+    """One result from runs with the same settings over different pairs (e.g. one process per pair
+    on a machine with many cores) and/or different reference seeds (`--seed`): each pair's numbers
+    are averaged over its seeds, then summaries (mean ± std over pairs) and costs recomputed and
+    times added. Runs must not share a pair at the same seed."""
     if not results:
         raise ValueError("Nothing to merge.")
     first = results[0]
-    free = ("pairs", "workdir", "lora_workers")  # settings that do not change the numbers
+    free = ("pairs", "workdir", "lora_workers", "seed", "ref_seeds")  # settings that do not change what is compared
 
     def settings(result: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in result["config"].items() if k not in free}
@@ -388,130 +492,48 @@ def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for other in results[1:]:
         if settings(other) != settings(first):
             raise ValueError("These benchmark runs used different settings; only runs that differ in their "
-                             "pairs can be merged.")
-    per_pair = [entry for result in results for entry in result["pairs"]]
-    pairs = [(e["content"], e["style"]) for e in per_pair]
-    if len(set(pairs)) != len(pairs):
-        raise ValueError("These benchmark runs share pairs; merge runs over different pairs.")
+                             "pairs or seeds can be merged.")
+    # A merged result of several seeds brings its runs, not its seed-averaged pairs.
+    runs = [{**entry, "seed": entry.get("seed", result["config"].get("seed", 0))}
+            for result in results for entry in result.get("runs") or result["pairs"]]
+    keys = [(e["content"], e["style"], e["seed"]) for e in runs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("These benchmark runs share pairs at the same seed; merge runs over different pairs "
+                         "or seeds.")
+    names = list(first["summary"])
+    per_pair = average_seeds(runs, names)
+    seeds = sorted(dict.fromkeys(e["seed"] for e in runs))
     timing = {k: float(sum(r["timing"][k] for r in results)) for k in ("training_s", "generation_s", "total_s")}
     timing["seconds_per_image"] = float(np.mean([r["timing"]["seconds_per_image"] for r in results]))
     merged = dict(first)
-    merged.update(config={**first["config"], "pairs": [list(p) for p in pairs]}, pairs=per_pair,
-                  summary=summarize(per_pair, list(first["summary"])), timing=timing,
+    merged.update(config={**first["config"], "pairs": [[e["content"], e["style"]] for e in per_pair],
+                          "ref_seeds": seeds},
+                  pairs=per_pair, summary=summarize(per_pair, names), cost=cost_summary(runs, names),
+                  ziplora_merge=ziplora_summary(runs), timing=timing,
                   training={f"{i}:{k}": v for i, r in enumerate(results) for k, v in r["training"].items()})
+    if len(seeds) > 1:
+        merged["runs"] = runs  # every (pair, seed) entry as measured
     return merged
 
 
-# Tables ------------------------------------------------------------------------------------------------
-
-def _cell(summary: dict[str, Any], method: str, metric: str) -> str:
-    value = summary[method][metric]
-    return f"{value['mean']:.3f} ± {value['std']:.3f}"
-
-
-def table1(result: dict[str, Any]) -> list[list[str]]:
-    """Header + rows: direct merge and full CRAFT (mean ± std over pairs)."""
-    header = ["Method", "Content acc", "Style acc", "Combination (both)", "Content cos", "Style cos",
-              "Leak: ref style", "Leak: ref shape"]
-    metrics = ("content_acc", "style_acc", "both_acc", "content_cos", "style_cos", "content_leak", "style_leak")
-    rows = [header]
-    for label in result["aliases"]:
-        method = result["aliases"][label]
-        rows.append([label, *(_cell(result["summary"], method, m) for m in metrics)])
-    return rows
-
-
-def ablation_table(result: dict[str, Any]) -> list[list[str]]:
-    """Header + the 8 rows with ✓/✗ switch columns."""
-    header = ["Backbone", "Routing", "Asym. CFG + gates", "Content acc", "Style acc", "Combination (both)",
-              "Leak: ref style", "Leak: ref shape"]
-    metrics = ("content_acc", "style_acc", "both_acc", "content_leak", "style_leak")
-    rows = [header]
-    for row in result["rows"]:
-        marks = ["✓" if row[k] else "✗" for k in ("backbone", "routing", "asymmetric_cfg")]
-        rows.append([*marks, *(_cell(result["summary"], row["name"], m) for m in metrics)])
-    return rows
-
-
-def per_pair_table(result: dict[str, Any]) -> list[list[str]]:
-    """Header + one row per method: each pair's combination (content / style) accuracy, since the
-    std over pairs is often as large as the differences between methods."""
-    names = {method: alias for alias, method in result["aliases"].items()}
-    header = ["Method", *(f"{entry['content']}:{entry['style']}" for entry in result["pairs"])]
-    rows = [header]
-    for method in result["summary"]:
-        cells = [f"{m['both_acc']:.2f} ({m['content_acc']:.2f} / {m['style_acc']:.2f})"
-                 for m in (entry["methods"][method] for entry in result["pairs"])]
-        rows.append([names.get(method, method), *cells])
-    return rows
-
-
-def markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(lines)
-
-
-def json_ready(result: dict[str, Any]) -> dict[str, Any]:
-    data = {k: v for k, v in result.items() if not k.startswith("_")}
-    data["tables"] = {"table1": table1(result), "ablation": ablation_table(result),
-                      "per_pair": per_pair_table(result)}
-    return data
-
-
-def write_json(result: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_ready(result), indent=1, ensure_ascii=False))
-    return path
-
-
-# Contact sheet -----------------------------------------------------------------------------------------
-
-def contact_sheet(result: dict[str, Any], samples_per_row: int = 6, scale: int = 2):
-    """Per pair: a row with the references, then one row per method (rows = methods)."""
-    from PIL import Image, ImageDraw
-
-    pairs = result["pairs"]
-    label_w, tile = 230, 64 * scale
-    n = min(samples_per_row, result["config"]["images"])
-    cols = max(n, 2 * min(3, result["config"]["refs"]))
-    names = list(result["summary"])  # every method, in generation order
-    rows_per_pair = 1 + len(names)
-    sheet = Image.new("RGB", (label_w + tile * cols, tile * rows_per_pair * len(pairs)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    concepts = result["_concepts"]
-    for p, entry in enumerate(pairs):
-        top = p * rows_per_pair * tile
-        c, s = concepts[(CONTENT, entry["content"])], concepts[(STYLE, entry["style"])]
-        draw.text((4, top + 4), f"{entry['content']}:{entry['style']}\nreferences:\n"
-                  f"{c.trigger} ({c.name} in {c.other})\n{s.trigger} ({s.name} on {s.other})", fill=(0, 0, 0))
-        refs = result["_references"][(CONTENT, entry["content"])][:3] + result["_references"][(STYLE, entry["style"])][:3]
-        for i, image in enumerate(refs):
-            sheet.paste(image.resize((tile, tile), Image.NEAREST), (label_w + i * tile, top))
-        labels = {method: alias + "\n" for alias, method in result["aliases"].items() if alias != method}
-        for r, name in enumerate(names):
-            y = top + (r + 1) * tile
-            stats = entry["methods"][name]
-            text = f"{labels.get(name, '')}{name.replace(',', chr(10))}\nboth {stats['both_acc']:.2f}"
-            draw.text((4, y + 4), text.replace("γ", "gamma"), fill=(0, 0, 0))  # the default font lacks γ
-            for i, image in enumerate(result["_samples"][(p, name)][:n]):
-                sheet.paste(image.resize((tile, tile), Image.NEAREST), (label_w + i * tile, y))
-        draw.line([(0, top), (sheet.width, top)], fill=(200, 0, 0), width=2)
-    return sheet
-
-
-def report_text(result: dict[str, Any]) -> str:
-    timing = result["timing"]
-    cfg = result["config"]
-    return "\n".join([
-        f"Pairs: {', '.join(f'{c}:{s}' for c, s in cfg['pairs'])}; {cfg['images']} images per pair and method; "
-        f"{cfg['refs']} reference image(s) per concept; mean ± std over pairs.",
-        "", "Table 1 (direct merge = every switch off; CRAFT = every switch on)", "",
-        markdown(table1(result)), "",
-        f"Ablation (gates and guidance follow the {cfg.get('curves', 'paper')} curves when asymmetric CFG is on)", "",
-        markdown(ablation_table(result)), "",
-        "Per pair: combination (content / style) accuracy", "", markdown(per_pair_table(result)), "",
-        f"Time: training {timing['training_s']:.0f} s, generation {timing['generation_s']:.0f} s "
-        f"({timing['seconds_per_image']:.2f} s/image), total {timing['total_s']:.0f} s.",
-    ])
+def average_seeds(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """One entry per pair (in first-seen order): every metric and time averaged over the pair's
+    reference seeds, predictions joined; a pair run at one seed keeps its entry."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in runs:
+        groups.setdefault((entry["content"], entry["style"]), []).append(entry)
+    out = []
+    for (content, style), entries in groups.items():
+        if len(entries) == 1:
+            out.append(entries[0])
+            continue
+        averaged: dict[str, Any] = {"content": content, "style": style, "seeds": [e["seed"] for e in entries],
+                                    "prompt": entries[0].get("prompt"), "methods": {}}
+        for name in names:
+            values = [e["methods"][name] for e in entries]
+            keys = [k for k in (*METRICS, "seconds_per_image", "seconds_per_step") if all(k in v for v in values)]
+            averaged["methods"][name] = {
+                **{k: float(np.mean([v[k] for v in values])) for k in keys},
+                "predictions": [p for v in values for p in v.get("predictions", [])]}
+        out.append(averaged)
+    return out

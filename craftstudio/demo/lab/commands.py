@@ -117,7 +117,8 @@ def _cmd_peers(args) -> int:
 
 
 def _cmd_benchmark_merge(args) -> int:
-    from craftstudio.demo.lab.benchmark import merge, report_text, write_json
+    from craftstudio.demo.lab.benchmark import merge
+    from craftstudio.demo.lab.benchmark_report import report_text, write_json
 
     try:
         result = merge([json.loads(Path(p).read_text()) for p in args.results])
@@ -130,20 +131,52 @@ def _cmd_benchmark_merge(args) -> int:
     return 0
 
 
+# Sizes that differ by device when not given: small on the CPU (the smoke test, a 2-core machine),
+# the full table's on a CUDA GPU. There a seed's 20 LoRAs, backbone and merges train side by side,
+# one thread each: 24 workers start every LoRA on W_init as soon as the backbone is done, where 16
+# would leave some waiting for the W0 ones and cores idle at the end.
+BENCH_DEFAULTS = {
+    "cpu": {"images": 8, "lora_steps": 300, "lora_rank": 8, "lora_workers": 1, "threads": 2},
+    "cuda": {"images": 16, "lora_steps": 1500, "lora_rank": 16, "lora_workers": 24, "threads": 1},
+}
+
+
+def _on_cuda(device: str) -> bool:
+    if device == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return device == "cuda"
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--ref-seeds {text!r} must be comma-separated whole numbers, e.g. 0,1.") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--ref-seeds {text!r} must name one or more different seeds of 0 or more, e.g. 0,1.")
+    return seeds
+
+
+def _with_suffix(path: Path, seed: int) -> Path:
+    return path.with_name(f"{path.stem}.seed{seed}{path.suffix}")
+
+
 def _cmd_benchmark(args) -> int:
+    import dataclasses
+
     from craftstudio.demo.assets import demo_model_dir
-    from craftstudio.demo.lab.benchmark import (
-        BenchConfig,
-        choose_pairs,
-        report_text,
-        run_benchmark,
-        write_json,
-    )
+    from craftstudio.demo.lab.benchmark import BenchConfig, choose_pairs, merge, run_benchmark
+    from craftstudio.demo.lab.benchmark_peers import parse_peers
+    from craftstudio.demo.lab.benchmark_report import report_text, write_json
     from craftstudio.domain.curves import CurveError, load_preset
 
     try:
         pairs = choose_pairs(args.pair, args.pairs)
         load_preset(args.curves)  # refuse a wrong name before any training
+        peers = parse_peers(args.peers)
+        seeds = _seed_list(args.ref_seeds) if args.ref_seeds else [args.seed]
     except (ValueError, CurveError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -151,28 +184,42 @@ def _cmd_benchmark(args) -> int:
     if model is None:
         print("error: the demo model is not installed; pass --model", file=sys.stderr)
         return 2
+    sizes = BENCH_DEFAULTS["cuda" if _on_cuda(args.device) else "cpu"]
+    size = {key: sizes[key] if getattr(args, key) is None else getattr(args, key) for key in sizes}
     config = BenchConfig(
-        model=str(model), pairs=pairs, images=args.images, seed=args.seed, steps=args.steps, cfg=args.cfg,
-        device=args.device, threads=args.threads, refs=args.refs, ref_classes=args.ref_classes,
-        plain_content_captions=args.plain_content_captions, lora_steps=args.lora_steps,
-        lora_rank=args.lora_rank, lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
-        r_max=args.r_max, r_min=args.r_min, lora_workers=args.lora_workers, curves=args.curves,
+        model=str(model), pairs=pairs, images=size["images"], seed=seeds[0], steps=args.steps, cfg=args.cfg,
+        device=args.device, threads=size["threads"], refs=args.refs, ref_classes=args.ref_classes,
+        plain_content_captions=args.plain_content_captions, lora_steps=size["lora_steps"],
+        lora_rank=size["lora_rank"], lora_lr=args.lora_lr, backbone_steps=args.backbone_steps,
+        r_max=args.r_max, r_min=args.r_min, lora_workers=size["lora_workers"], curves=args.curves,
         backbone_init=args.backbone_init, keep_weight=args.keep_weight,
         **({} if args.backbone_keep is None else {"backbone_keep": args.backbone_keep}),
         workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma,
+        peers=peers, ziplora_steps=args.ziplora_steps,
     )
-    result = run_benchmark(config, log=lambda line: print(line, flush=True))
+    results = []
+    for seed in seeds:
+        run = dataclasses.replace(config, seed=seed, workdir=(str(Path(config.workdir) / f"seed-{seed}")
+                                                              if config.workdir and len(seeds) > 1 else config.workdir))
+        if len(seeds) > 1:
+            print(f"== reference seed {seed} ({len(results) + 1} of {len(seeds)})", flush=True)
+        result = run_benchmark(run, log=lambda line: print(line, flush=True))
+        if args.sheet:
+            from craftstudio.demo.lab.benchmark_report import contact_sheet
+
+            sheet = _with_suffix(args.sheet, seed) if len(seeds) > 1 else args.sheet
+            sheet.parent.mkdir(parents=True, exist_ok=True)
+            contact_sheet(result).save(sheet)
+            print(f"wrote {sheet}")
+        if args.json and len(seeds) > 1:  # each seed's run, for `benchmark-merge` with later runs
+            print(f"wrote {write_json(result, _with_suffix(args.json, seed))}")
+        results.append({k: v for k, v in result.items() if not k.startswith("_")} if len(seeds) > 1 else result)
+    result = merge(results) if len(seeds) > 1 else results[0]
     print()
     print(report_text(result))
     if args.json:
         print(f"wrote {write_json(result, args.json)}")
-    if args.sheet:
-        from craftstudio.demo.lab.benchmark import contact_sheet
-
-        args.sheet.parent.mkdir(parents=True, exist_ok=True)
-        contact_sheet(result).save(args.sheet)
-        print(f"wrote {args.sheet}")
     return 0
 
 
@@ -239,24 +286,37 @@ def _parser() -> argparse.ArgumentParser:
                    help="generate on this backbone's W_init (how much of the base model it keeps)")
     p.set_defaults(func=_cmd_eval_base)
 
-    p = sub.add_parser("benchmark", help="CRAFT quality benchmark: train LoRAs on held-out pairs, 8 ablation rows")
+    p = sub.add_parser("benchmark", help="CRAFT quality benchmark (Table 1): train LoRAs on held-out pairs, 8 "
+                       "ablation rows, the peers and each method's cost per step")
     p.add_argument("--pair", action="append", default=[], metavar="CONTENT:STYLE",
                    help="a held-out shape:style pair (repeatable; default all held-out pairs)")
     p.add_argument("--pairs", type=int, default=0, help="use the first K held-out pairs (0 = all)")
-    p.add_argument("--images", type=int, default=8, help="images per pair and method")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=int, default=None, help="images per pair and method (default 8 on the CPU, "
+                   "16 on CUDA)")
+    p.add_argument("--seed", type=int, default=0, help="reference seed: references, training and sampling seeds "
+                   "derive from it (--ref-seeds runs several)")
     p.add_argument("--steps", type=int, default=20, help="sampler steps")
     p.add_argument("--cfg", type=float, default=5.0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto; CUDA changes the defaults "
+                   "of --images, --lora-steps, --lora-rank, --lora-workers and --threads to the full table's")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per process (default 2 on the CPU, 1 on "
+                   "CUDA)")
+    p.add_argument("--ref-seeds", default="", metavar="S,S,...",
+                   help="run everything (references, training, generation) once per reference seed, replacing "
+                        "--seed, and merge the runs: each pair averaged over the seeds; with --json each seed's "
+                        "run is also written as NAME.seedS.json")
+    p.add_argument("--peers", default="all", metavar="LIST",
+                   help="peer methods beside CRAFT's rows: all (default), none, or some of "
+                        "k-lora,switch,composite,ziplora,b-lora")
+    p.add_argument("--ziplora-steps", type=int, default=100, help="ZipLoRA merge steps per pair (the paper's 100)")
     p.add_argument("--refs", type=int, default=4, help="reference images per concept")
     p.add_argument("--plain-content-captions", action="store_true",
                    help="caption content references `a {trigger}` only, not `a {trigger} in <style> style`")
     p.add_argument("--ref-classes", type=int, default=1,
                    help="training classes a concept's references show it with (1 = one, as leakage is "
                         "measured against; more lets each LoRA see its concept in several contexts)")
-    p.add_argument("--lora-steps", type=int, default=300)
-    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--lora-steps", type=int, default=None, help="default 300 on the CPU, 1500 on CUDA")
+    p.add_argument("--lora-rank", type=int, default=None, help="default 8 on the CPU, 16 on CUDA")
     p.add_argument("--lora-lr", type=float, default=2e-3)
     p.add_argument("--backbone-steps", type=int, default=200)
     p.add_argument("--style-gamma", type=float, default=None, metavar="G",
@@ -266,8 +326,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--r-min", type=int, default=4)
     p.add_argument("--curves", default="paper",
                    help="curve preset for the asymmetric-CFG rows (gates and guidance over the steps)")
-    p.add_argument("--lora-workers", type=int, default=1,
-                   help="train this many LoRAs at once, one process each (a GPU runs several side by side)")
+    p.add_argument("--lora-workers", type=int, default=None,
+                   help="train this many LoRAs (and ZipLoRA merges) at once, one process each (a GPU runs several "
+                        "side by side; default 1 on the CPU, 24 on CUDA)")
     p.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT,
                    help="where the Rank-FT bases start: the base model's minor input directions or random")
     p.add_argument("--backbone-keep", type=int, default=None, metavar="N",
@@ -302,7 +363,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None)
     p.set_defaults(func=_cmd_peers)
 
-    p = sub.add_parser("benchmark-merge", help="one table from benchmark JSON files of different pairs")
+    p = sub.add_parser("benchmark-merge", help="one table from benchmark JSON files of different pairs or "
+                       "reference seeds")
     p.add_argument("results", nargs="+", type=Path, help="JSON files written by `benchmark --json`")
     p.add_argument("--json", type=Path, default=None, help="write the merged numbers to this JSON file")
     p.set_defaults(func=_cmd_benchmark_merge)

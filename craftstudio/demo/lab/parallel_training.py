@@ -5,49 +5,79 @@ idle waiting on Python; separate processes overlap those waits (on one H100, six
 LoRAs trained side by side in about 290 s, where one took 170–280 s beside a few others). Every
 request carries its own seed, so a LoRA trained in a worker is the same file it would be in the
 calling process (tested). Workers start with `spawn` (CUDA cannot be forked) and get requests and
-results as our own dataclasses, never user files.
+results as our own dataclasses, never user files. A ZipLoRA merge (`ZipLoraRequest`) is a short
+training of its own and runs the same way (`merge_ziplora` instead of `train`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
 
 Report = dict[str, Any]  # seconds, final_loss, layers
 
 
-def _summary(result) -> Report:
+def _run(request, progress=None) -> Report:
+    """Train (or, for a ZipLoRA request, merge) in this process; the numbers the benchmark keeps."""
+    from craftstudio.domain.merging import ZipLoraRequest
+
+    if isinstance(request, ZipLoraRequest):
+        from craftstudio.engine.training.ziplora import merge_ziplora
+
+        merged = merge_ziplora(request, progress=progress)
+        return {"seconds": merged.seconds, "final_loss": merged.losses[-1]["loss"] if merged.losses else None,
+                "layers": merged.layers, "similarity": merged.similarity}
+    from craftstudio.engine.training import train
+
+    result = train(request, progress=progress)
     return {"seconds": result.seconds, "final_loss": result.final_loss, "layers": result.details.get("layers")}
 
 
 def _train_in_worker(request, threads: int) -> Report:
     import torch
 
-    from craftstudio.engine.training import train
-
     torch.set_num_threads(threads)
-    return _summary(train(request))
+    return _run(request)
 
 
 def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: int = 1,
                say: Callable[[str], None] = print,
-               progress_for: Callable[[Hashable], Callable | None] = lambda key: None) -> dict[Hashable, Report]:
-    """Train every request; with `workers` > 1, that many at a time in worker processes (their
-    per-step progress is not reported, only each finished file). Raises the first failure."""
-    from craftstudio.engine.training import train
-
+               progress_for: Callable[[Hashable], Callable | None] = lambda key: None,
+               after: Mapping[Hashable, Iterable[Hashable]] | None = None) -> dict[Hashable, Report]:
+    """Train every request (LoRA, backbone or ZipLoRA merge); with `workers` > 1, that many at a
+    time in worker processes (their per-step progress is not reported, only each finished file).
+    `after[key]` names the requests whose files `key` needs (a LoRA on the backbone, a merge of
+    two LoRAs): it starts once they are done, and the rest run meanwhile. Requests are listed
+    after what they need. Raises the first failure."""
+    needs = {key: set((after or {}).get(key, ())) for key in requests}
+    order = list(requests)
+    for key, wanted in needs.items():
+        early = [w for w in wanted if w not in requests or order.index(w) > order.index(key)]
+        if early:
+            raise ValueError(f"{key!r} needs {early[0]!r}, which is not listed before it.")
     if workers <= 1:
-        return {key: _summary(train(request, progress=progress_for(key))) for key, request in requests.items()}
+        return {key: _run(request, progress=progress_for(key)) for key, request in requests.items()}
     started = time.perf_counter()
     reports: dict[Hashable, Report] = {}
+    waiting = list(order)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_train_in_worker, request, threads): key for key, request in requests.items()}
-        for future in as_completed(futures):
-            key = futures[future]
-            reports[key] = future.result()
-            say(f"    trained {requests[key].out} ({reports[key]['seconds']:.0f} s; {len(reports)}/{len(requests)} "
-                f"done after {time.perf_counter() - started:.0f} s)")
+        running: dict[Future, Hashable] = {}
+
+        def submit_ready() -> None:
+            for key in [k for k in waiting if needs[k] <= set(reports)]:
+                waiting.remove(key)
+                running[pool.submit(_train_in_worker, requests[key], threads)] = key
+
+        submit_ready()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                reports[key] = future.result()
+                say(f"    trained {requests[key].out} ({reports[key]['seconds']:.0f} s; {len(reports)}/"
+                    f"{len(requests)} done after {time.perf_counter() - started:.0f} s)")
+            submit_ready()
     return {key: reports[key] for key in requests}

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from craftstudio.demo.assets import demo_model_dir, demo_oracle
-from craftstudio.demo.lab.benchmark import ROWS, choose_pairs
+from craftstudio.demo.lab.benchmark import METRICS, ROWS, choose_pairs, row_name
+from craftstudio.demo.lab.benchmark_peers import BASE
+from craftstudio.demo.lab.benchmark_report import COST
 
 MODEL = demo_model_dir()
 
@@ -22,39 +27,140 @@ def test_pairs_default_count_and_validation():
             choose_pairs([bad])
 
 
-@pytest.mark.skipif(MODEL is None or demo_oracle() is None, reason="demo model or oracle not installed")
-def test_benchmark_smoke(tmp_path, capsys):
+PEER_ROWS = ["K-LoRA", "LoRA Switch", "LoRA Composite", "ZipLoRA", "B-LoRA"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One tiny run of the command (every peer, 2 images, 2 steps), shared by the tests below; the
+    live result (with its images) is kept beside the printed text and the JSON."""
+    if MODEL is None or demo_oracle() is None:
+        pytest.skip("demo model or oracle not installed")
+    from craftstudio.demo.lab import benchmark
     from craftstudio.demo.lab.commands import main
 
-    out = tmp_path / "bench.json"
-    sheet = tmp_path / "sheet.png"
-    code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2", "--ref-classes", "2",
-                 "--lora-steps", "2", "--backbone-steps", "2", "--workdir", str(tmp_path / "work"),
-                 "--style-gamma", "0.3", "--curves", "guidance-interval", "--backbone-keep", "2", "--keep-weight", "10",
-                 "--json", str(out), "--sheet", str(sheet)])
-    assert code == 0
-    text = capsys.readouterr().out
+    tmp = tmp_path_factory.mktemp("bench")
+    real, live = benchmark.run_benchmark, {}
+
+    def keep(config, **kwargs):
+        live["result"] = real(config, **kwargs)
+        return live["result"]
+
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(benchmark, "run_benchmark", keep)
+        code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2",
+                     "--ref-classes", "2", "--lora-steps", "2", "--backbone-steps", "2", "--ziplora-steps", "2",
+                     "--workdir", str(tmp / "work"), "--style-gamma", "0.3", "--curves", "guidance-interval",
+                     "--backbone-keep", "2", "--keep-weight", "10", "--json", str(tmp / "bench.json"),
+                     "--sheet", str(tmp / "sheet.png")])
+    return SimpleNamespace(code=code, text=printed.getvalue(), data=json.loads((tmp / "bench.json").read_text()),
+                           live=live["result"], tmp=tmp)
+
+
+def test_benchmark_smoke(smoke):
+    assert smoke.code == 0
+    text, data, tmp_path = smoke.text, smoke.data, smoke.tmp
     assert "| Method |" in text and "| Backbone | Routing |" in text
     assert "follow the guidance-interval curves" in text
-    data = json.loads(out.read_text())
     table1, ablation = data["tables"]["table1"], data["tables"]["ablation"]
-    assert [r[0] for r in table1] == ["Method", "direct merge", "CRAFT (full)", "CRAFT (full), γ_s = 0.3",
-                                      "CRAFT without backbone, γ_s = 0.3"]
+    assert [r[0] for r in table1] == ["Method", BASE, "direct merge", *PEER_ROWS, "CRAFT (full)",
+                                      "CRAFT (full), γ_s = 0.3", "CRAFT without backbone, γ_s = 0.3"]
     assert len(ablation) == 1 + len(ROWS) == 9 and all(len(r) == len(ablation[0]) for r in ablation)
     assert {tuple(r[:3]) for r in ablation[1:]} == {(a, b, c) for a in "✓✗" for b in "✓✗" for c in "✓✗"}
     per_pair = data["tables"]["per_pair"]
     assert per_pair[0] == ["Method", "heart:neon"] and len(per_pair) == 1 + len(data["summary"])
-    assert {"direct merge", "CRAFT (full)", "CRAFT (full), γ_s = 0.3"} <= {r[0] for r in per_pair[1:]}
+    assert {"direct merge", "CRAFT (full)", "CRAFT (full), γ_s = 0.3", BASE, *PEER_ROWS} <= {r[0] for r in per_pair[1:]}
     assert "Per pair: combination" in text
     assert len(data["pairs"]) == 1 and set(data["pairs"][0]["methods"]) == set(data["summary"])
     method = data["pairs"][0]["methods"][data["aliases"]["CRAFT (full)"]]
     assert len(method["predictions"]) == 2
     assert data["pairs"][0]["methods"]["CRAFT (full), γ_s = 0.3"]["predictions"]
-    assert len(data["summary"]) == len(ROWS) + 2
+    assert len(data["summary"]) == 1 + len(ROWS) + 2 + len(PEER_ROWS)
     assert {"content_acc", "style_acc", "both_acc", "content_leak", "style_leak"} <= set(method)
     assert set(data["summary"][data["aliases"]["direct merge"]]["both_acc"]) == {"mean", "std"}
-    assert sheet.stat().st_size > 0
+    assert (tmp_path / "sheet.png").stat().st_size > 0
     assert data["config"]["backbone_keep"] == 2 and len(list((tmp_path / "work" / "refs" / "keep").glob("*.png"))) == 2
+
+
+def test_the_peers_are_scored_like_every_method_on_the_direct_merges_loras(smoke):
+    data = smoke.data
+    entry = data["pairs"][0]
+    for name in (BASE, *PEER_ROWS):
+        assert set(METRICS) <= set(entry["methods"][name]) and len(entry["methods"][name]["predictions"]) == 2
+        assert set(data["summary"][name]) == set(METRICS)
+    assert {name: info["arxiv"] for name, info in data["peers"].items()} == {
+        "K-LoRA": "2502.18461", "LoRA Switch": "2402.16843", "LoRA Composite": "2402.16843",
+        "ZipLoRA": "2311.13600", "B-LoRA": "2403.14572"}
+    setup = entry["setup"]
+    direct = setup[data["aliases"]["direct merge"]]
+    assert (direct["content_lora"], direct["style_lora"]) == ("content-heart-w0-all.safetensors",
+                                                              "style-neon-w0-all.safetensors")
+    for name, mode in (("K-LoRA", "k-lora"), ("LoRA Switch", "switch"), ("LoRA Composite", "composite")):
+        assert setup[name]["mode"] == mode and setup[name]["prompt"] == entry["plain_prompt"] == "a sks in ohwx style"
+        assert (setup[name]["content_lora"], setup[name]["style_lora"]) == (direct["content_lora"], direct["style_lora"])
+        assert not any(setup[name][k] for k in ("backbone", "routing", "asymmetric_cfg", "gates", "curves"))
+    assert setup["ZipLoRA"]["mode"] == "direct" and setup["ZipLoRA"]["style_lora"] is None
+    assert setup["ZipLoRA"]["content_lora"] == "ziplora-heart-neon.safetensors"
+    blora = setup["B-LoRA"]
+    assert (blora["routing_preset"], blora["routing"], blora["backbone"], blora["asymmetric_cfg"], blora["gates"]) == (
+        "b-lora", True, False, False, False)
+    assert setup[BASE]["content_lora"] is None and setup[BASE]["style_lora"] is None
+
+
+def test_b_lora_files_hold_only_their_block_and_ziplora_stacks_both_ranks(smoke):
+    from safetensors import safe_open
+
+    work = smoke.tmp / "work"
+
+    def shapes(name):
+        with safe_open(work / f"{name}.safetensors", "pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+
+    for name, block in (("content-heart-w0-blora", "up_blocks.1.attentions.0."),
+                        ("style-neon-w0-blora", "up_blocks.1.attentions.1.")):
+        keys = shapes(name)
+        assert keys and all(block in key for key in keys)
+    merged, content = shapes("ziplora-heart-neon"), shapes("content-heart-w0-all")
+    assert set(merged) == set(content)  # unrouted LoRAs: both touch every layer
+    down = next(k for k in merged if k.endswith("lora_A.weight"))
+    assert merged[down][0] == 2 * content[down][0]  # rank r_c + r_s
+
+
+def test_the_base_model_and_direct_merge_differ_and_direct_is_the_all_off_row(smoke):
+    import numpy as np
+
+    from craftstudio.demo.lab.benchmark import DIRECT
+
+    samples, aliases = smoke.live["_samples"], smoke.live["aliases"]
+    assert aliases[DIRECT] == row_name(ROWS[0])  # one generation, reported under both names
+    base, direct = ([np.asarray(im) for im in samples[(0, name)]] for name in (BASE, aliases[DIRECT]))
+    assert any((a != b).any() for a, b in zip(base, direct, strict=True))
+
+
+def test_every_method_has_a_cost_relative_to_the_base_model(smoke):
+    data, text = smoke.data, smoke.text
+    for table in (data["tables"]["table1"], data["tables"]["ablation"]):
+        assert table[0][-1] == COST
+        assert all(float(row[-1]) > 0 for row in table[1:])
+    assert data["tables"]["table1"][1][0] == BASE and data["tables"]["table1"][1][-1] == "1.00"
+    assert set(data["cost"]) == set(data["summary"]) and data["cost"][BASE]["relative"] == 1.0
+    entry = data["pairs"][0]["methods"]
+    for name, cost in data["cost"].items():
+        assert cost["seconds_per_step"] == entry[name]["seconds_per_step"] > 0
+        assert cost["relative"] == pytest.approx(entry[name]["seconds_per_step"] / entry[BASE]["seconds_per_step"])
+        assert entry[name]["seconds_per_image"] == pytest.approx(2 * entry[name]["seconds_per_step"])
+    assert f"{COST}: seconds per image and sampler step" in text
+
+
+def test_the_ziplora_merge_time_is_reported_apart(smoke):
+    data = smoke.data
+    merge = data["ziplora_merge"]
+    assert (merge["merges"], merge["steps"]) == (1, 2) and merge["seconds_mean"] > 0
+    assert data["pairs"][0]["ziplora_merge"]["seconds"] == merge["seconds_mean"]
+    assert data["training"]["ziplora:heart:neon"]["seconds"] == merge["seconds_mean"]
+    assert f"ZipLoRA's merge (2 steps, once per pair and seed) took {merge['seconds_mean']:.1f} s" in smoke.text
+    assert "not in its cost column" in smoke.text
 
 
 def test_the_style_weight_goes_into_the_prompt_marker():
@@ -141,3 +247,111 @@ def test_benchmark_refuses_an_unknown_curve_preset_before_training(tmp_path, cap
     assert main(["benchmark", "--pair", "heart:neon", "--curves", "wobbly", "--workdir", str(tmp_path / "w")]) == 2
     assert "Unknown curve preset 'wobbly': choose one of" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def _seed_run(seed: int, both: float, base_s: float, m_s: float, merge_s: float) -> dict:
+    """A run on two pairs at reference seed `seed`, with timings and a ZipLoRA merge per pair."""
+    from craftstudio.demo.lab.benchmark import METRICS, summarize
+    from craftstudio.demo.lab.benchmark_peers import cost_summary, ziplora_summary
+
+    names = [BASE, "m1"]
+    pairs = []
+    for k, pair in enumerate((("heart", "neon"), ("bolt", "mosaic"))):
+        methods = {BASE: {**{m: 0.0 for m in METRICS}, "seconds_per_step": base_s, "predictions": [["a", "b"]]},
+                   "m1": {**{m: both + k for m in METRICS}, "seconds_per_step": m_s * (k + 1),
+                          "predictions": [["c", "d"]]}}
+        pairs.append({"content": pair[0], "style": pair[1], "seed": seed, "methods": methods,
+                      "ziplora_merge": {"seconds": merge_s, "steps": 100, "final_loss": 0.1}})
+    return {"config": {"pairs": [["heart", "neon"], ["bolt", "mosaic"]], "seed": seed, "images": 2, "refs": 1,
+                       "lora_steps": 300, "workdir": f"/w/{seed}", "lora_workers": 1},
+            "pairs": pairs, "summary": summarize(pairs, names), "cost": cost_summary(pairs, names),
+            "ziplora_merge": ziplora_summary(pairs), "aliases": {BASE: BASE, "direct merge": "m1"}, "rows": [],
+            "training": {"backbone": {"seconds": 1.0}},
+            "timing": {"training_s": 1.0, "generation_s": 2.0, "total_s": 3.0, "seconds_per_image": 0.5}}
+
+
+def test_merging_runs_of_two_reference_seeds_averages_each_pair_over_them():
+    from craftstudio.demo.lab.benchmark import merge
+    from craftstudio.demo.lab.benchmark_report import per_pair_table, report_text, table1
+
+    merged = merge([_seed_run(0, 0.2, 0.01, 0.02, 4.0), _seed_run(1, 0.4, 0.01, 0.04, 6.0)])
+    assert merged["config"]["ref_seeds"] == [0, 1]
+    assert merged["config"]["pairs"] == [["heart", "neon"], ["bolt", "mosaic"]]
+    heart, bolt = merged["pairs"]
+    assert heart["seeds"] == [0, 1] and heart["methods"]["m1"]["both_acc"] == pytest.approx(0.3)
+    assert bolt["methods"]["m1"]["both_acc"] == pytest.approx(1.3)
+    assert len(heart["methods"]["m1"]["predictions"]) == 2  # both seeds' images
+    assert merged["summary"]["m1"]["both_acc"]["mean"] == pytest.approx(0.8)  # mean over pairs of seed means
+    assert merged["summary"]["m1"]["both_acc"]["std"] == pytest.approx(0.5)
+    assert len(merged["runs"]) == 4 and merged["timing"]["total_s"] == 6.0
+    # Cost: median over the 4 (pair, seed) runs of each run's ratio to its base: 2, 4, 4, 8.
+    assert merged["cost"][BASE]["relative"] == 1.0 and merged["cost"]["m1"]["relative"] == pytest.approx(4.0)
+    assert merged["ziplora_merge"]["merges"] == 4 and merged["ziplora_merge"]["seconds_mean"] == pytest.approx(5.0)
+    assert [r[-1] for r in table1(merged)] == [COST, "1.00", "4.00"]
+    assert per_pair_table(merged)[2] == ["direct merge", "0.30 (0.30 / 0.30)", "1.30 (1.30 / 1.30)"]
+    text = report_text(merged)
+    assert "reference seed(s) 0, 1 (each pair averaged over them)" in text and "took 5.0 s" in text
+    with pytest.raises(ValueError, match="share pairs"):
+        merge([_seed_run(0, 0.2, 0.01, 0.02, 4.0), _seed_run(0, 0.4, 0.01, 0.04, 6.0)])
+    # A merged result merges again through its runs: a third seed joins the average.
+    again = merge([merged, _seed_run(2, 0.6, 0.01, 0.02, 5.0)])
+    assert again["config"]["ref_seeds"] == [0, 1, 2] and len(again["runs"]) == 6
+    assert again["pairs"][0]["methods"]["m1"]["both_acc"] == pytest.approx(0.4)
+
+
+def _fake_run(config, log=print):
+    """What run_benchmark returns, without training: numbers from the config's seed."""
+    result = _seed_run(config.seed, 0.2 + 0.2 * config.seed, 0.01, 0.02, 4.0)
+    result["config"] = config.to_dict()
+    return result
+
+
+def test_ref_seeds_runs_once_per_seed_and_merges(tmp_path, monkeypatch, capsys):
+    from craftstudio.demo.lab import benchmark
+    from craftstudio.demo.lab.commands import main
+
+    monkeypatch.setattr(benchmark, "run_benchmark", _fake_run)
+    out = tmp_path / "t1.json"
+    assert main(["benchmark", "--ref-seeds", "0,1", "--peers", "ziplora,k-lora", "--workdir", str(tmp_path / "w"),
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    runs = [json.loads((tmp_path / f"t1.seed{s}.json").read_text()) for s in (0, 1)]
+    assert [r["config"]["seed"] for r in runs] == [0, 1]
+    assert [r["config"]["workdir"] for r in runs] == [str(tmp_path / "w" / f"seed-{s}") for s in (0, 1)]
+    assert runs[0]["config"]["peers"] == ["k-lora", "ziplora"]
+    assert data["config"]["ref_seeds"] == [0, 1]
+    assert data["pairs"][0]["methods"]["m1"]["both_acc"] == pytest.approx(0.3)
+    assert "reference seed(s) 0, 1" in capsys.readouterr().out
+
+
+def test_cuda_sizes_the_run_for_the_full_table_unless_told(monkeypatch):
+    from craftstudio.demo.lab import benchmark
+    from craftstudio.demo.lab.commands import main
+
+    seen = []
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda config, log=print: seen.append(config) or _fake_run(config))
+    assert main(["benchmark", "--device", "cuda", "--lora-steps", "700"]) == 0
+    assert main(["benchmark"]) == 0
+    cuda, cpu = seen
+    assert (cuda.images, cuda.lora_steps, cuda.lora_rank, cuda.lora_workers, cuda.threads) == (16, 700, 16, 24, 1)
+    assert (cpu.images, cpu.lora_steps, cpu.lora_rank, cpu.lora_workers, cpu.threads) == (8, 300, 8, 1, 2)
+    assert cuda.peers == cpu.peers == ("k-lora", "switch", "composite", "ziplora", "b-lora")
+    assert cuda.ziplora_steps == 100
+
+
+@pytest.mark.parametrize(("args", "words"), [(["--peers", "k-lora,dora"], "unknown peer 'dora'"),
+                                             (["--ref-seeds", "0,x"], "whole numbers"),
+                                             (["--ref-seeds", "1,1"], "different seeds")])
+def test_benchmark_refuses_bad_peers_or_seeds_before_training(tmp_path, capsys, args, words):
+    from craftstudio.demo.lab.commands import main
+
+    assert main(["benchmark", *args, "--workdir", str(tmp_path / "w")]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_parse_peers():
+    from craftstudio.demo.lab.benchmark_peers import PEERS, parse_peers
+
+    assert parse_peers("all") == PEERS and parse_peers("none") == parse_peers("") == ()
+    assert parse_peers("b-lora, K-LoRA") == ("k-lora", "b-lora")

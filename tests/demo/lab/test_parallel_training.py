@@ -57,3 +57,11 @@ def test_a_failing_worker_raises_its_error(tiny_sd1, pictures, tmp_path):
     requests["style"] = dataclasses.replace(requests["style"], images=(str(tmp_path / "missing"),))
     with pytest.raises(Exception, match="missing"):
         train_many(requests, workers=2)
+
+
+def test_a_request_must_come_after_what_it_needs(tiny_sd1, pictures, tmp_path):
+    requests = _requests(tiny_sd1, pictures, tmp_path)
+    with pytest.raises(ValueError, match="'content' needs 'style', which is not listed before it"):
+        train_many(requests, after={"content": ("style",)})
+    with pytest.raises(ValueError, match="needs 'backbone'"):
+        train_many(requests, after={"style": ("backbone",)})
