@@ -205,6 +205,7 @@ def run(family_key: str = "sd15", size: int | None = None, steps: int = 30, repe
     names = {"a": "a: base UNet, standard CFG", "b": "b: diffusers+peft, 2 adapters, set_adapters",
              "c": "c: CRAFT sampler, paper curves", "d": "d: diffusers pipeline loop, base UNet",
              "a_fast": "a_fast: base UNet, compiled", "c_fast": "c_fast: CRAFT sampler, compiled",
+             "c_fast_all": "c_fast_all: CRAFT compiled, LoRAs on every row",
              "c_batch": f"c_batch: CRAFT, {batch} images per call"}
     runners = {"a": case_a, "b": case_b, "c": craft, "d": case_d}
     runners = {k: v for k, v in runners.items() if k == "a" or k in cases}
