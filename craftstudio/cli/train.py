@@ -152,6 +152,9 @@ def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_eve
     p.add_argument("--precision", default="auto", choices=MIXED_PRECISION, help="mixed precision on a GPU")
     p.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false",
                    help="faster, but needs much more GPU memory")
+    p.add_argument("--fast", action="store_true",
+                   help="compile the training step (CUDA: several times faster per step after a first "
+                        "compile of a minute or more)")
     p.add_argument("--upscale", action="store_true", help="enlarge images smaller than the resolution")
     p.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
                    help="save a resumable checkpoint every N steps (0 = never)")
@@ -198,8 +201,8 @@ def _run_backbone(args: argparse.Namespace) -> int:
         steps=args.steps, learning_rate=args.lr, batch_size=args.batch, resolution=args.resolution,
         max_content=args.max_content, max_style=args.max_style, content_caption=args.content_caption,
         style_caption=args.style_caption, loss=args.loss, seed=args.seed, device=args.device,
-        mixed_precision=args.precision, gradient_checkpointing=args.checkpointing, upscale=args.upscale,
-        checkpoint_every=args.checkpoint_every, overwrite=args.overwrite, title=args.title, **_processes(args),
+        mixed_precision=args.precision, gradient_checkpointing=args.checkpointing, fast=args.fast,
+        upscale=args.upscale, checkpoint_every=args.checkpoint_every, overwrite=args.overwrite, title=args.title, **_processes(args),
     )
     return _run_training(request, args.resume)
 
@@ -223,7 +226,7 @@ def _run_lora(args: argparse.Namespace) -> int:
         backbone=args.backbone, caption=args.caption, rank=args.rank, alpha=args.alpha,
         learning_rate=args.lr, steps=args.steps, batch_size=args.batch, resolution=args.resolution,
         loss=args.loss, seed=args.seed, device=args.device, mixed_precision=args.precision,
-        gradient_checkpointing=args.checkpointing, adam_8bit=args.adam_8bit, upscale=args.upscale,
+        gradient_checkpointing=args.checkpointing, fast=args.fast, adam_8bit=args.adam_8bit, upscale=args.upscale,
         sample_every=args.sample_every, sample_prompt=args.sample_prompt, sample_steps=args.sample_steps,
         checkpoint_every=args.checkpoint_every, routing_overrides=_overrides(args.route),
         routing_preset=args.routing_preset,

@@ -41,7 +41,7 @@ BASIS_INITS = (MINOR_INIT, RANDOM_INIT)
 # Fields that change how a run is watched or stored, not the trained weights; a checkpoint made
 # with other values of these may still be resumed.
 RUN_ONLY_FIELDS = frozenset({"out", "overwrite", "checkpoint_every", "sample_every", "sample_prompt",
-                             "sample_steps", "device", "title", "num_processes", "gpus"})
+                             "sample_steps", "device", "title", "num_processes", "gpus", "fast"})
 MAX_PROCESSES = 64
 
 
@@ -142,6 +142,7 @@ class BackboneTrainRequest:
     gpus: tuple[int, ...] = ()  # which CUDA GPUs (one per process); () = the first num_processes
     mixed_precision: str = "auto"
     gradient_checkpointing: bool = True
+    fast: bool = False  # compiled training step (engine/training/compiled_step.py); same weights
     upscale: bool = False  # enlarge images smaller than the resolution instead of refusing them
     checkpoint_every: int = 500
     overwrite: bool = False
@@ -203,6 +204,7 @@ class LoraTrainRequest:
     gpus: tuple[int, ...] = ()  # which CUDA GPUs (one per process); () = the first num_processes
     mixed_precision: str = "auto"
     gradient_checkpointing: bool = True
+    fast: bool = False  # compiled training step (engine/training/compiled_step.py); same weights
     adam_8bit: bool = False  # needs bitsandbytes
     upscale: bool = False
     sample_every: int = 0  # 0 = no sample images

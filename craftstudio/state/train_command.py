@@ -33,7 +33,7 @@ _BACKBONE = (
     ("max_content", "--max-content"), ("max_style", "--max-style"),
     ("content_caption", "--content-caption"), ("style_caption", "--style-caption"),
 )
-_SWITCHES = (("gradient_checkpointing", "--no-gradient-checkpointing"), ("adam_8bit", "--adam-8bit"),
+_SWITCHES = (("gradient_checkpointing", "--no-gradient-checkpointing"), ("fast", "--fast"), ("adam_8bit", "--adam-8bit"),
              ("upscale", "--upscale"), ("overwrite", "--overwrite"))
 
 

@@ -118,6 +118,8 @@ class TrainState(ObservableObject):
     mixed_precision_changed = Signal(str)
     gradient_checkpointing = Property(True, persist=True)
     gradient_checkpointing_changed = Signal(bool)
+    fast = Property(False, persist=True)  # compiled training step (LoraTrainRequest.fast)
+    fast_changed = Signal(bool)
     adam_8bit = Property(False, persist=True)
     adam_8bit_changed = Signal(bool)
     loss = Property("mse", persist=True)
@@ -313,7 +315,7 @@ class TrainState(ObservableObject):
         common = dict(model=self.model.strip(), out=str(self.output_path()), steps=self.steps,
                       learning_rate=self.learning_rate, batch_size=self.batch_size, resolution=self.resolution,
                       loss=self.loss, seed=self.seed, device=self.device, mixed_precision=self.mixed_precision,
-                      gradient_checkpointing=self.gradient_checkpointing, upscale=self.upscale,
+                      gradient_checkpointing=self.gradient_checkpointing, fast=self.fast, upscale=self.upscale,
                       checkpoint_every=self.checkpoint_every, overwrite=self.overwrite, title=self.title.strip(),
                       **self.gpu_selection.request_fields(self.device))
         if self.kind == "backbone":

@@ -271,6 +271,7 @@ class TrainPage(QWidget):
             ("Style caption", self._bound_line("style_caption"), backbone),
             ("Precision", self._bound_combo("mixed_precision", MIXED_PRECISION), every),
             ("", self._bound_check("gradient_checkpointing", "Gradient checkpointing (less memory)"), every),
+            ("", self._bound_check("fast", "Compiled step (CUDA: faster after a first compile)"), every),
             ("", self._bound_check("adam_8bit", "8-bit Adam (needs bitsandbytes)"), lora),
             ("", self._bound_check("upscale", "Upscale images below the resolution"), every),
             ("Loss", self._bound_combo("loss", LOSSES), every),

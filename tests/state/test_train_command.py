@@ -25,7 +25,7 @@ LORAS = [
     LoraTrainRequest(role="style", model="/m dir", images=("/r/a b.png", "/r/c.png"), trigger="ohwx",
                      out="/o/b.safetensors", backbone="/b.safetensors", caption="{trigger} art", rank=4,
                      alpha=2.5, learning_rate=3.3e-5, steps=7, batch_size=2, resolution=256, loss="min_snr",
-                     seed=9, device="cpu", mixed_precision="no", gradient_checkpointing=False, adam_8bit=True,
+                     seed=9, device="cpu", mixed_precision="no", gradient_checkpointing=False, fast=True, adam_8bit=True,
                      upscale=True, sample_every=3, sample_prompt="a <s>", sample_steps=4, checkpoint_every=0,
                      routing_overrides={"mid_block": "style", "up_blocks.1": "none"}, overwrite=True,
                      title="T"),
@@ -37,7 +37,7 @@ BACKBONES = [
     BackboneTrainRequest(model="/m", content_dir="/c", style_dir="/s", out="/o/w.safetensors", r_max=8, r_min=2,
                          init="random", sigma=0.5, ortho_weight=0.1, keep_dir="/k", keep_weight=10.0, steps=3,
                          learning_rate=0.01, max_content=4, max_style=5, content_caption="x",
-                         style_caption="y", resolution=64, gradient_checkpointing=False, upscale=True),
+                         style_caption="y", resolution=64, gradient_checkpointing=False, fast=True, upscale=True),
 ]
 
 

@@ -34,6 +34,7 @@ from craftstudio.domain.training import BackboneTrainRequest, TrainResult, compa
 from craftstudio.engine.backbone import save_backbone
 from craftstudio.engine.fingerprint import model_fingerprint
 from craftstudio.engine.training import checkpoint as ckpt
+from craftstudio.engine.training.compiled_step import step_module
 from craftstudio.engine.training.data import check_sizes, collect_images, load_set, read_captions
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
@@ -158,7 +159,8 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         bases = ProjectionBases(specs, request.seed, device, init=request.init,
                                 weights={s.name: unet.get_submodule(s.name).weight for s in specs})
         noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
-        setup = DenoisingSetup(unet, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
+        module = step_module(unet, request.fast, device, lambda message: tell(progress, "prepare", message))
+        setup = DenoisingSetup(module, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)
         projection = Projection(unet, [s.name for s in specs])
         params = dict(bases.named_parameters())

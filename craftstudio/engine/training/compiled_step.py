@@ -17,12 +17,24 @@ from __future__ import annotations
 
 import torch
 
-from craftstudio.engine.compiled_unet import BACKEND, use_cache_dir
+from craftstudio.engine import compiled_unet
 
 
 def compile_for_training(module: torch.nn.Module, *, backend: str | None = None) -> torch.nn.Module:
     """`module` compiled for training (graph breaks allowed: DDP's bucket splits are breaks)."""
-    backend = backend or BACKEND
+    backend = backend or compiled_unet.BACKEND
     if backend == "inductor":
-        use_cache_dir()
+        compiled_unet.use_cache_dir()
     return torch.compile(module, backend=backend, dynamic=False)
+
+
+def step_module(module: torch.nn.Module, fast: bool, device: torch.device, tell=None) -> torch.nn.Module:
+    """What a trainer's step calls: `module`, compiled when the run asks for the fast step and
+    torch.compile runs on `device` (not on Apple MPS: there the run says so and stays eager)."""
+    if not fast:
+        return module
+    if not compiled_unet.supported(device):
+        if tell is not None:
+            tell(f"the compiled training step does not run on {device.type.upper()}: training without it")
+        return module
+    return compile_for_training(module)

@@ -34,6 +34,7 @@ from craftstudio.engine.backbone import apply_backbone, check_fits, load_backbon
 from craftstudio.engine.fingerprint import file_sha256, model_fingerprint
 from craftstudio.engine.routing import LayerSets, modules_by_role, target_modules
 from craftstudio.engine.training import checkpoint as ckpt
+from craftstudio.engine.training.compiled_step import step_module
 from craftstudio.engine.training.data import (
     caption_file,
     check_sizes,
@@ -176,8 +177,9 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
         unet.train()
         noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
         # The step runs the UNet through DDP; samples and the saved file use the UNet itself.
-        setup = DenoisingSetup(replicas.wrap(unet), noise_scheduler, precision,
-                               make_denoising_loss(request.loss, noise_scheduler))
+        module = step_module(replicas.wrap(unet), request.fast, device,
+                             lambda message: tell(progress, "prepare", message))
+        setup = DenoisingSetup(module, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(list(params.values()), request.learning_rate, request.adam_8bit)
         step_fn = LoraStep(setup, optimizer)
         folder = ckpt.checkpoint_folder(out)

@@ -1,0 +1,65 @@
+"""The fast (compiled) training step trains the weights the eager step trains.
+
+On the CPU the graph is captured by dynamo and run through AOT autograd without code generation
+("aot_eager"): the same capture, forward/backward split and graph the GPU compiles with Inductor,
+so a graph break, a wrong gradient or a hook the capture misses shows up here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from craftstudio.engine import compiled_unet
+from craftstudio.engine.training.backbone_training import train_backbone
+from craftstudio.engine.training.compiled_step import step_module
+from craftstudio.engine.training.lora_training import train_lora
+from tests.engine.training.conftest import backbone_request, lora_request
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Compile with dynamo + AOT autograd only, and count the graphs dynamo compiles."""
+    import torch._dynamo
+
+    monkeypatch.setattr(compiled_unet, "BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    before = compiled_unet.graph_count()
+    yield lambda: compiled_unet.graph_count() - before
+    torch._dynamo.reset()
+
+
+def _same(a_path, b_path, atol: float) -> None:
+    a, b = load_file(str(a_path)), load_file(str(b_path))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=atol), key
+
+
+def test_a_compiled_lora_step_trains_the_eager_lora(tmp_path, tiny_sd1, refs, captured):
+    eager = train_lora(lora_request(tiny_sd1, refs, tmp_path / "eager.safetensors", steps=3, batch_size=2))
+    fast = train_lora(lora_request(tiny_sd1, refs, tmp_path / "fast.safetensors", steps=3, batch_size=2,
+                                   fast=True))
+    assert captured() >= 1  # the step really went through dynamo
+    _same(eager.out, fast.out, atol=1e-5)
+    # The weights moved: a step that trained nothing would also "match".
+    assert max(load_file(str(fast.out))[k].abs().max().item() for k in load_file(str(fast.out))
+               if "lora_B" in k or "lora_up" in k) > 0
+    assert [t["loss"] for t in fast.losses] == pytest.approx([t["loss"] for t in eager.losses], abs=1e-5)
+    assert fast.request.fast and not eager.request.fast
+
+
+def test_a_compiled_backbone_step_trains_the_eager_backbone(tmp_path, tiny_sd1, refs, captured):
+    eager = train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "eager.safetensors"))
+    fast = train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "fast.safetensors", fast=True))
+    assert captured() >= 1
+    _same(eager.out, fast.out, atol=1e-4)
+    assert [t["loss"] for t in fast.losses] == pytest.approx([t["loss"] for t in eager.losses], abs=1e-4)
+
+
+def test_the_fast_step_stays_eager_where_torch_compile_does_not_run():
+    module = torch.nn.Linear(2, 2)
+    said = []
+    assert step_module(module, True, torch.device("mps"), said.append) is module
+    assert said and "MPS" in said[0]
+    assert step_module(module, False, torch.device("cpu")) is module
