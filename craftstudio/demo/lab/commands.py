@@ -116,6 +116,14 @@ def _cmd_peers(args) -> int:
     return 0
 
 
+def _cmd_probe(args) -> int:
+    from craftstudio.demo.lab.probes import run
+
+    run(args.experiment or ["style-alone", "style-subsets", "uncond-ratio"], args.images, args.device,
+        [float(v) for v in args.gammas.split(",")], args.json)
+    return 0
+
+
 def _cmd_benchmark_merge(args) -> int:
     from craftstudio.demo.lab.benchmark import merge
     from craftstudio.demo.lab.benchmark_report import report_text, write_json
@@ -362,6 +370,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", type=Path, default=None)
     p.set_defaults(func=_cmd_peers)
+
+    p = sub.add_parser("probe", help="experiments on the demo pair: the style LoRA alone, on parts of its "
+                       "layers, and how unconditional each LoRA's change is")
+    p.add_argument("--experiment", action="append", choices=["style-alone", "style-subsets", "uncond-ratio"],
+                   help="repeatable (default: all three)")
+    p.add_argument("--images", type=int, default=16, help="images per row (seeds 0 … N−1)")
+    p.add_argument("--gammas", default="0.25,0.5,1", help="style weights <s:γ> to try")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, default=None)
+    p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser("benchmark-merge", help="one table from benchmark JSON files of different pairs or "
                        "reference seeds")
