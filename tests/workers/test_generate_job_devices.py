@@ -55,3 +55,18 @@ def test_a_cancel_stops_a_split_batch_and_saves_nothing(tiny_sd1, tmp_path):
         job.run(progress, token)
     assert len(steps) < 3  # stopped at the next step, not after its 2 images × 3 steps
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_on_the_job_runner_a_split_batch_reports_progress_and_finishes(qtbot, tiny_sd1, tmp_path):
+    from craftstudio.workers.job_runner import JobRunner
+
+    runner = JobRunner()
+    try:
+        seen = []
+        runner.progress.connect(lambda job_id, event: seen.append(event.stage))
+        job = GenerateJob(_request(tiny_sd1), outputs=tmp_path, devices=("cpu", "cpu"))
+        with qtbot.waitSignal(runner.finished, timeout=60_000) as finished:
+            runner.submit(job)
+        assert len(finished.args[1].paths) == 3 and "denoise" in seen
+    finally:
+        runner.shutdown()
