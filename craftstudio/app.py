@@ -25,6 +25,7 @@ from craftstudio.domain.resources import resources_dir
 from craftstudio.library.catalog import Catalog
 from craftstudio.library.paths import APP_NAME, AppPaths
 from craftstudio.state.compare_state import CompareState
+from craftstudio.state.device_probe import DeviceProbe
 from craftstudio.state.gallery_state import GalleryState
 from craftstudio.state.generate_state import GenerateState
 from craftstudio.state.library_state import LibraryState
@@ -94,13 +95,15 @@ def build_studio(*, engine: GenerateFn | None = None, paths: AppPaths | None = N
     runner = JobRunner()
     catalog = open_catalog(paths)
     settings_file = SettingsFile(paths.settings)
-    settings = SettingsState(paths, settings=settings_file, runner=runner, catalog=catalog)
+    # One probe of the GPUs for Settings and Train, run when the first of them is shown.
+    probe = DeviceProbe(runner)
+    settings = SettingsState(paths, settings=settings_file, runner=runner, catalog=catalog, probe=probe)
     state = GenerateState(runner, engine=engine, settings=settings_file, outputs=paths.outputs,
                           app_settings=settings, history=catalog.history)
     settings.theme_changed.connect(apply_theme)
     library = LibraryState(catalog, runner, state, settings=settings_file,
                            thumbnail_cache=cache_dir(paths), engine=engine)
-    train = TrainState(runner, library_home=paths.root, settings=settings_file, generate=state)
+    train = TrainState(runner, library_home=paths.root, settings=settings_file, generate=state, probe=probe)
     gallery = GalleryState(catalog, state)
     queue = QueueState(runner)
     compare = CompareState(runner, state, engine=engine, history=catalog.history)  # outputs: Settings

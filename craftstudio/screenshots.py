@@ -8,8 +8,9 @@ regenerate them with this command after changing a page.
 
 Besides one PNG per area, `compare.png` shows the Generate page's compare grid (the CRAFT
 explorer) for the demo pair, and the Train page shows a content LoRA's references (ShapesWorld
-pictures rendered for the occasion). `Shot.placeholder` says if an area still shows "Coming
-soon" (none should).
+pictures rendered for the occasion). `settings-gpus.png` shows the Settings page as on a computer
+with two GPUs (two listed GPUs are staged in its state, both ticked for a batch), whatever this
+computer has. `Shot.placeholder` says if an area still shows "Coming soon" (none should).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SYNTHETIC_LORAS = (
     ("ginger cat", "sd1", 16, {"ginger cat": 38, "whiskers": 9}),
     ("paper cutout", "sd2", 4, {"paper cutout": 22}),
 )
+STAGED_GPUS = ("NVIDIA GeForce RTX 4090, 24 GB", "NVIDIA GeForce RTX 4090, 24 GB")
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
             shots.append(Shot(area, _grab(window, out / file_name(area)), placeholder))
         shots.append(Shot("Compare", compare, False))
         shots += _image_to_image(studio, home.parent / "pictures", out)
+        shots.append(_settings_gpus(studio, out))
         return shots
     finally:
         studio.shutdown()
@@ -151,6 +154,18 @@ def _image_to_image(studio, folder: Path, out: Path) -> list[Shot]:
     state.pictures.clear()
     state.prompt = saved_prompt
     return shots
+
+
+def _settings_gpus(studio, out: Path) -> Shot:
+    """The Settings page with two GPUs listed and ticked for a batch (staged in its state)."""
+    from craftstudio.workers.train_job import DeviceInfo
+
+    settings = studio.settings
+    studio.window.show_area("Settings")
+    settings.use_devices(DeviceInfo("cuda", STAGED_GPUS[0].split(",")[0], 24.0, False, STAGED_GPUS))
+    settings.gpu_selection.chosen = ",".join(str(n) for n in range(len(STAGED_GPUS)))
+    _settle()
+    return Shot("Settings GPUs", _grab(studio.window, out / "settings-gpus.png"), False)
 
 
 def _settle() -> None:

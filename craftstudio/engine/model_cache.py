@@ -40,6 +40,11 @@ def slot(name: str) -> Iterator[None]:
         _slot.reset(token)
 
 
+def current_slot() -> str:
+    """This thread's slot ("" = the default one)."""
+    return _slot.get()
+
+
 def _stamp(path: Path) -> tuple[str, int | None]:
     resolved = path.expanduser().resolve()
     try:

@@ -3,7 +3,10 @@
 The batch's seeds are split into contiguous shares, one per device (the first devices take one
 more when N does not divide): device d generates images start_d … start_d + n_d − 1 as an
 ordinary `generate` of seed `seed + start_d` and batch n_d, in its own thread, with its own model
-(model_cache.slot), on its own GPU (the thread's current CUDA device). Image i is seeded
+(model_cache.slot), on its own GPU (the thread's current CUDA device). The first share on the
+device a plain `generate` uses (the current CUDA device, or the CPU) takes the caller's own slot,
+whose thread waits meanwhile: in the app, a split batch after ordinary jobs reuses the model they
+left on GPU 0 instead of loading a second copy next to it. Image i is seeded
 `seed + i` as on one device, so it is the same picture; batched UNet calls of another size round
 differently, so "the same" means within one 8-bit level, as for any batch (tests).
 
@@ -58,6 +61,20 @@ def parse_devices(text: str | Sequence[str]) -> list[str]:
     return names
 
 
+def present(names: Sequence[str]) -> list[str]:
+    """The devices of `names` that this computer has: a remembered `cuda:N` it lacks (a settings
+    file carried from another computer) is left out, silently; cpu always stays."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    out = []
+    for name in names:
+        kind, _, index = name.strip().lower().partition(":")
+        if (kind == "cpu" and not index) or (kind == "mps" and not index and mps) or \
+                (kind == "cuda" and (index or "0").isdigit() and int(index or 0) < count):
+            out.append(f"{kind}:{index}" if index else kind)
+    return out
+
+
 def shares(count: int, devices: int) -> list[tuple[int, int]]:
     """(first image, images) per device, contiguous, sizes differing by at most one."""
     base, extra = divmod(count, devices)
@@ -97,8 +114,9 @@ def generate_on_devices(request: GenerateRequest, devices: str | Sequence[str] |
     parts = [(name, start, n) for name, (start, n) in zip(names, shares(request.batch_count, len(names)),
                                                            strict=True) if n]
     check_inputs(request)  # a missing or damaged file is one sentence, before anything loads
+    slots = _slots([name for name, _, _ in parts])
     for position, (name, _, _) in enumerate(parts):
-        with model_cache.slot(f"{name}#{position}"), _on(name):
+        with model_cache.slot(slots[position]), _on(name):
             _load(request, name)
     token = _Linked(cancel)
     results: dict[int, GenerateResult] = {}
@@ -108,7 +126,7 @@ def generate_on_devices(request: GenerateRequest, devices: str | Sequence[str] |
         kind = name.partition(":")[0]
         sub = dataclasses.replace(request, seed=request.seed + start, batch_count=n, device=kind)
         try:
-            with model_cache.slot(f"{name}#{position}"), _on(name):
+            with model_cache.slot(slots[position]), _on(name):
                 results[position] = generate(sub, progress=progress if position == 0 else None, cancel=token)
         except BaseException as exc:  # noqa: BLE001 (raised again below, in the caller's thread)
             errors.append(exc)
@@ -135,6 +153,14 @@ def generate_on_devices(request: GenerateRequest, devices: str | Sequence[str] |
         device=",".join(name for name, _, _ in parts), seconds=time.perf_counter() - started,
         details={**first.details, "devices": [{"device": name, "seeds": r.seeds}
                                               for (name, _, _), r in zip(parts, ordered, strict=True)]})
+
+
+def _slots(names: list[str]) -> list[str]:
+    """Each share's model slot: its own, except the first share on the caller's device, which uses
+    the caller's slot (the caller's thread only waits while the shares run)."""
+    here = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    mine = next((i for i, name in enumerate(names) if name in (here, here.partition(":")[0])), None)
+    return [model_cache.current_slot() if i == mine else f"{name}#{i}" for i, name in enumerate(names)]
 
 
 def _load(request: GenerateRequest, name: str) -> None:

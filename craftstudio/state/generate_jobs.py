@@ -101,7 +101,10 @@ class FollowsGenerateJobs:
         folder = output.paths[0].parent if output.paths else ""
         seconds = output.result.seconds
         count = len(output.paths)
-        self.status = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s, saved to {folder}"
+        split = output.result.details.get("devices") or ()
+        every_gpu = all(str(part.get("device", "")).startswith("cuda") for part in split)
+        where = f" on {len(split)} {'GPUs' if every_gpu else 'devices'}" if len(split) > 1 else ""
+        self.status = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s{where}, saved to {folder}"
         self.progress_text = f"Done in {seconds:.1f} s"
         self._done(job_id)
 

@@ -57,7 +57,7 @@ from craftstudio.state.picture_state import PictureState
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore, same_object
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.state.settings_state import SettingsState
-from craftstudio.workers.generate_job import GenerateFn, GenerateJob
+from craftstudio.workers.generate_job import GenerateFn, GenerateJob, SplitFn
 from craftstudio.workers.job_runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,17 @@ class GenerateState(FollowsGenerateJobs, ObservableObject):
     def __init__(self, runner: JobRunner, *, engine: GenerateFn | None = None,
                  settings: SettingsFile | None = None, outputs: Path | None = None,
                  app_settings: SettingsState | None = None, library_home: Path | None = None,
-                 history: HistoryStore | None = None, parent: QObject | None = None) -> None:
+                 history: HistoryStore | None = None, split_engine: SplitFn | None = None,
+                 parent: QObject | None = None) -> None:
         """`app_settings`: the Settings page's values (device, previews, output folder and
-        names, threads). `library_home`: the app's home, whose catalog feeds the pickers;
+        names, threads, the GPUs a batch is split over). `split_engine` replaces the real split
+        of a batch over several devices (tests), as `engine` replaces `generate`. `library_home`: the app's home, whose catalog feeds the pickers;
         default: the folder of the settings file (the app keeps settings.json in its home)."""
         super().__init__(parent)
         self._app_settings = app_settings
         self._runner = runner
         self._engine = engine
+        self._split_engine = split_engine
         self._settings = settings
         self._outputs = outputs
         self._history = history
@@ -259,10 +262,12 @@ class GenerateState(FollowsGenerateJobs, ObservableObject):
             return None
         self.save_settings()
         options = self._app_settings.job_options() if self._app_settings else {"outputs": self._outputs}
+        devices = self._app_settings.batch_devices(request) if self._app_settings else ()
         first = None
         for index in range(max(1, self.repeat)):
             job_request = request if index == 0 else replace(request, seed=request.seed + index * request.batch_count)
-            job_id = self._runner.submit(GenerateJob(job_request, engine=self._engine, **options))
+            job_id = self._runner.submit(GenerateJob(job_request, engine=self._engine, devices=devices,
+                                                     split_engine=self._split_engine, **options))
             self._jobs.append(job_id)
             first = first if first is not None else job_id
         self.is_busy = True

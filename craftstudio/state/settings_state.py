@@ -7,7 +7,18 @@ Every setting here changes something (nothing is shown that the engine ignores):
   (`job_options()`): where images are saved, what they are called, torch's CPU threads;
 - `models_folder` and `loras_folder` are the folders File › Scan library folders scans into the
   catalog (`scan_library_folders()`); File › Add folder… scans any other (`add_folder()`);
-- `theme` is applied to the whole application by the ui layer when it changes.
+- `theme` is applied to the whole application by the ui layer when it changes;
+- `gpu_selection` ("GPUs for a batch", on a computer with several CUDA GPUs) gives each
+  `GenerateJob` the devices a batch is split over (`batch_devices()`).
+
+The GPUs are listed by the app's shared `DeviceProbe` (a worker job that imports torch), asked
+when the Settings page is first shown (`detect_gpus()`) or answered already for the Train page;
+until then `gpu_selection.available` is empty and the page shows no GPU row. A batch is split
+when two or more GPUs are ticked, the device is Automatic or CUDA, low VRAM is off and the batch
+has several images; otherwise a job runs on one device as always. A remembered choice counts
+before the GPUs are listed too (Generate may run before Settings or Train is ever shown): the
+job then leaves out, on the worker, any GPU the computer does not have. Once they are listed, a
+remembered GPU number the computer lacks is dropped here.
 
 Values change through `change(name, value)`, which validates: an invalid value is refused,
 the old one kept, and `error` holds one sentence for the page to show. Accepted values are
@@ -30,10 +41,13 @@ from craftstudio.domain.file_names import DEFAULT_TEMPLATE, check_template, exam
 from craftstudio.domain.generation import DEVICES
 from craftstudio.library.catalog import Catalog
 from craftstudio.library.paths import AppPaths
+from craftstudio.state.device_probe import DeviceProbe
+from craftstudio.state.gpu_selection import GpuSelection, parse_numbers
 from craftstudio.state.properties import ObservableObject, Property, persisted
 from craftstudio.state.settings_file import SettingsFile
 from craftstudio.workers.job_runner import JobRunner
 from craftstudio.workers.scan_job import ScanJob, describe_report
+from craftstudio.workers.train_job import DeviceInfo
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,7 @@ THEMES = ("dark", "light", "system")
 MAX_PREVIEW_EVERY = 1000
 MAX_THREADS = 256
 FOLDERS = {"outputs_folder": "outputs", "models_folder": "models", "loras_folder": "LoRAs"}
+BATCH_GPUS_KEY = "batch_gpus"  # the ticked GPUs ("0,1") in the settings section
 
 
 class SettingsState(ObservableObject):
@@ -74,26 +89,44 @@ class SettingsState(ObservableObject):
     example_name_changed = Signal(str)
     scan_status = Property("")  # the last folder scan, in words
     scan_status_changed = Signal(str)
+    gpu_note = Property("")  # what "GPUs for a batch" does now, in words
+    gpu_note_changed = Signal(str)
     # A folder the user added (File › Add folder…); it is being scanned into the catalog.
     folder_added = Signal(str)
 
     def __init__(self, paths: AppPaths, *, settings: SettingsFile | None = None,
                  runner: JobRunner | None = None, catalog: Catalog | None = None,
-                 parent: QObject | None = None) -> None:
+                 probe: DeviceProbe | None = None, parent: QObject | None = None) -> None:
         """`catalog`: the app's shared catalog, which scans fill (without one, a scan opens the
-        catalog in `paths` for its own use)."""
+        catalog in `paths` for its own use). `probe`: the app's shared device probe (default:
+        one of this state's own when there is a runner)."""
         super().__init__(parent)
         self._paths = paths
         self._catalog = catalog
         self._settings = settings
         self._runner = runner
         self._scan_jobs: set[int] = set()
+        self._gpus_listed = False  # whether the probe has answered
+        self.gpu_selection = GpuSelection(self)
         self.outputs_folder = str(paths.outputs)
         self.models_folder = str(paths.models)
         self.loras_folder = str(paths.loras)
         if settings is not None:
-            self._restore(settings.section(SETTINGS_SECTION))
+            section = settings.section(SETTINGS_SECTION)
+            self._restore(section)
+            if isinstance(section.get(BATCH_GPUS_KEY), str):
+                self.gpu_selection.chosen = section[BATCH_GPUS_KEY]
         self.example_name = example_name(self.file_name_template)
+        self.gpu_selection.chosen_changed.connect(lambda _chosen: self.save())
+        for signal in (self.gpu_selection.chosen_changed, self.gpu_selection.available_changed,
+                       self.device_changed, self.low_vram_changed):
+            signal.connect(self._update_gpu_note)
+        self._update_gpu_note()
+        self._probe = probe if probe is not None else DeviceProbe(runner, self) if runner is not None else None
+        if self._probe is not None:
+            self._probe.detected.connect(self.use_devices)
+            if self._probe.info is not None:
+                self.use_devices(self._probe.info)
         if runner is not None:
             runner.finished.connect(self._on_scan_finished)
             runner.failed.connect(self._on_scan_failed)
@@ -150,6 +183,42 @@ class SettingsState(ObservableObject):
         return {"outputs": Path(self.outputs_folder), "name_template": self.file_name_template,
                 "threads": self.cpu_threads}
 
+    def batch_devices(self, request: Any) -> tuple[str, ...]:
+        """The devices `request`'s batch is split over ("cuda:0", "cuda:1", ...), or () for the
+        ordinary one-device run (see the module docstring for when)."""
+        chosen = self.gpu_selection.numbers() if self._gpus_listed else parse_numbers(self.gpu_selection.chosen)
+        if (len(chosen) < 2 or request.batch_count < 2 or request.device not in ("auto", "cuda")
+                or request.low_vram):
+            return ()
+        return tuple(f"cuda:{n}" for n in chosen)
+
+    # ---------- the GPUs
+    def detect_gpus(self) -> None:
+        """List this computer's GPUs (once, on the worker; at once where there is no GPU driver)."""
+        if self._probe is not None:
+            self._probe.detect()
+
+    def use_devices(self, info: DeviceInfo) -> None:
+        """The probe's answer: its GPUs are those a batch may be split over."""
+        self._gpus_listed = True
+        self.gpu_selection.available = list(info.gpus)
+
+    def _update_gpu_note(self, *_args: object) -> None:
+        chosen = self.gpu_selection.numbers()
+        if self.device not in ("auto", "cuda"):
+            device = "CPU" if self.device == "cpu" else "Apple GPU"
+            note = f"Not used with the {device} as the Device: choose Automatic or NVIDIA GPU (CUDA) above."
+        elif self.low_vram:
+            note = "Not used while Low VRAM is on: every image then runs on one GPU."
+        elif len(chosen) < 2:
+            note = ("Tick two or more GPUs to split every batch of several images over them; now a "
+                    "batch runs on one GPU.")
+        else:
+            names = ", ".join(str(n) for n in chosen[:-1]) + f" and {chosen[-1]}"
+            note = (f"A batch of several images is split over GPUs {names}, one model on each: the "
+                    "same pictures as on one GPU, sooner. Single images run on one GPU.")
+        self.gpu_note = note
+
     def library_folders(self) -> list[Path]:
         return [Path(self.models_folder), Path(self.loras_folder)]
 
@@ -201,7 +270,8 @@ class SettingsState(ObservableObject):
     # ---------- persistence
     def save(self) -> None:
         if self._settings is not None:
-            self._settings.save_section(SETTINGS_SECTION, persisted(self))
+            self._settings.save_section(SETTINGS_SECTION, {**persisted(self),
+                                                           BATCH_GPUS_KEY: self.gpu_selection.chosen})
 
     def window_layout(self) -> dict[str, Any]:
         """The main window's saved geometry, splitter sizes and last area ({} the first time)."""

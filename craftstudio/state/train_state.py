@@ -10,9 +10,10 @@ When the job is done the file is in the library, and `try_it()` hands it to Gene
 (`GenerateState.use_lora` / `use_backbone`).
 
 The base model defaults to the built-in demo model, as on the Generate page. The device memory
-is asked of a worker job (`DeviceProbeJob`) the first time the page is shown, so opening the
-window never loads torch; the memory preset follows it until the user picks one. The same probe
-lists the GPUs: with several, `gpu_selection` (remembered) picks those a run trains on.
+is asked of a worker job (`DeviceProbeJob`, through the app's shared `DeviceProbe`) the first time
+the page is shown, so opening the window never loads torch; the memory preset follows it until the
+user picks one. The same probe lists the GPUs: with several, `gpu_selection` (remembered) picks
+those a run trains on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from craftstudio.domain.training import (
     TrainRequest,
 )
 from craftstudio.state.demo_defaults import demo_defaults
+from craftstudio.state.device_probe import DeviceProbe
 from craftstudio.state.gpu_selection import GpuSelection
 from craftstudio.state.properties import ObservableObject, Property, persisted, restore
 from craftstudio.state.reference_set import ReferenceSet
@@ -50,15 +52,7 @@ from craftstudio.state.train_presets import (
 from craftstudio.state.training_runs import CheckpointRun, find_runs, native_resolution
 from craftstudio.state.training_speed import SpeedWatch
 from craftstudio.workers.job_runner import JobRunner
-from craftstudio.workers.train_job import (
-    CPU_ONLY,
-    DeviceInfo,
-    DeviceProbeJob,
-    TrainFn,
-    TrainJob,
-    TrainOutput,
-    may_have_accelerator,
-)
+from craftstudio.workers.train_job import DeviceInfo, TrainFn, TrainJob, TrainOutput
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +196,8 @@ class TrainState(ObservableObject):
 
     def __init__(self, runner: JobRunner, *, library_home: Path, engine: TrainFn | None = None,
                  settings: SettingsFile | None = None, generate: Any = None,
-                 parent: QObject | None = None) -> None:
+                 probe: DeviceProbe | None = None, parent: QObject | None = None) -> None:
+        """`probe`: the app's shared device probe (default: one of this state's own)."""
         super().__init__(parent)
         self._runner = runner
         self._home = library_home
@@ -210,8 +205,10 @@ class TrainState(ObservableObject):
         self._settings = settings
         self._generate = generate  # GenerateState, for "Try it"
         self._job_id: int | None = None
-        self._probe_id: int | None = None
         self._device: DeviceInfo | None = None
+        self.probe = probe or DeviceProbe(runner, self)
+        self.probe.detected.connect(self._on_device)
+        self.probe.failed.connect(lambda _message: setattr(self, "device_label", "Device: unknown"))
         self._request: TrainRequest | None = None
         self._watch = SpeedWatch()
         self.losses: list[dict[str, float]] = []
@@ -285,13 +282,12 @@ class TrainState(ObservableObject):
 
     def detect_device(self) -> None:
         """Ask a worker job which device training uses (once; it loads torch on the worker)."""
-        if self._device is not None or self._probe_id is not None:
+        if self._device is not None:
             return
-        if not may_have_accelerator():
-            self._on_device(CPU_ONLY)
-            return
-        self.device_label = "Device: checking…"
-        self._probe_id = self._runner.submit(DeviceProbeJob())
+        if self.probe.info is not None:  # another page asked first
+            self._on_device(self.probe.info)
+        elif self.probe.detect():
+            self.device_label = "Device: checking…"
 
     # ---------- outputs and requests
     @property
@@ -473,10 +469,6 @@ class TrainState(ObservableObject):
 
     @Slot(int, object)
     def _on_finished(self, job_id: int, result: Any) -> None:
-        if job_id == self._probe_id:
-            self._probe_id = None
-            self._on_device(result)
-            return
         if job_id != self._job_id:
             return
         assert isinstance(result, TrainOutput)
@@ -497,10 +489,6 @@ class TrainState(ObservableObject):
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, message: str) -> None:
-        if job_id == self._probe_id:
-            self._probe_id = None
-            self.device_label = "Device: unknown"
-            return
         if job_id == self._job_id:
             self.error = message
             self.status = ""
@@ -508,9 +496,6 @@ class TrainState(ObservableObject):
 
     @Slot(int)
     def _on_cancelled(self, job_id: int) -> None:
-        if job_id == self._probe_id:
-            self._probe_id = None
-            return
         if job_id == self._job_id:
             self._done()
             out = Path(self._request.out) if self._request is not None else None

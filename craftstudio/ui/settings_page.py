@@ -5,6 +5,10 @@ sentence; the page shows that sentence under the settings and puts the widget ba
 value in force. Folder and template fields are checked when editing finishes (Enter or leaving
 the field), so a half-typed path is not refused mid-word; the template's example file name
 follows every keystroke.
+
+On a computer with several CUDA GPUs the engine section has a "GPUs for a batch" row: one check
+box per GPU (listed by the state's device probe, asked when the page is first shown) and a line
+saying what the choice does now. With no GPU or one, the row stays hidden.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -80,6 +85,8 @@ class SettingsPage(QWidget):
         engine.addRow("CPU threads", self.threads_spin)
         engine.addRow("", self.fast_check)
         engine.addRow("", self.low_vram_check)
+        engine.addRow("GPUs for a batch", self._build_gpu_row())
+        self.engine_form = engine
 
         folders = QFormLayout()
         for name, label in (("outputs_folder", "Outputs"), ("models_folder", "Models"),
@@ -141,8 +148,34 @@ class SettingsPage(QWidget):
         state.file_name_template_changed.connect(self._show_template)
         self._show_error(state.error)
         self.example_label.setText(f"e.g. {state.example_name}")
+        selection = state.gpu_selection
+        selection.available_changed.connect(lambda _gpus: self._show_gpus())
+        selection.chosen_changed.connect(lambda _chosen: self._show_gpu_choice())
+        for signal in (state.gpu_note_changed, state.device_changed, state.low_vram_changed):
+            signal.connect(lambda _value: self._show_gpu_choice())
+        self._show_gpus()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        self.state.detect_gpus()
 
     # ---------- building
+    def _build_gpu_row(self) -> QWidget:
+        """One check box per GPU (filled by `_show_gpus`) and the note under them."""
+        self.gpu_row = QWidget()
+        column = QVBoxLayout(self.gpu_row)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.gpu_grid = QGridLayout()
+        self.gpu_grid.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(self.gpu_grid)
+        self.gpu_note = QLabel()
+        self.gpu_note.setObjectName("gpuNote")
+        self.gpu_note.setWordWrap(True)
+        self.gpu_note.setStyleSheet("color: palette(placeholder-text);")
+        column.addWidget(self.gpu_note)
+        self.gpu_boxes: list[QCheckBox] = []
+        return self.gpu_row
+
     def _combo(self, name: str, choices: dict[str, str], tip: str) -> QComboBox:
         combo = QComboBox()
         combo.setToolTip(tip)
@@ -192,6 +225,32 @@ class SettingsPage(QWidget):
         return row
 
     # ---------- reacting
+    def _show_gpus(self) -> None:
+        selection = self.state.gpu_selection
+        for box in self.gpu_boxes:
+            self.gpu_grid.removeWidget(box)
+            box.deleteLater()
+        self.gpu_boxes = []
+        for number, label in enumerate(selection.available):
+            box = QCheckBox(f"GPU {number} · {label}")
+            box.setToolTip("Split a batch over this GPU too: it loads its own copy of the model and "
+                           "makes its share of the images")
+            box.toggled.connect(lambda on, n=number: selection.use(n, on))
+            self.gpu_grid.addWidget(box, number // 2, number % 2)
+            self.gpu_boxes.append(box)
+        self.engine_form.setRowVisible(self.gpu_row, selection.several)
+        self._show_gpu_choice()
+
+    def _show_gpu_choice(self) -> None:
+        selection = self.state.gpu_selection
+        usable = self.state.device in ("auto", "cuda") and not self.state.low_vram
+        for number, box in enumerate(self.gpu_boxes):
+            box.blockSignals(True)
+            box.setChecked(selection.is_used(number))
+            box.blockSignals(False)
+            box.setEnabled(usable)
+        self.gpu_note.setText(self.state.gpu_note)
+
     def _preview_suffix(self, value: int) -> None:
         self.preview_spin.setSuffix(" step" if value == 1 else " steps")
 

@@ -95,9 +95,9 @@ def test_try_it_opens_generate_with_the_lora_and_its_trigger(make_studio, qtbot,
 
 def test_on_a_computer_without_a_gpu_the_page_says_cpu_and_picks_the_cpu_preset(make_studio, qtbot,
                                                                                monkeypatch):
-    import craftstudio.state.train_state as train_state
+    import craftstudio.state.device_probe as device_probe
 
-    monkeypatch.setattr(train_state, "may_have_accelerator", lambda: False)
+    monkeypatch.setattr(device_probe, "may_have_accelerator", lambda: False)
     studio = make_studio()
     state, page = studio.train, studio.window.page("Train")
     state.gradient_checkpointing, state.batch_size = True, 3
@@ -108,11 +108,11 @@ def test_on_a_computer_without_a_gpu_the_page_says_cpu_and_picks_the_cpu_preset(
 
 
 def test_with_several_gpus_the_page_offers_them_and_remembers_the_choice(make_studio, qtbot, monkeypatch):
-    import craftstudio.state.train_state as train_state
+    import craftstudio.state.device_probe as device_probe
     from craftstudio.workers.train_job import DeviceInfo, DeviceProbeJob
 
     gpus = ("NVIDIA H200, 140 GB", "NVIDIA H200, 140 GB")
-    monkeypatch.setattr(train_state, "may_have_accelerator", lambda: True)
+    monkeypatch.setattr(device_probe, "may_have_accelerator", lambda: True)
     monkeypatch.setattr(DeviceProbeJob, "run", lambda self, progress, cancel: DeviceInfo(
         "cuda", "NVIDIA H200", 140.0, False, gpus))
     studio = make_studio()
@@ -136,10 +136,10 @@ def test_with_several_gpus_the_page_offers_them_and_remembers_the_choice(make_st
 
 
 def test_with_one_gpu_there_is_no_gpu_choice(make_studio, qtbot, monkeypatch):
-    import craftstudio.state.train_state as train_state
+    import craftstudio.state.device_probe as device_probe
     from craftstudio.workers.train_job import DeviceInfo, DeviceProbeJob
 
-    monkeypatch.setattr(train_state, "may_have_accelerator", lambda: True)
+    monkeypatch.setattr(device_probe, "may_have_accelerator", lambda: True)
     monkeypatch.setattr(DeviceProbeJob, "run", lambda self, progress, cancel: DeviceInfo(
         "cuda", "RTX 4090", 24.0, False, ("RTX 4090, 24 GB",)))
     studio = make_studio()
