@@ -139,7 +139,7 @@ def uncond_ratio(device: str, seeds: int = 4, timesteps: Sequence[int] = (100, 3
                 x = torch.randn(1, unet.config.in_channels, 8, 8, generator=gen).to(where)
                 step = torch.tensor([t], device=where)
 
-                def eps(states):
+                def eps(states, x=x, step=step):
                     with torch.no_grad():
                         return unet(x, step, encoder_hidden_states=states).sample
 
