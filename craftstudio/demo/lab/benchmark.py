@@ -115,6 +115,7 @@ class BenchConfig:
     workdir: str = ""  # "" = a temporary folder
     oracle: str | None = None
     style_gamma: float | None = None  # also run CRAFT with `<s:γ_s>`, with and without the backbone
+    auto_style_gamma: bool = False  # also run CRAFT at each style LoRA's γ* (probes.auto_style_weight)
     peers: tuple[str, ...] = PEERS  # peer methods beside the 8 rows (benchmark_peers.PEERS)
     ziplora_steps: int = 100  # ZipLoRA's merge steps per pair (the paper's 100)
 
@@ -200,17 +201,24 @@ def prompt_for(content: Concept, style: Concept, style_gamma: float | None = Non
     return marked_prompt(content.trigger, style.trigger, style_gamma)
 
 
-def gamma_name(style_gamma: float, backbone: bool = True) -> str:
-    return f"{FULL if backbone else 'CRAFT without backbone'}, γ_s = {style_gamma:g}"
+AUTO = "γ*"  # the style weight worked out per style LoRA (probes.auto_style_weight)
 
 
-def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], float | None]]:
+def gamma_name(style_gamma: float | str, backbone: bool = True) -> str:
+    value = style_gamma if isinstance(style_gamma, str) else f"{style_gamma:g}"
+    return f"{FULL if backbone else 'CRAFT without backbone'}, γ_s = {value}"
+
+
+def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], float | str | None]]:
     """(name, switches row, style weight) of every generated method: the 8 rows, then routing and
-    asymmetric CFG with the style weight γ_s, on W_init and on W0."""
-    out: list[tuple[str, tuple[bool, bool, bool], float | None]] = [(row_name(r), r, None) for r in ROWS]
-    if config.style_gamma is not None:
-        out.append((gamma_name(config.style_gamma), ROWS[-1], config.style_gamma))
-        out.append((gamma_name(config.style_gamma, backbone=False), (False, True, True), config.style_gamma))
+    asymmetric CFG with the style weight γ_s (and with each pair's γ*, `AUTO`), on W_init and on W0."""
+    out: list[tuple[str, tuple[bool, bool, bool], float | str | None]] = [(row_name(r), r, None) for r in ROWS]
+    weights: list[float | str] = [config.style_gamma] if config.style_gamma is not None else []
+    if config.auto_style_gamma:
+        weights.append(AUTO)
+    for gamma in weights:
+        out.append((gamma_name(gamma), ROWS[-1], gamma))
+        out.append((gamma_name(gamma, backbone=False), (False, True, True), gamma))
     return out
 
 
@@ -225,8 +233,9 @@ def aliases(config: BenchConfig) -> dict[str, str]:
     out = {BASE: BASE, DIRECT: row_name(ROWS[0])}
     out.update({PEER_NAMES[p]: PEER_NAMES[p] for p in config.peers})
     out[FULL] = row_name(ROWS[-1])
-    if config.style_gamma is not None:
-        out.update({name: name for name in (gamma_name(config.style_gamma, b) for b in (True, False))})
+    for gamma, on in ((config.style_gamma, config.style_gamma is not None), (AUTO, config.auto_style_gamma)):
+        if on:
+            out.update({name: name for name in (gamma_name(gamma, b) for b in (True, False))})
     return out
 
 
@@ -374,6 +383,8 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         out = [(BASE, False, base_request(plain))]
         for name, row, gamma in methods(config):
             use_backbone, routing, acfg = row
+            if gamma == AUTO:
+                gamma = auto_gamma(content, style, use_backbone)
             switches = (FusionSwitches.for_mode("direct") if not any(row)
                         else FusionSwitches(backbone=use_backbone, routing=routing, asymmetric=acfg, gates=acfg))
             out.append((name, use_backbone, GenerateRequest(
@@ -391,6 +402,24 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
                 files = (str(blora[(CONTENT, content)]), str(blora[(STYLE, style)]))
             out.append((PEER_NAMES[peer], False, peer_request(peer, plain, *files)))
         return out
+
+    auto_gammas: dict[str, dict[str, float]] = {}
+
+    def auto_gamma(content: str, style: str, use_backbone: bool) -> float:
+        """γ* of the routed style LoRA of the pair on W_init or W0, measured once with the pair's
+        prompt (probes.py)."""
+        from craftstudio.demo.lab.probes import auto_style_weight, change_share
+
+        key = f"{content}:{style}, {'W_init' if use_backbone else 'W0'}"
+        if key not in auto_gammas:
+            share = change_share(config.model, str(backbone) if use_backbone else None,
+                                 str(loras[(STYLE, style, use_backbone, True)]),
+                                 plain_prompt(concepts[(CONTENT, content)].trigger, concepts[(STYLE, style)].trigger),
+                                 config.device)
+            gamma = round(auto_style_weight(share["ratio"], share["cos"], config.cfg), 2)
+            auto_gammas[key] = {"ratio": share["ratio"], "cos": share["cos"], "gamma": gamma}
+            say(f"γ* of the {key} style LoRA: {gamma:g} (ρ {share['ratio']:.2f}, cos {share['cos']:.2f})")
+        return auto_gammas[key]["gamma"]
 
     samples: dict[tuple[int, str], list] = {}
     seconds: dict[tuple[int, str], float] = {}
@@ -465,6 +494,7 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
         "peers": {PEER_NAMES[p]: {"peer": p, "arxiv": PAPERS[p]} for p in config.peers},
         "pairs": per_pair, "summary": summary, "cost": cost_summary(per_pair, names),
         "ziplora_merge": ziplora_summary(per_pair), "training": training, "timing": timing,
+        "auto_style_gamma": auto_gammas,
         "_samples": samples, "_references": ref_images, "_concepts": concepts,
     }
 

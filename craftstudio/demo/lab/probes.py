@@ -111,8 +111,14 @@ def style_subsets(images: int, device: str, gammas: Sequence[float]) -> list[dic
     return rows
 
 
-def uncond_ratio(device: str, seeds: int = 4, timesteps: Sequence[int] = (100, 300, 500, 700, 900)) -> list[dict]:
-    """Per LoRA of the demo pair: the unconditional share of its change to ε, per timestep."""
+TIMESTEPS = (100, 300, 500, 700, 900)
+
+
+def change_share(model: str, backbone: str | None, lora: str, prompt: str, device: str, seeds: int = 4,
+                 timesteps: Sequence[int] = TIMESTEPS, role: str = "style") -> dict[str, Any]:
+    """How much of a LoRA's change to ε reaches the unconditional prediction: per timestep the
+    mean over noise seeds of ρ = ‖δ_u‖ / ‖δ_c‖, and cos(δ_u, δ_c), where δ_b = ε_b^L − ε_b is the
+    LoRA's change (weight 1) with the empty prompt (b = u) and with `prompt` (b = c)."""
     import torch
 
     from craftstudio.engine.craft_layers import BranchState, installed
@@ -120,40 +126,57 @@ def uncond_ratio(device: str, seeds: int = 4, timesteps: Sequence[int] = (100, 3
     from craftstudio.engine.model_cache import get_lora, get_model
     from craftstudio.engine.training.denoising import encode_caption
 
-    demo = _demo()
     where = pick_device(device)
-    model = get_model(demo["model"], where, torch.float32, demo["backbone"])
-    unet = model.unet
-    prompts = {"content": "a sks in ohwx style", "style": "a sks in ohwx style"}
+    loaded = get_model(model, where, torch.float32, backbone)
+    unet = loaded.unet
+    weights = get_lora(lora, loaded)
+    cond = encode_caption(loaded, prompt, 64).states
+    uncond = encode_caption(loaded, "", 64).states
+    side = unet.config.sample_size
+    state = BranchState()
+    by_t: dict[int, float] = {}
+    cosines = []
+    for t in timesteps:
+        ratios = []
+        for seed in range(seeds):
+            gen = torch.Generator("cpu").manual_seed(seed)
+            x = torch.randn(1, unet.config.in_channels, side, side, generator=gen).to(where)
+            step = torch.tensor([t], device=where)
+
+            def eps(states, x=x, step=step):
+                with torch.no_grad():
+                    return unet(x, step, encoder_hidden_states=states).sample
+
+            base_c, base_u = eps(cond), eps(uncond)
+            with installed(unet, {role: weights}, state, None):
+                state.update(slice(None), {role: 1.0})
+                lora_c, lora_u = eps(cond), eps(uncond)
+            d_u, d_c = (lora_u - base_u).flatten(), (lora_c - base_c).flatten()
+            ratios.append((d_u.norm() / d_c.norm().clamp_min(1e-12)).item())
+            cosines.append(torch.nn.functional.cosine_similarity(d_u, d_c, dim=0).item())
+        by_t[t] = sum(ratios) / len(ratios)
+    return {"per_t": by_t, "ratio": sum(by_t.values()) / len(by_t), "cos": sum(cosines) / len(cosines)}
+
+
+def auto_style_weight(ratio: float, cos: float, guidance: float) -> float:
+    """The weight γ* at which a LoRA in the conditional branch only (asymmetric CFG, Eq. 11) acts
+    as strongly along its change as it does in both branches under standard CFG: with
+    δ_u ≈ ρ·cos·δ_c, standard CFG gives (ρ·cos + s·(1 − ρ·cos))·δ_c and asymmetric CFG s·γ·δ_c,
+    so γ* = 1 − ρ·cos·(s − 1)/s, kept within [1/s, 1]."""
+    s = max(guidance, 1.0)
+    return min(1.0, max(1.0 / s, 1.0 - ratio * cos * (s - 1.0) / s))
+
+
+def uncond_ratio(device: str, seeds: int = 4, timesteps: Sequence[int] = TIMESTEPS) -> list[dict]:
+    """Per LoRA of the demo pair: the unconditional share of its change, and γ* at the demo's CFG."""
+    demo = _demo()
     rows = []
     for role in ("content", "style"):
-        weights = get_lora(demo[role], model)
-        cond = encode_caption(model, prompts[role], 64).states
-        uncond = encode_caption(model, "", 64).states
-        state = BranchState()
-        by_t, cosines = {}, []
-        for t in timesteps:
-            ratios = []
-            for seed in range(seeds):
-                gen = torch.Generator("cpu").manual_seed(seed)
-                x = torch.randn(1, unet.config.in_channels, 8, 8, generator=gen).to(where)
-                step = torch.tensor([t], device=where)
-
-                def eps(states, x=x, step=step):
-                    with torch.no_grad():
-                        return unet(x, step, encoder_hidden_states=states).sample
-
-                base_c, base_u = eps(cond), eps(uncond)
-                with installed(unet, {role: weights}, state, None):
-                    state.update(slice(None), {role: 1.0})
-                    lora_c, lora_u = eps(cond), eps(uncond)
-                d_u, d_c = (lora_u - base_u).flatten(), (lora_c - base_c).flatten()
-                ratios.append((d_u.norm() / d_c.norm().clamp_min(1e-12)).item())
-                cosines.append(torch.nn.functional.cosine_similarity(d_u, d_c, dim=0).item())
-            by_t[t] = sum(ratios) / len(ratios)
-        rows.append({"LoRA": role, **{f"t={t}": round(v, 3) for t, v in by_t.items()},
-                     "mean": round(sum(by_t.values()) / len(by_t), 3),
-                     "cos(δ_u, δ_c)": round(sum(cosines) / len(cosines), 3)})
+        share = change_share(demo["model"], demo["backbone"], demo[role], "a sks in ohwx style", device, seeds,
+                             timesteps, role)
+        rows.append({"LoRA": role, **{f"t={t}": round(v, 3) for t, v in share["per_t"].items()},
+                     "mean": round(share["ratio"], 3), "cos(δ_u, δ_c)": round(share["cos"], 3),
+                     "γ*": round(auto_style_weight(share["ratio"], share["cos"], demo["cfg"]), 3)})
     return rows
 
 

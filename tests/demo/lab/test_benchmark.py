@@ -51,7 +51,8 @@ def smoke(tmp_path_factory):
         patch.setattr(benchmark, "run_benchmark", keep)
         code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2",
                      "--ref-classes", "2", "--lora-steps", "2", "--backbone-steps", "2", "--ziplora-steps", "2",
-                     "--workdir", str(tmp / "work"), "--style-gamma", "0.3", "--curves", "guidance-interval",
+                     "--workdir", str(tmp / "work"), "--style-gamma", "0.3", "--auto-style-gamma",
+                     "--curves", "guidance-interval",
                      "--backbone-keep", "2", "--keep-weight", "10", "--json", str(tmp / "bench.json"),
                      "--sheet", str(tmp / "sheet.png")])
     return SimpleNamespace(code=code, text=printed.getvalue(), data=json.loads((tmp / "bench.json").read_text()),
@@ -65,7 +66,8 @@ def test_benchmark_smoke(smoke):
     assert "follow the guidance-interval curves" in text
     table1, ablation = data["tables"]["table1"], data["tables"]["ablation"]
     assert [r[0] for r in table1] == ["Method", BASE, "direct merge", *PEER_ROWS, "CRAFT (full)",
-                                      "CRAFT (full), γ_s = 0.3", "CRAFT without backbone, γ_s = 0.3"]
+                                      "CRAFT (full), γ_s = 0.3", "CRAFT without backbone, γ_s = 0.3",
+                                      "CRAFT (full), γ_s = γ*", "CRAFT without backbone, γ_s = γ*"]
     assert len(ablation) == 1 + len(ROWS) == 9 and all(len(r) == len(ablation[0]) for r in ablation)
     assert {tuple(r[:3]) for r in ablation[1:]} == {(a, b, c) for a in "✓✗" for b in "✓✗" for c in "✓✗"}
     per_pair = data["tables"]["per_pair"]
@@ -355,3 +357,28 @@ def test_parse_peers():
 
     assert parse_peers("all") == PEERS and parse_peers("none") == parse_peers("") == ()
     assert parse_peers("b-lora, K-LoRA") == ("k-lora", "b-lora")
+
+
+def test_auto_style_gamma_is_measured_per_pair_and_goes_into_the_prompt(smoke):
+    from craftstudio.demo.lab.probes import auto_style_weight
+
+    gammas = smoke.data["auto_style_gamma"]
+    assert set(gammas) == {"heart:neon, W_init", "heart:neon, W0"}
+    for measured in gammas.values():
+        assert 1 / 5 <= measured["gamma"] <= 1
+        assert measured["gamma"] == round(auto_style_weight(measured["ratio"], measured["cos"], 5.0), 2)
+    setup = smoke.data["pairs"][0]["setup"]
+    for name, key in (("CRAFT without backbone, γ_s = γ*", "heart:neon, W0"),
+                      ("CRAFT (full), γ_s = γ*", "heart:neon, W_init")):
+        assert setup[name]["prompt"].endswith(f"<s:{gammas[key]['gamma']:g}>")
+
+
+def test_auto_style_weight_follows_the_unconditional_share():
+    from craftstudio.demo.lab.probes import auto_style_weight
+
+    assert auto_style_weight(0.0, 1.0, 5.0) == 1.0  # a change tied to the trigger keeps weight 1
+    assert auto_style_weight(1.0, 1.0, 5.0) == pytest.approx(0.2)  # a prompt-free change: 1/s
+    assert auto_style_weight(1.04, 0.77, 5.0) == pytest.approx(1 - 1.04 * 0.77 * 0.8)
+    assert auto_style_weight(3.0, 1.0, 5.0) == pytest.approx(0.2)  # never below 1/s
+    assert auto_style_weight(1.0, -0.5, 5.0) == 1.0  # nor above 1
+    assert auto_style_weight(1.0, 1.0, 1.0) == 1.0  # no guidance, nothing to undo
