@@ -110,6 +110,7 @@ def _capture(home: Path, loras: Path, out: Path, size: tuple[int, int], steps: i
         shots.append(Shot("Compare", compare, False))
         shots += _image_to_image(studio, home.parent / "pictures", out)
         shots.append(_settings_gpus(studio, out))
+        shots.append(_train_advanced(studio, out))
         return shots
     finally:
         studio.shutdown()
@@ -166,6 +167,22 @@ def _settings_gpus(studio, out: Path) -> Shot:
     settings.gpu_selection.chosen = ",".join(str(n) for n in range(len(STAGED_GPUS)))
     _settle()
     return Shot("Settings GPUs", _grab(studio.window, out / "settings-gpus.png"), False)
+
+
+def _train_advanced(studio, out: Path) -> Shot:
+    """The Train page with its Advanced settings open (GPUs listed by the staged probe above)."""
+    studio.window.show_area("Train")
+    from PySide6.QtWidgets import QScrollArea
+
+    page = studio.window.page("Train")
+    page.advanced_toggle.click()
+    _settle()
+    page.findChild(QScrollArea).ensureWidgetVisible(page.fast_check)
+    _settle()
+    try:
+        return Shot("Train advanced", _grab(studio.window, out / "train-advanced.png"), False)
+    finally:
+        page.advanced_toggle.click()
 
 
 def _settle() -> None:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 from craftstudio.domain.errors import UserError
 from craftstudio.domain.file_names import PLACEHOLDERS, check_template, example_name
 from craftstudio.state.settings_state import FOLDERS, MAX_PREVIEW_EVERY, MAX_THREADS, SettingsState
+from craftstudio.ui.gpu_checks import GpuChecks
 
 DEVICE_CHOICES = {
     "auto": "Automatic (CUDA, then Apple MPS, then CPU)",
@@ -161,19 +161,10 @@ class SettingsPage(QWidget):
 
     # ---------- building
     def _build_gpu_row(self) -> QWidget:
-        """One check box per GPU (filled by `_show_gpus`) and the note under them."""
-        self.gpu_row = QWidget()
-        column = QVBoxLayout(self.gpu_row)
-        column.setContentsMargins(0, 0, 0, 0)
-        self.gpu_grid = QGridLayout()
-        self.gpu_grid.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(self.gpu_grid)
-        self.gpu_note = QLabel()
-        self.gpu_note.setObjectName("gpuNote")
-        self.gpu_note.setWordWrap(True)
-        self.gpu_note.setStyleSheet("color: palette(placeholder-text);")
-        column.addWidget(self.gpu_note)
-        self.gpu_boxes: list[QCheckBox] = []
+        self.gpu_row = GpuChecks(self.state.gpu_selection, lambda number, name: f"GPU {number} · {name}",
+                                 "Split a batch over this GPU too: it loads its own copy of the model and "
+                                 "makes its share of the images")
+        self.gpu_row.note.setObjectName("gpuNote")
         return self.gpu_row
 
     def _combo(self, name: str, choices: dict[str, str], tip: str) -> QComboBox:
@@ -226,30 +217,13 @@ class SettingsPage(QWidget):
 
     # ---------- reacting
     def _show_gpus(self) -> None:
-        selection = self.state.gpu_selection
-        for box in self.gpu_boxes:
-            self.gpu_grid.removeWidget(box)
-            box.deleteLater()
-        self.gpu_boxes = []
-        for number, label in enumerate(selection.available):
-            box = QCheckBox(f"GPU {number} · {label}")
-            box.setToolTip("Split a batch over this GPU too: it loads its own copy of the model and "
-                           "makes its share of the images")
-            box.toggled.connect(lambda on, n=number: selection.use(n, on))
-            self.gpu_grid.addWidget(box, number // 2, number % 2)
-            self.gpu_boxes.append(box)
-        self.engine_form.setRowVisible(self.gpu_row, selection.several)
+        self.gpu_row.rebuild()
+        self.engine_form.setRowVisible(self.gpu_row, self.state.gpu_selection.several)
         self._show_gpu_choice()
 
     def _show_gpu_choice(self) -> None:
-        selection = self.state.gpu_selection
         usable = self.state.device in ("auto", "cuda") and not self.state.low_vram
-        for number, box in enumerate(self.gpu_boxes):
-            box.blockSignals(True)
-            box.setChecked(selection.is_used(number))
-            box.blockSignals(False)
-            box.setEnabled(usable)
-        self.gpu_note.setText(self.state.gpu_note)
+        self.gpu_row.show_choice(self.state.gpu_note, usable)
 
     def _preview_suffix(self, value: int) -> None:
         self.preview_spin.setSuffix(" step" if value == 1 else " steps")

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -41,6 +40,7 @@ from craftstudio.domain.training import BASIS_INITS, LOSSES, MIXED_PRECISION
 from craftstudio.state.train_presets import MEMORY_LABELS, QUALITY
 from craftstudio.state.train_state import TrainState
 from craftstudio.ui.bindings import bind_check, bind_combo, bind_line_edit, bind_spin
+from craftstudio.ui.gpu_checks import GpuChecks
 from craftstudio.ui.image_view import to_qimage
 from craftstudio.ui.loss_plot import LossPlot
 from craftstudio.ui.reference_strip import ReferenceStrip
@@ -238,18 +238,9 @@ class TrainPage(QWidget):
         return panel
 
     def _build_gpu_row(self) -> QWidget:
-        """One check box per GPU, shown only where there are several (filled by `_show_gpus`)."""
-        self.gpu_row = QWidget()
-        column = QVBoxLayout(self.gpu_row)
-        column.setContentsMargins(0, 0, 0, 0)
-        self.gpu_grid = QGridLayout()
-        self.gpu_grid.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(self.gpu_grid)
-        self.gpu_hint = QLabel()
-        self.gpu_hint.setWordWrap(True)
-        self.gpu_hint.setStyleSheet("color: palette(placeholder-text);")
-        column.addWidget(self.gpu_hint)
-        self.gpu_boxes: list[QCheckBox] = []
+        """Shown only where there are several GPUs (`_show_gpus`)."""
+        self.gpu_row = GpuChecks(self.state.gpu_selection, lambda number, name: f"{number}: {name}",
+                                 "Train on this GPU too: one process per GPU, each takes its share of every batch")
         return self.gpu_row
 
     def _build_advanced(self) -> None:
@@ -257,6 +248,9 @@ class TrainPage(QWidget):
         lora, backbone, every = ("content", "style"), ("backbone",), ("content", "style", "backbone")
         self.lr_edit = QLineEdit()
         _bind_float_text(s, "learning_rate", self.lr_edit)
+        self.fast_check = self._bound_check("fast", "Compiled step (faster on CUDA)")
+        self.fast_check.setToolTip("Compile the training step with torch.compile: several times faster per step "
+                                   "on an NVIDIA GPU after a first compile of a minute or more; the same result")
         rows = [
             ("Steps", self._bound_spin("steps", _spin(1, 1_000_000, 50)), every),
             ("Learning rate", self.lr_edit, every),
@@ -271,7 +265,7 @@ class TrainPage(QWidget):
             ("Style caption", self._bound_line("style_caption"), backbone),
             ("Precision", self._bound_combo("mixed_precision", MIXED_PRECISION), every),
             ("", self._bound_check("gradient_checkpointing", "Gradient checkpointing (less memory)"), every),
-            ("", self._bound_check("fast", "Compiled step (CUDA: faster after a first compile)"), every),
+            ("", self.fast_check, every),
             ("", self._bound_check("adam_8bit", "8-bit Adam (needs bitsandbytes)"), lora),
             ("", self._bound_check("upscale", "Upscale images below the resolution"), every),
             ("Loss", self._bound_combo("loss", LOSSES), every),
@@ -446,27 +440,12 @@ class TrainPage(QWidget):
         self._refresh_strips()
 
     def _show_gpus(self) -> None:
-        selection = self.state.gpu_selection
-        for box in self.gpu_boxes:
-            self.gpu_grid.removeWidget(box)
-            box.deleteLater()
-        self.gpu_boxes = []
-        for number, label in enumerate(selection.available):
-            box = QCheckBox(f"{number}: {label}")
-            box.setToolTip("Train on this GPU too: one process per GPU, each takes its share of every batch")
-            box.toggled.connect(lambda on, n=number: selection.use(n, on))
-            self.gpu_grid.addWidget(box, number // 2, number % 2)
-            self.gpu_boxes.append(box)
-        self.essentials.setRowVisible(self.gpu_row, selection.several)
+        self.gpu_row.rebuild()
+        self.essentials.setRowVisible(self.gpu_row, self.state.gpu_selection.several)
         self._show_gpu_choice()
 
     def _show_gpu_choice(self) -> None:
-        selection = self.state.gpu_selection
-        for number, box in enumerate(self.gpu_boxes):
-            box.blockSignals(True)
-            box.setChecked(selection.is_used(number))
-            box.blockSignals(False)
-        self.gpu_hint.setText(selection.summary)
+        self.gpu_row.show_choice(self.state.gpu_selection.summary)
 
     def _show_advanced(self, shown: bool) -> None:
         self.advanced.setVisible(shown)

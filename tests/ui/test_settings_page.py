@@ -111,23 +111,23 @@ def test_the_gpu_row_shows_only_with_several_gpus_and_remembers_the_ticks(qtbot,
     state = page.state
     assert not page.gpu_row.isVisible()
     state.use_devices(CPU_ONLY)
-    assert not page.gpu_row.isVisible() and page.gpu_boxes == []
+    assert not page.gpu_row.isVisible() and page.gpu_row.boxes == []
     state.use_devices(DeviceInfo("cuda", "RTX 4090", 24.0, False, ("RTX 4090, 24 GB",)))
     assert not page.gpu_row.isVisible()
     gpus = ("NVIDIA H200, 140 GB", "NVIDIA H200, 140 GB")
     state.use_devices(DeviceInfo("cuda", "NVIDIA H200", 140.0, False, gpus))
     assert page.gpu_row.isVisible()
-    assert [box.text() for box in page.gpu_boxes] == [f"GPU 0 · {gpus[0]}", f"GPU 1 · {gpus[1]}"]
-    assert [box.isChecked() for box in page.gpu_boxes] == [True, False]
-    page.gpu_boxes[1].click()
-    assert state.gpu_selection.chosen == "0,1" and "split over GPUs 0 and 1" in page.gpu_note.text()
+    assert [box.text() for box in page.gpu_row.boxes] == [f"GPU 0 · {gpus[0]}", f"GPU 1 · {gpus[1]}"]
+    assert [box.isChecked() for box in page.gpu_row.boxes] == [True, False]
+    page.gpu_row.boxes[1].click()
+    assert state.gpu_selection.chosen == "0,1" and "split over GPUs 0 and 1" in page.gpu_row.note.text()
     state.change("low_vram", True)
-    assert not page.gpu_boxes[0].isEnabled() and "Low VRAM" in page.gpu_note.text()
+    assert not page.gpu_row.boxes[0].isEnabled() and "Low VRAM" in page.gpu_row.note.text()
     state.change("low_vram", False)
-    assert page.gpu_boxes[1].isEnabled()
+    assert page.gpu_row.boxes[1].isEnabled()
     again = _page(qtbot, tmp_path)  # the next start: ticked once the GPUs are listed
     again.state.use_devices(DeviceInfo("cuda", "NVIDIA H200", 140.0, False, gpus))
-    assert [box.isChecked() for box in again.gpu_boxes] == [True, True]
+    assert [box.isChecked() for box in again.gpu_row.boxes] == [True, True]
 
 
 def test_showing_settings_lists_the_gpus_once_for_train_too(qtbot, make_studio, monkeypatch):
@@ -142,5 +142,5 @@ def test_showing_settings_lists_the_gpus_once_for_train_too(qtbot, make_studio, 
     page = studio.window.settings_page
     with qtbot.waitSignal(studio.settings.gpu_selection.available_changed):
         studio.window.show_area("Settings")
-    assert page.gpu_row.isVisible() and len(page.gpu_boxes) == 3
+    assert page.gpu_row.isVisible() and len(page.gpu_row.boxes) == 3
     assert studio.train.gpu_selection.several  # the Train page has its answer without a second probe

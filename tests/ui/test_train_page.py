@@ -121,18 +121,18 @@ def test_with_several_gpus_the_page_offers_them_and_remembers_the_choice(make_st
     with qtbot.waitSignal(state.gpu_selection.available_changed):
         studio.window.show_area("Train")
     assert page.gpu_row.isVisible()
-    assert [box.text() for box in page.gpu_boxes] == [f"0: {gpus[0]}", f"1: {gpus[1]}"]
-    assert [box.isChecked() for box in page.gpu_boxes] == [True, False]
-    page.gpu_boxes[1].click()
+    assert [box.text() for box in page.gpu_row.boxes] == [f"0: {gpus[0]}", f"1: {gpus[1]}"]
+    assert [box.isChecked() for box in page.gpu_row.boxes] == [True, False]
+    page.gpu_row.boxes[1].click()
     state.batch_size = 2
     assert (state.request().num_processes, state.request().gpus) == (2, (0, 1))
-    assert "batch split over them" in page.gpu_hint.text()
+    assert "batch split over them" in page.gpu_row.note.text()
     state.save_settings()
 
     again = make_studio()  # the next start: the choice comes back and shows once the probe answers
     with qtbot.waitSignal(again.train.gpu_selection.available_changed):
         again.window.show_area("Train")
-    assert [box.isChecked() for box in again.window.page("Train").gpu_boxes] == [True, True]
+    assert [box.isChecked() for box in again.window.page("Train").gpu_row.boxes] == [True, True]
 
 
 def test_with_one_gpu_there_is_no_gpu_choice(make_studio, qtbot, monkeypatch):

@@ -78,7 +78,7 @@ def test_benchmark_smoke(smoke):
     method = data["pairs"][0]["methods"][data["aliases"]["CRAFT (full)"]]
     assert len(method["predictions"]) == 2
     assert data["pairs"][0]["methods"]["CRAFT (full), γ_s = 0.3"]["predictions"]
-    assert len(data["summary"]) == 1 + len(ROWS) + 2 + len(PEER_ROWS)
+    assert len(data["summary"]) == 1 + len(ROWS) + 4 + len(PEER_ROWS)  # the γ_s = 0.3 and γ* rows
     assert {"content_acc", "style_acc", "both_acc", "content_leak", "style_leak"} <= set(method)
     assert set(data["summary"][data["aliases"]["direct merge"]]["both_acc"]) == {"mean", "std"}
     assert (tmp_path / "sheet.png").stat().st_size > 0
