@@ -229,7 +229,7 @@ def _run_lora(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.checkpointing, fast=args.fast, adam_8bit=args.adam_8bit, upscale=args.upscale,
         sample_every=args.sample_every, sample_prompt=args.sample_prompt, sample_steps=args.sample_steps,
         checkpoint_every=args.checkpoint_every, routing_overrides=_overrides(args.route),
-        routing_preset=args.routing_preset,
+        routing_preset=args.routing_preset, uncond_weight=args.uncond_weight,
         overwrite=args.overwrite, title=args.title, **_processes(args),
     )
     return _run_training(request, args.resume)
@@ -287,6 +287,9 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
                    help="override the layer set of a block (content, style or none); repeatable")
     p.add_argument("--routing", dest="routing_preset", choices=["craft", "b-lora"], default="craft",
                    help="the role's layer set: craft (Eq. 7) or b-lora (its one B-LoRA block)")
+    p.add_argument("--uncond-weight", type=float, default=0.0, metavar="K",
+                   help="keep the empty prompt's prediction as the base model's, with this weight (0 = off): the "
+                        "LoRA's change then follows its caption")
     _common(p, steps=500, lr=1e-4, checkpoint_every=100)
     p.set_defaults(func=_run_lora)
     return train

@@ -213,6 +213,10 @@ class LoraTrainRequest:
     checkpoint_every: int = 100
     routing_overrides: dict[str, str] | None = None  # per-block role overrides, as at inference
     routing_preset: str = "craft"  # "b-lora": the role's one B-LoRA block (engine/routing.py)
+    # κ_u of the unconditional term: every step adds κ_u·‖ε_L(x_t, "") − ε_0(x_t, "")‖², so the
+    # LoRA learns to leave the empty prompt's prediction alone and its change follows the caption
+    # (docs/demo-research.md, Probes: asymmetric CFG then leaves it at its trained strength). 0 = off.
+    uncond_weight: float = 0.0
     overwrite: bool = False
     title: str = ""
 
@@ -275,6 +279,11 @@ class LoraTrainRequest:
         if self.routing_preset not in ROUTING_PRESETS:
             raise RequestError(f"Unknown routing preset {self.routing_preset!r}: choose one of "
                                f"{', '.join(ROUTING_PRESETS)}.")
+        if not 0 <= self.uncond_weight <= 1e6:
+            raise RequestError(f"The unconditional weight κ_u must be between 0 and 1e6, not {self.uncond_weight}.")
+        if self.uncond_weight and self.num_processes > 1:
+            raise RequestError("The unconditional term (--uncond-weight) trains on one process only: train "
+                               "without --num-processes or set the weight to 0.")
         for block, role in (self.routing_overrides or {}).items():
             if role not in (*ROLES, "none"):
                 raise RequestError(f"Routing override for {block!r} must be content, style or none, "

@@ -25,7 +25,7 @@ _COMMON = (
 _LORA = (
     ("backbone", "--backbone"), ("caption", "--caption"), ("rank", "--rank"), ("alpha", "--alpha"),
     ("sample_every", "--sample-every"), ("sample_prompt", "--sample-prompt"), ("sample_steps", "--sample-steps"),
-    ("routing_preset", "--routing"),
+    ("routing_preset", "--routing"), ("uncond_weight", "--uncond-weight"),
 )
 _BACKBONE = (
     ("r_max", "--r-max"), ("r_min", "--r-min"), ("init", "--init"), ("sigma", "--sigma"),

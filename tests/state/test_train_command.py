@@ -27,7 +27,7 @@ LORAS = [
                      alpha=2.5, learning_rate=3.3e-5, steps=7, batch_size=2, resolution=256, loss="min_snr",
                      seed=9, device="cpu", mixed_precision="no", gradient_checkpointing=False, fast=True, adam_8bit=True,
                      upscale=True, sample_every=3, sample_prompt="a <s>", sample_steps=4, checkpoint_every=0,
-                     routing_overrides={"mid_block": "style", "up_blocks.1": "none"}, overwrite=True,
+                     routing_overrides={"mid_block": "style", "up_blocks.1": "none"}, uncond_weight=2.5, overwrite=True,
                      title="T"),
     LoraTrainRequest(role="style", model="/m", images=("/refs",), trigger="ohwx", out="/o/c.safetensors",
                      routing_preset="b-lora"),

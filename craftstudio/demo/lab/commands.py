@@ -117,7 +117,11 @@ def _cmd_peers(args) -> int:
 
 
 def _cmd_probe(args) -> int:
+    from craftstudio.demo.lab import probes
     from craftstudio.demo.lab.probes import run
+
+    if args.style_lora:
+        probes.STYLE_LORA = str(args.style_lora)
 
     run(args.experiment or ["style-alone", "style-subsets", "uncond-ratio"], args.images, args.device,
         [float(v) for v in args.gammas.split(",")], args.json)
@@ -380,6 +384,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="repeatable (default: all three)")
     p.add_argument("--images", type=int, default=16, help="images per row (seeds 0 … N−1)")
     p.add_argument("--gammas", default="0.25,0.5,1", help="style weights <s:γ> to try")
+    p.add_argument("--style-lora", type=Path, default=None, help="probe this style LoRA instead of the demo's")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", type=Path, default=None)
     p.set_defaults(func=_cmd_probe)

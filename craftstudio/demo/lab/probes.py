@@ -39,11 +39,14 @@ SUBSETS: dict[str, dict[str, str] | None] = {
 CONTROL_SHAPES = ("circle", "square", "triangle", "star")
 
 
+STYLE_LORA: str | None = None  # `probe --style-lora FILE`: probe this style LoRA instead of the demo's
+
+
 def _demo() -> dict[str, Any]:
     from craftstudio.demo import assets
 
     return {"model": str(assets.demo_model_dir()), "backbone": str(assets.demo_backbone() or "") or None,
-            "content": str(assets.demo_lora("content")), "style": str(assets.demo_lora("style")),
+            "content": str(assets.demo_lora("content")), "style": STYLE_LORA or str(assets.demo_lora("style")),
             "cfg": assets.demo_cfg_scale() or 5.0, "curves": assets.demo_curves() or "paper",
             "oracle": assets.demo_oracle()}
 

@@ -49,9 +49,11 @@ from craftstudio.engine.training.denoising import (
     batch_indices,
     denoising_loss,
     draw_batch,
+    encode_caption,
     encode_captions,
     make_noise_scheduler,
     offload_text_encoders,
+    predict,
     step_generator,
 )
 from craftstudio.engine.training.loop import (
@@ -109,17 +111,33 @@ def make_optimizer(params, learning_rate: float, adam_8bit: bool) -> torch.optim
 
 @dataclasses.dataclass
 class LoraStep:
-    """One LoRA optimisation step; shared with the training benchmark."""
+    """One LoRA optimisation step; shared with the training benchmark. With `uncond_weight` κ_u > 0
+    the step also pulls the LoRA's prediction for the empty caption (`uncond`) towards the base
+    model's on the same noisy batch (the adapters of `lora_unet` switched off, no gradient)."""
 
     setup: DenoisingSetup
     optimizer: torch.optim.Optimizer
+    uncond: TextConditioning | None = None
+    uncond_weight: float = 0.0
+    lora_unet: torch.nn.Module | None = None
 
     def __call__(self, batch, text: TextConditioning) -> dict[str, torch.Tensor]:
         loss = denoising_loss(self.setup, batch, text)
+        terms = {"loss": loss.detach()}
+        if self.uncond_weight and self.uncond is not None and self.lora_unet is not None:
+            with torch.no_grad():
+                self.lora_unet.disable_adapters()
+                try:
+                    base = predict(self.setup, batch, self.uncond)
+                finally:
+                    self.lora_unet.enable_adapters()
+            keep = torch.nn.functional.mse_loss(predict(self.setup, batch, self.uncond).float(), base.float())
+            loss = loss + self.uncond_weight * keep
+            terms["uncond"] = keep.detach()
         self.setup.precision.backward(loss)
         self.setup.precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss.detach()}
+        return terms
 
 
 def role_modules(unet: torch.nn.Module, family, role: str, overrides: dict[str, str] | None,
@@ -164,6 +182,7 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
         tell(progress, "prepare", "encoding images")
         latents = replicas.share(lambda: LatentCache.encode(model, load_set(images.paths, resolution)), LatentCache)
         text = replicas.share(lambda: encode_captions(model, captions, resolution), TextConditioning)
+        uncond = encode_caption(model, "", resolution) if request.uncond_weight else None  # one process only
         sets = LayerSets.for_family(model.family, request.routing_overrides, request.routing_preset)
         sampler = None
         if request.sample_every and replicas.is_main:
@@ -181,7 +200,7 @@ def train_lora(request: LoraTrainRequest, *, progress: ProgressCallback | None =
                              lambda message: tell(progress, "prepare", message))
         setup = DenoisingSetup(module, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(list(params.values()), request.learning_rate, request.adam_8bit)
-        step_fn = LoraStep(setup, optimizer)
+        step_fn = LoraStep(setup, optimizer, uncond, request.uncond_weight, unet)
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []
         start = ckpt.resume_or_start(folder, resume, comparable(request), params, optimizer, precision,
