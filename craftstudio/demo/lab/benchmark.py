@@ -259,6 +259,17 @@ def _std(values: list[float]) -> float:
 
 def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, generate and score; returns the raw numbers, the summaries and the samples."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _run(config, log)
+    finally:
+        torch.set_num_threads(previous)  # the caller's process keeps its own thread count
+
+
+def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     import tempfile
 
     import torch
@@ -272,7 +283,6 @@ def run_benchmark(config: BenchConfig, *, log: Callable[[str], None] = print) ->
 
     if not config.pairs:
         raise ValueError("No pairs to benchmark.")
-    torch.set_num_threads(config.threads)
     began = time.perf_counter()
     timing: dict[str, float] = {}
     work = Path(config.workdir) if config.workdir else Path(tempfile.mkdtemp(prefix="craft-bench-"))

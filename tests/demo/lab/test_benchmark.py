@@ -49,7 +49,7 @@ def smoke(tmp_path_factory):
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setattr(benchmark, "run_benchmark", keep)
-        code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2",
+        code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2", "--threads", "1",
                      "--ref-classes", "2", "--lora-steps", "2", "--backbone-steps", "2", "--ziplora-steps", "2",
                      "--workdir", str(tmp / "work"), "--style-gamma", "0.3", "--auto-style-gamma",
                      "--curves", "guidance-interval",
