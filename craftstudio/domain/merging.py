@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from craftstudio.domain.errors import RequestError
-from craftstudio.domain.generation import DEVICES, MAX_SIDE
+from craftstudio.domain.generation import DEVICES
 from craftstudio.domain.markers import strip_markers
+from craftstudio.domain.training import check_learning_rate, check_resolution, check_seed
 
 # The published recipe: 100 steps, similarity weight 0.01.
 DEFAULT_STEPS = 100
@@ -66,17 +67,13 @@ class ZipLoraRequest:
             raise RequestError(f"Output {self.out or '(none)'} must be a .safetensors file.")
         if not 1 <= self.steps <= 100_000:
             raise RequestError(f"Merge steps must be between 1 and 100000, not {self.steps}.")
-        if not 0 < self.learning_rate <= 1.0:
-            raise RequestError(f"Learning rate must be above 0 and at most 1, not {self.learning_rate}.")
+        check_learning_rate(self.learning_rate)
         if not 0 <= self.similarity_weight <= 100:
             raise RequestError(f"The similarity weight must be between 0 and 100, not {self.similarity_weight}.")
         if not 1 <= self.samples <= 64:
             raise RequestError(f"Pictures per LoRA must be between 1 and 64, not {self.samples}.")
-        if self.resolution and (self.resolution < 8 or self.resolution % 8 or self.resolution > MAX_SIDE):
-            raise RequestError(f"Resolution {self.resolution} is not allowed: use a multiple of 8 between 8 "
-                               f"and {MAX_SIDE} (or 0 for the model's native size).")
-        if not 0 <= self.seed < 2**63:
-            raise RequestError(f"Seed must be between 0 and 2^63-1, not {self.seed}.")
+        check_resolution(self.resolution, "Resolution")
+        check_seed(self.seed)
         if self.device not in DEVICES:
             raise RequestError(f"Unknown device {self.device!r}: choose one of {', '.join(DEVICES)}.")
 

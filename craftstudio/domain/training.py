@@ -45,6 +45,23 @@ RUN_ONLY_FIELDS = frozenset({"out", "overwrite", "checkpoint_every", "sample_eve
 MAX_PROCESSES = 64
 
 
+def check_resolution(value: int, what: str) -> None:
+    """A training-like resolution: 0 (the model's native size) or a multiple of 8 up to MAX_SIDE."""
+    if value and (value < 8 or value % 8 or value > MAX_SIDE):
+        raise RequestError(f"{what} {value} is not allowed: use a multiple of 8 between 8 and {MAX_SIDE} "
+                           "(or 0 for the model's native size).")
+
+
+def check_learning_rate(value: float) -> None:
+    if not 0 < value <= 1.0:
+        raise RequestError(f"Learning rate must be above 0 and at most 1, not {value}.")
+
+
+def check_seed(value: int) -> None:
+    if not 0 <= value < 2**63:
+        raise RequestError(f"Seed must be between 0 and 2^63-1, not {value}.")
+
+
 def _check_common(r: Any) -> None:
     """Checks shared by both request kinds (they have these fields under the same names)."""
     if not r.model:
@@ -57,13 +74,9 @@ def _check_common(r: Any) -> None:
         raise RequestError(f"Training steps must be between 1 and 1000000, not {r.steps}.")
     if not 1 <= r.batch_size <= 64:
         raise RequestError(f"Batch size must be between 1 and 64, not {r.batch_size}.")
-    if r.resolution and (r.resolution < 8 or r.resolution % 8 or r.resolution > MAX_SIDE):
-        raise RequestError(f"Training resolution {r.resolution} is not allowed: use a multiple of 8 "
-                           f"between 8 and {MAX_SIDE} (or 0 for the model's native size).")
-    if not 0 < r.learning_rate <= 1.0:
-        raise RequestError(f"Learning rate must be above 0 and at most 1, not {r.learning_rate}.")
-    if not 0 <= r.seed < 2**63:
-        raise RequestError(f"Seed must be between 0 and 2^63-1, not {r.seed}.")
+    check_resolution(r.resolution, "Training resolution")
+    check_learning_rate(r.learning_rate)
+    check_seed(r.seed)
     if r.device not in DEVICES:
         raise RequestError(f"Unknown device {r.device!r}: choose one of {', '.join(DEVICES)}.")
     if r.mixed_precision not in MIXED_PRECISION:

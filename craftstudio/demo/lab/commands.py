@@ -117,14 +117,10 @@ def _cmd_peers(args) -> int:
 
 
 def _cmd_probe(args) -> int:
-    from craftstudio.demo.lab import probes
-    from craftstudio.demo.lab.probes import run
+    from craftstudio.demo.lab.probes import EXPERIMENTS, run
 
-    if args.style_lora:
-        probes.STYLE_LORA = str(args.style_lora)
-
-    run(args.experiment or ["style-alone", "style-subsets", "uncond-ratio"], args.images, args.device,
-        [float(v) for v in args.gammas.split(",")], args.json)
+    run(args.experiment or list(EXPERIMENTS), args.images, args.device, [float(v) for v in args.gammas.split(",")],
+        args.json, style_lora=str(args.style_lora) if args.style_lora else None)
     return 0
 
 
@@ -380,7 +376,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="experiments on the demo pair: the style LoRA alone, on parts of its "
                        "layers, and how unconditional each LoRA's change is")
-    p.add_argument("--experiment", action="append", choices=["style-alone", "style-subsets", "uncond-ratio"],
+    p.add_argument("--experiment", action="append", choices=("style-alone", "style-subsets", "uncond-ratio"),
                    help="repeatable (default: all three)")
     p.add_argument("--images", type=int, default=16, help="images per row (seeds 0 … N−1)")
     p.add_argument("--gammas", default="0.25,0.5,1", help="style weights <s:γ> to try")

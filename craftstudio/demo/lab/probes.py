@@ -39,14 +39,12 @@ SUBSETS: dict[str, dict[str, str] | None] = {
 CONTROL_SHAPES = ("circle", "square", "triangle", "star")
 
 
-STYLE_LORA: str | None = None  # `probe --style-lora FILE`: probe this style LoRA instead of the demo's
-
-
-def _demo() -> dict[str, Any]:
+def _demo(style_lora: str | None = None) -> dict[str, Any]:
+    """The demo's files and settings; `style_lora` replaces its style LoRA (`probe --style-lora`)."""
     from craftstudio.demo import assets
 
     return {"model": str(assets.demo_model_dir()), "backbone": str(assets.demo_backbone() or "") or None,
-            "content": str(assets.demo_lora("content")), "style": STYLE_LORA or str(assets.demo_lora("style")),
+            "content": str(assets.demo_lora("content")), "style": style_lora or str(assets.demo_lora("style")),
             "cfg": assets.demo_cfg_scale() or 5.0, "curves": assets.demo_curves() or "paper",
             "oracle": assets.demo_oracle()}
 
@@ -71,11 +69,12 @@ def _rates(predicted: Sequence[tuple[str, str]], counts: dict[str, Callable[[str
             for name, test in counts.items()}
 
 
-def style_alone(images: int, device: str, gammas: Sequence[float]) -> list[dict[str, Any]]:
+def style_alone(images: int, device: str, gammas: Sequence[float],
+                style_lora: str | None = None) -> list[dict[str, Any]]:
     from craftstudio.demo.oracle import Oracle
     from craftstudio.demo.world import SPLIT
 
-    demo = _demo()
+    demo = _demo(style_lora)
     oracle = Oracle.load(demo["oracle"])
     train_shapes = set(SPLIT.train_shapes)
     rows = []
@@ -98,10 +97,11 @@ def style_alone(images: int, device: str, gammas: Sequence[float]) -> list[dict[
     return rows
 
 
-def style_subsets(images: int, device: str, gammas: Sequence[float]) -> list[dict[str, Any]]:
+def style_subsets(images: int, device: str, gammas: Sequence[float],
+                  style_lora: str | None = None) -> list[dict[str, Any]]:
     from craftstudio.demo.oracle import Oracle
 
-    demo = _demo()
+    demo = _demo(style_lora)
     oracle = Oracle.load(demo["oracle"])
     rows = []
     for gamma in gammas:
@@ -170,9 +170,10 @@ def auto_style_weight(ratio: float, cos: float, guidance: float) -> float:
     return min(1.0, max(1.0 / s, 1.0 - ratio * cos * (s - 1.0) / s))
 
 
-def uncond_ratio(device: str, seeds: int = 4, timesteps: Sequence[int] = TIMESTEPS) -> list[dict]:
+def uncond_ratio(device: str, seeds: int = 4, timesteps: Sequence[int] = TIMESTEPS,
+                 style_lora: str | None = None) -> list[dict]:
     """Per LoRA of the demo pair: the unconditional share of its change, and γ* at the demo's CFG."""
-    demo = _demo()
+    demo = _demo(style_lora)
     rows = []
     for role in ("content", "style"):
         share = change_share(demo["model"], demo["backbone"], demo[role], "a sks in ohwx style", device, seeds,
@@ -193,16 +194,17 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(experiments: Sequence[str], images: int, device: str, gammas: Sequence[float],
-        json_path: Path | None = None, say: Callable[[str], None] = print) -> dict[str, list[dict]]:
+        json_path: Path | None = None, say: Callable[[str], None] = print,
+        style_lora: str | None = None) -> dict[str, list[dict]]:
     results: dict[str, list[dict]] = {}
     for name in experiments:
         started = time.perf_counter()
         if name == "style-alone":
-            results[name] = style_alone(images, device, gammas)
+            results[name] = style_alone(images, device, gammas, style_lora)
         elif name == "style-subsets":
-            results[name] = style_subsets(images, device, gammas)
+            results[name] = style_subsets(images, device, gammas, style_lora)
         else:
-            results[name] = uncond_ratio(device)
+            results[name] = uncond_ratio(device, style_lora=style_lora)
         say(f"{name} ({images} images per row, {time.perf_counter() - started:.0f} s)")
         say(table(results[name]))
         say("")
