@@ -34,7 +34,7 @@ from craftstudio.domain.training import BackboneTrainRequest, TrainResult, compa
 from craftstudio.engine.backbone import save_backbone
 from craftstudio.engine.fingerprint import model_fingerprint
 from craftstudio.engine.training import checkpoint as ckpt
-from craftstudio.engine.training.compiled_step import step_module
+from craftstudio.engine.training.compiled_step import begin_step, step_module
 from craftstudio.engine.training.data import check_sizes, collect_images, load_set, read_captions
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
@@ -79,6 +79,7 @@ class RankFtStep:
 
     def __call__(self, role: str, batch: NoisyBatch, text: TextConditioning,
                  keep: tuple[NoisyBatch, TextConditioning] | None = None) -> dict[str, torch.Tensor]:
+        begin_step()
         q_c, q_s = (self.replicated if self.replicated is not None else self.bases)((CONTENT, STYLE))
         self.projection.set_bases(self.bases.per_layer(q_c if role == CONTENT else q_s, self.projection.dtype))
         denoise = denoising_loss(self.setup, batch, text)

@@ -34,7 +34,7 @@ from craftstudio.engine.backbone import apply_backbone, check_fits, load_backbon
 from craftstudio.engine.fingerprint import file_sha256, model_fingerprint
 from craftstudio.engine.routing import LayerSets, modules_by_role, target_modules
 from craftstudio.engine.training import checkpoint as ckpt
-from craftstudio.engine.training.compiled_step import step_module
+from craftstudio.engine.training.compiled_step import begin_step, step_module
 from craftstudio.engine.training.data import (
     caption_file,
     check_sizes,
@@ -122,6 +122,7 @@ class LoraStep:
     lora_unet: torch.nn.Module | None = None
 
     def __call__(self, batch, text: TextConditioning) -> dict[str, torch.Tensor]:
+        begin_step()
         loss = denoising_loss(self.setup, batch, text)
         terms = {"loss": loss.detach()}
         if self.uncond_weight and self.uncond is not None and self.lora_unet is not None:
