@@ -153,8 +153,8 @@ def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_eve
     p.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false",
                    help="faster, but needs much more GPU memory")
     p.add_argument("--fast", action="store_true",
-                   help="compile the training step (CUDA: several times faster per step after a first "
-                        "compile of a minute or more)")
+                   help="compile the training step (CUDA: CUDA graphs, several times faster per step after a first "
+                        "compile of one to three minutes)")
     p.add_argument("--upscale", action="store_true", help="enlarge images smaller than the resolution")
     p.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
                    help="save a resumable checkpoint every N steps (0 = never)")
