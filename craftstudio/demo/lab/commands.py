@@ -120,7 +120,8 @@ def _cmd_probe(args) -> int:
     from craftstudio.demo.lab.probes import EXPERIMENTS, run
 
     run(args.experiment or list(EXPERIMENTS), args.images, args.device, [float(v) for v in args.gammas.split(",")],
-        args.json, style_lora=str(args.style_lora) if args.style_lora else None)
+        args.json, loras={role: str(path) for role, path in (("content", args.content_lora),
+                                                             ("style", args.style_lora)) if path})
     return 0
 
 
@@ -380,6 +381,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="repeatable (default: all three)")
     p.add_argument("--images", type=int, default=16, help="images per row (seeds 0 … N−1)")
     p.add_argument("--gammas", default="0.25,0.5,1", help="style weights <s:γ> to try")
+    p.add_argument("--content-lora", type=Path, default=None, help="probe this content LoRA instead of the demo's")
     p.add_argument("--style-lora", type=Path, default=None, help="probe this style LoRA instead of the demo's")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", type=Path, default=None)

@@ -39,12 +39,15 @@ SUBSETS: dict[str, dict[str, str] | None] = {
 CONTROL_SHAPES = ("circle", "square", "triangle", "star")
 
 
-def _demo(style_lora: str | None = None) -> dict[str, Any]:
-    """The demo's files and settings; `style_lora` replaces its style LoRA (`probe --style-lora`)."""
+def _demo(loras: dict[str, str] | None = None) -> dict[str, Any]:
+    """The demo's files and settings; `loras` (role → file) replaces its content and/or style LoRA
+    (`probe --content-lora / --style-lora`)."""
     from craftstudio.demo import assets
 
+    loras = loras or {}
     return {"model": str(assets.demo_model_dir()), "backbone": str(assets.demo_backbone() or "") or None,
-            "content": str(assets.demo_lora("content")), "style": style_lora or str(assets.demo_lora("style")),
+            "content": loras.get("content") or str(assets.demo_lora("content")),
+            "style": loras.get("style") or str(assets.demo_lora("style")),
             "cfg": assets.demo_cfg_scale() or 5.0, "curves": assets.demo_curves() or "paper",
             "oracle": assets.demo_oracle()}
 
@@ -70,11 +73,11 @@ def _rates(predicted: Sequence[tuple[str, str]], counts: dict[str, Callable[[str
 
 
 def style_alone(images: int, device: str, gammas: Sequence[float],
-                style_lora: str | None = None) -> list[dict[str, Any]]:
+                loras: dict[str, str] | None = None) -> list[dict[str, Any]]:
     from craftstudio.demo.oracle import Oracle
     from craftstudio.demo.world import SPLIT
 
-    demo = _demo(style_lora)
+    demo = _demo(loras)
     oracle = Oracle.load(demo["oracle"])
     train_shapes = set(SPLIT.train_shapes)
     rows = []
@@ -98,10 +101,10 @@ def style_alone(images: int, device: str, gammas: Sequence[float],
 
 
 def style_subsets(images: int, device: str, gammas: Sequence[float],
-                  style_lora: str | None = None) -> list[dict[str, Any]]:
+                  loras: dict[str, str] | None = None) -> list[dict[str, Any]]:
     from craftstudio.demo.oracle import Oracle
 
-    demo = _demo(style_lora)
+    demo = _demo(loras)
     oracle = Oracle.load(demo["oracle"])
     rows = []
     for gamma in gammas:
@@ -171,9 +174,9 @@ def auto_style_weight(ratio: float, cos: float, guidance: float) -> float:
 
 
 def uncond_ratio(device: str, seeds: int = 4, timesteps: Sequence[int] = TIMESTEPS,
-                 style_lora: str | None = None) -> list[dict]:
+                 loras: dict[str, str] | None = None) -> list[dict]:
     """Per LoRA of the demo pair: the unconditional share of its change, and γ* at the demo's CFG."""
-    demo = _demo(style_lora)
+    demo = _demo(loras)
     rows = []
     for role in ("content", "style"):
         share = change_share(demo["model"], demo["backbone"], demo[role], "a sks in ohwx style", device, seeds,
@@ -195,16 +198,16 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def run(experiments: Sequence[str], images: int, device: str, gammas: Sequence[float],
         json_path: Path | None = None, say: Callable[[str], None] = print,
-        style_lora: str | None = None) -> dict[str, list[dict]]:
+        loras: dict[str, str] | None = None) -> dict[str, list[dict]]:
     results: dict[str, list[dict]] = {}
     for name in experiments:
         started = time.perf_counter()
         if name == "style-alone":
-            results[name] = style_alone(images, device, gammas, style_lora)
+            results[name] = style_alone(images, device, gammas, loras)
         elif name == "style-subsets":
-            results[name] = style_subsets(images, device, gammas, style_lora)
+            results[name] = style_subsets(images, device, gammas, loras)
         else:
-            results[name] = uncond_ratio(device, style_lora=style_lora)
+            results[name] = uncond_ratio(device, loras=loras)
         say(f"{name} ({images} images per row, {time.perf_counter() - started:.0f} s)")
         say(table(results[name]))
         say("")

@@ -29,3 +29,15 @@ def test_table_prints_every_key_once_and_blank_cells():
     lines = text.splitlines()
     assert lines[0] == "| a | b | c |"
     assert lines[2] == "| 0.50 | x |  |" and lines[3] == "| 1.00 |  | 2 |"
+
+
+def test_a_probe_measures_the_lora_files_it_is_given_in_place_of_the_demos():
+    from craftstudio.demo.lab.probes import uncond_ratio
+
+    def rows(**kw):
+        return {row["LoRA"]: row for row in uncond_ratio("cpu", seeds=1, timesteps=(500,), **kw)}
+
+    shipped = rows()
+    swapped = rows(loras={"content": str(demo_lora("style"))})  # the style file measured as the content LoRA
+    assert swapped["style"] == shipped["style"]
+    assert swapped["content"]["mean"] != shipped["content"]["mean"]
