@@ -35,7 +35,7 @@ from craftstudio.engine.training.bench_train import (
     random_inputs,
     unet_config,
 )
-from craftstudio.engine.training.compiled_step import compile_for_training
+from craftstudio.engine.training.compiled_step import step_module
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
     draw_batch,
@@ -142,8 +142,7 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
         if key == "b":
             params = add_lora(unet, role_modules(unet, FAMILIES[family][1], CONTENT, None), rank, rank, seed=0)
             module = replicas.wrap(unet) if options.get("sync", True) else unet
-            setup = DenoisingSetup(compile_for_training(module, device) if options.get("fast") else module, scheduler,
-                                   precision, loss)
+            setup = DenoisingSetup(step_module(module, options.get("fast", False), device), scheduler, precision, loss)
             step = LoraStep(setup, make_optimizer(list(params.values()), 1e-4, adam_8bit=False))
             ms, peak, where = _measure(lambda i, run=step: run(noisy(i), text), replicas, options)
             del setup, step, params
@@ -152,7 +151,7 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
             specs = layer_specs(unet, rank, rank)
             bases = ProjectionBases(specs, 0, device)
             projection = Projection(unet, [s.name for s in specs])
-            step = RankFtStep(DenoisingSetup(compile_for_training(unet, device) if options.get("fast") else unet, scheduler,
+            step = RankFtStep(DenoisingSetup(step_module(unet, options.get("fast", False), device), scheduler,
                                              precision, loss), bases, projection,
                               rank_ft_optimizer(bases.parameters(), 1e-3), 1.0, 0.0,
                               replicas.wrap(bases) if replicas.world > 1 else None)
