@@ -66,8 +66,8 @@ def test_the_fast_step_stays_eager_where_torch_compile_does_not_run():
 
 
 def test_cuda_graphs_are_asked_for_on_cuda_only(monkeypatch):
-    """Inductor on CUDA replays the step as CUDA graphs (the host launches a few graphs, not
-    thousands of kernels); Inductor elsewhere and the test backends compile without them."""
+    """Inductor on CUDA replays the step as CUDA graphs (the host no longer issues every kernel
+    itself); Inductor elsewhere and the test backends compile without them."""
     from craftstudio.engine.training import compiled_step
 
     asked = []
