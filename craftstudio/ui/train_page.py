@@ -251,7 +251,7 @@ class TrainPage(QWidget):
         self.fast_check = self._bound_check("fast", "Compiled step (faster on CUDA)")
         self.fast_check.setToolTip("Compile the training step with torch.compile: several times faster per step "
                                    "on an NVIDIA GPU (replayed as CUDA graphs) after a first compile (2–3 minutes "
-                                   "for a full-size SD1.5 UNet on an H200); the same result")
+                                   "for a full-size SD1.5 UNet on an H200, about 6 for SDXL); the same result")
         rows = [
             ("Steps", self._bound_spin("steps", _spin(1, 1_000_000, 50)), every),
             ("Learning rate", self.lr_edit, every),
