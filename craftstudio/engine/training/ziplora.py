@@ -277,7 +277,7 @@ def _merge(request, trained, pictures, prompts, out, started, progress, cancel) 
                       sample_every=0, losses=losses, progress=progress, cancel=cancel)
     tell(progress, "save", f"saving {out}")
     both = [n for n in mergers.names if n in loras[CONTENT].deltas and n in loras[STYLE].deltas]
-    final = float(mergers.similarity()) / max(1, len(both))
+    final = float(mergers.similarity().detach()) / max(1, len(both))
     metadata = {"craft.kind": "ziplora", "craft.family": model.family.value,
                 "craft.request": json.dumps(request.to_dict(), ensure_ascii=False),
                 "craft.sources": json.dumps({role: {"path": str(lora.path), "sha256": lora.sha256}
