@@ -59,6 +59,8 @@ from craftstudio.demo.lab.benchmark_peers import (
     describe,
     peer_request,
     plain_prompt,
+    reweighted,
+    weight_name,
     ziplora_summary,
 )
 from craftstudio.demo.lab.parallel_training import train_many
@@ -118,6 +120,7 @@ class BenchConfig:
     auto_style_gamma: bool = False  # also run CRAFT at each style LoRA's γ* (probes.auto_style_weight)
     peers: tuple[str, ...] = PEERS  # peer methods beside the 8 rows (benchmark_peers.PEERS)
     ziplora_steps: int = 100  # ZipLoRA's merge steps per pair (the paper's 100)
+    peer_style_gamma: float | None = None  # also run the direct merge and the peers (not ZipLoRA) with this style weight
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -225,13 +228,23 @@ def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], flo
 def all_names(config: BenchConfig) -> list[str]:
     """Every scored method in generation order: the base model, the 8 rows (and the γ_s rows),
     then the peers."""
-    return [BASE, *(name for name, _, _ in methods(config)), *(PEER_NAMES[p] for p in config.peers)]
+    return [BASE, *(name for name, _, _ in methods(config)), *(PEER_NAMES[p] for p in config.peers),
+            *peer_weight_names(config)]
+
+
+def peer_weight_names(config: BenchConfig) -> list[str]:
+    """The direct merge's and the peers' rows at `--peer-style-gamma` (none without it)."""
+    if config.peer_style_gamma is None:
+        return []
+    labels = [DIRECT, *(PEER_NAMES[p] for p in reweighted(config.peers))]
+    return [weight_name(label, config.peer_style_gamma) for label in labels]
 
 
 def aliases(config: BenchConfig) -> dict[str, str]:
     """Table 1's rows: label → method (the base model, direct merge, the peers, CRAFT, the γ_s rows)."""
     out = {BASE: BASE, DIRECT: row_name(ROWS[0])}
     out.update({PEER_NAMES[p]: PEER_NAMES[p] for p in config.peers})
+    out.update({name: name for name in peer_weight_names(config)})
     out[FULL] = row_name(ROWS[-1])
     for gamma, on in ((config.style_gamma, config.style_gamma is not None), (AUTO, config.auto_style_gamma)):
         if on:
@@ -403,14 +416,25 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
                 style_lora=LoraRef(str(loras[(STYLE, style, use_backbone, routing)])),
                 backbone=str(backbone) if use_backbone else None, switches=switches,
                 curves=curves if acfg else None)))
-        for peer in config.peers:
+        unrouted = (str(loras[(CONTENT, content, False, False)]), str(loras[(STYLE, style, False, False)]))
+
+        def peer_files(peer: str) -> tuple[str, str | None]:
             if peer in SAMPLER_PEERS:  # the direct merge's LoRAs: unrouted, on W0
-                files = (str(loras[(CONTENT, content, False, False)]), str(loras[(STYLE, style, False, False)]))
-            elif peer == ZIPLORA:
-                files = (merges[f"ziplora:{content}:{style}"].out, None)
-            else:
-                files = (str(blora[(CONTENT, content)]), str(blora[(STYLE, style)]))
-            out.append((PEER_NAMES[peer], False, peer_request(peer, plain, *files)))
+                return unrouted
+            if peer == ZIPLORA:
+                return merges[f"ziplora:{content}:{style}"].out, None
+            return str(blora[(CONTENT, content)]), str(blora[(STYLE, style)])
+
+        for peer in config.peers:
+            out.append((PEER_NAMES[peer], False, peer_request(peer, plain, *peer_files(peer))))
+        weight = config.peer_style_gamma
+        if weight is not None:
+            out.append((weight_name(DIRECT, weight), False, GenerateRequest(  # as the all-off row, but the weight
+                **common, prompt=prompt_for(c, s), content_lora=LoraRef(unrouted[0]), style_lora=LoraRef(unrouted[1], weight=weight),
+                switches=FusionSwitches.for_mode("direct"))))
+            for peer in reweighted(config.peers):
+                out.append((weight_name(PEER_NAMES[peer], weight), False,
+                            peer_request(peer, plain, *peer_files(peer), style_weight=weight)))
         return out
 
     auto_gammas: dict[str, dict[str, float]] = {}

@@ -20,6 +20,10 @@ uses for ordinary LoRAs:
   are what B-LoRA's SDXL pair is in SDXL: the first two transformer blocks of the first decoder
   stage with attention, at a quarter of the latent side (here 4×4 of 16×16), so no other pair
   is chosen.
+With `--peer-style-gamma G` the direct merge and every peer but ZipLoRA run a second time with
+the style LoRA at weight G (the content LoRA at 1), as CRAFT's `--style-gamma` rows do, so that a
+tuned style weight is not CRAFT's alone. ZipLoRA is left out: its merge fixes both LoRAs'
+weights in one file.
 A `base model (no LoRA)` row (the plain prompt, standard CFG, no LoRA, W0) is generated and scored
 too: the floor every method starts from, and the reference of the cost column.
 
@@ -81,10 +85,23 @@ def base_request(common: Mapping[str, Any]) -> GenerateRequest:
     return GenerateRequest(**common, switches=FusionSwitches.for_mode("direct"))
 
 
-def peer_request(peer: str, common: Mapping[str, Any], content_lora: str, style_lora: str | None) -> GenerateRequest:
+def reweighted(peers: Sequence[str]) -> tuple[str, ...]:
+    """The peers that `--peer-style-gamma` runs again at a lower style weight (not ZipLoRA)."""
+    return tuple(p for p in peers if p != ZIPLORA)
+
+
+def weight_name(label: str, style_weight: float) -> str:
+    """The row of a peer (or the direct merge) run with the style LoRA at `style_weight`."""
+    return f"{label}, style weight {style_weight:g}"
+
+
+def peer_request(peer: str, common: Mapping[str, Any], content_lora: str, style_lora: str | None,
+                 style_weight: float = 1.0) -> GenerateRequest:
     """The generation of one peer: `content_lora`/`style_lora` are the files it combines (the
     unrouted W0 LoRAs, its B-LoRAs, or the ZipLoRA file alone as `content_lora`)."""
-    style = LoraRef(style_lora) if style_lora else None
+    if peer == ZIPLORA and style_weight != 1.0:
+        raise ValueError("ZipLoRA's merged file has no separate style weight.")
+    style = LoraRef(style_lora, weight=style_weight) if style_lora else None
     if peer in SAMPLER_PEERS:
         return GenerateRequest(**common, content_lora=LoraRef(content_lora), style_lora=style, peer_mode=peer)
     if peer == ZIPLORA:
@@ -102,7 +119,9 @@ def describe(request: GenerateRequest) -> dict[str, Any]:
             "routing": switches.routing, "asymmetric_cfg": switches.asymmetric, "gates": switches.gates,
             "routing_preset": request.routing_preset, "curves": request.curves is not None,
             "content_lora": Path(request.content_lora.path).name if request.content_lora else None,
-            "style_lora": Path(request.style_lora.path).name if request.style_lora else None}
+            "style_lora": Path(request.style_lora.path).name if request.style_lora else None,
+            "content_weight": request.content_lora.weight if request.content_lora else None,
+            "style_weight": request.style_lora.weight if request.style_lora else None}
 
 
 def cost_summary(entries: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, dict[str, float]]:

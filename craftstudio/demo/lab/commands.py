@@ -205,7 +205,7 @@ def _cmd_benchmark(args) -> int:
         **({} if args.backbone_keep is None else {"backbone_keep": args.backbone_keep}),
         workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma, auto_style_gamma=args.auto_style_gamma,
-        peers=peers, ziplora_steps=args.ziplora_steps,
+        peers=peers, ziplora_steps=args.ziplora_steps, peer_style_gamma=args.peer_style_gamma,
     )
     results = []
     for seed in seeds:
@@ -331,6 +331,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--style-gamma", type=float, default=None, metavar="G",
                    help="also run full CRAFT with the style weight <s:G> (asymmetric CFG scales a LoRA's "
                         "effect by the guidance scale; G ≈ 1/cfg undoes that)")
+    p.add_argument("--peer-style-gamma", type=float, default=None, metavar="G",
+                   help="also run the direct merge and the peers (not ZipLoRA, whose merge fixes both "
+                        "weights) with the style LoRA at weight G, as --style-gamma does for CRAFT")
     p.add_argument("--auto-style-gamma", action="store_true",
                    help="also run CRAFT at each pair's γ* = 1 − ρ·cos·(s−1)/s, from how much of the style "
                         "LoRA's change reaches the unconditional prediction (demo probe uncond-ratio)")

@@ -12,7 +12,7 @@ import pytest
 
 from craftstudio.demo.assets import demo_model_dir, demo_oracle
 from craftstudio.demo.lab.benchmark import METRICS, ROWS, choose_pairs, row_name
-from craftstudio.demo.lab.benchmark_peers import BASE
+from craftstudio.demo.lab.benchmark_peers import BASE, peer_request
 from craftstudio.demo.lab.benchmark_report import COST
 
 MODEL = demo_model_dir()
@@ -28,6 +28,9 @@ def test_pairs_default_count_and_validation():
 
 
 PEER_ROWS = ["K-LoRA", "LoRA Switch", "LoRA Composite", "ZipLoRA", "B-LoRA"]
+# --peer-style-gamma 0.5: the direct merge and every peer but ZipLoRA again, the style LoRA at 0.5
+REWEIGHTED_ROWS = [f"{name}, style weight 0.5" for name in ("direct merge", "K-LoRA", "LoRA Switch",
+                                                            "LoRA Composite", "B-LoRA")]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def smoke(tmp_path_factory):
         code = main(["benchmark", "--pair", "heart:neon", "--images", "2", "--steps", "2", "--refs", "2", "--threads", "1",
                      "--ref-classes", "2", "--lora-steps", "2", "--backbone-steps", "2", "--ziplora-steps", "2",
                      "--workdir", str(tmp / "work"), "--style-gamma", "0.3", "--auto-style-gamma",
-                     "--curves", "guidance-interval",
+                     "--curves", "guidance-interval", "--peer-style-gamma", "0.5",
                      "--backbone-keep", "2", "--keep-weight", "10", "--json", str(tmp / "bench.json"),
                      "--sheet", str(tmp / "sheet.png")])
     return SimpleNamespace(code=code, text=printed.getvalue(), data=json.loads((tmp / "bench.json").read_text()),
@@ -65,7 +68,7 @@ def test_benchmark_smoke(smoke):
     assert "| Method |" in text and "| Backbone | Routing |" in text
     assert "follow the guidance-interval curves" in text
     table1, ablation = data["tables"]["table1"], data["tables"]["ablation"]
-    assert [r[0] for r in table1] == ["Method", BASE, "direct merge", *PEER_ROWS, "CRAFT (full)",
+    assert [r[0] for r in table1] == ["Method", BASE, "direct merge", *PEER_ROWS, *REWEIGHTED_ROWS, "CRAFT (full)",
                                       "CRAFT (full), γ_s = 0.3", "CRAFT without backbone, γ_s = 0.3",
                                       "CRAFT (full), γ_s = γ*", "CRAFT without backbone, γ_s = γ*"]
     assert len(ablation) == 1 + len(ROWS) == 9 and all(len(r) == len(ablation[0]) for r in ablation)
@@ -78,7 +81,7 @@ def test_benchmark_smoke(smoke):
     method = data["pairs"][0]["methods"][data["aliases"]["CRAFT (full)"]]
     assert len(method["predictions"]) == 2
     assert data["pairs"][0]["methods"]["CRAFT (full), γ_s = 0.3"]["predictions"]
-    assert len(data["summary"]) == 1 + len(ROWS) + 4 + len(PEER_ROWS)  # the γ_s = 0.3 and γ* rows
+    assert len(data["summary"]) == 1 + len(ROWS) + 4 + len(PEER_ROWS) + len(REWEIGHTED_ROWS)  # + γ_s 0.3, γ*
     assert {"content_acc", "style_acc", "both_acc", "content_leak", "style_leak"} <= set(method)
     assert set(data["summary"][data["aliases"]["direct merge"]]["both_acc"]) == {"mean", "std"}
     assert (tmp_path / "sheet.png").stat().st_size > 0
@@ -127,6 +130,22 @@ def test_b_lora_files_hold_only_their_block_and_ziplora_stacks_both_ranks(smoke)
     assert set(merged) == set(content)  # unrouted LoRAs: both touch every layer
     down = next(k for k in merged if k.endswith("lora_A.weight"))
     assert merged[down][0] == 2 * content[down][0]  # rank r_c + r_s
+
+
+def test_peer_style_gamma_reruns_the_peers_with_only_the_style_weight_changed(smoke):
+    entry = smoke.data["pairs"][0]
+    setup, direct = entry["setup"], entry["setup"][smoke.data["aliases"]["direct merge"]]
+    for label, name in zip(["direct merge", "K-LoRA", "LoRA Switch", "LoRA Composite", "B-LoRA"], REWEIGHTED_ROWS,
+                           strict=True):
+        plain = direct if label == "direct merge" else setup[label]
+        assert (plain["content_weight"], plain["style_weight"]) == (1.0, 1.0)
+        assert (setup[name]["content_weight"], setup[name]["style_weight"]) == (1.0, 0.5)
+        assert {k: v for k, v in setup[name].items() if k != "style_weight"} == {
+            k: v for k, v in plain.items() if k != "style_weight"}
+        assert len(entry["methods"][name]["predictions"]) == 2
+    assert not any(name.startswith("ZipLoRA, style weight") for name in smoke.data["summary"])
+    with pytest.raises(ValueError, match="no separate style weight"):
+        peer_request("ziplora", {"model": "m", "prompt": "p"}, "z.safetensors", None, style_weight=0.5)
 
 
 def test_the_base_model_and_direct_merge_differ_and_direct_is_the_all_off_row(smoke):
