@@ -6,41 +6,65 @@ LoRAs trained side by side in about 290 s, where one took 170–280 s beside a f
 request carries its own seed, so a LoRA trained in a worker is the same file it would be in the
 calling process (tested). Workers start with `spawn` (CUDA cannot be forked) and get requests and
 results as our own dataclasses, never user files. A ZipLoRA merge (`ZipLoraRequest`) is a short
-training of its own and runs the same way (`merge_ziplora` instead of `train`).
+training of its own and runs the same way (`merge_ziplora` instead of `train`). A worker whose
+benchmark process is killed stops its training at the next step and exits (`watch_parent`).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
 
+from craftstudio.domain.cancel import Cancelled, CancelToken
+
 Report = dict[str, Any]  # seconds, final_loss, layers
 
 
-def _run(request, progress=None) -> Report:
+def _run(request, progress=None, cancel=None) -> Report:
     """Train (or, for a ZipLoRA request, merge) in this process; the numbers the benchmark keeps."""
     from craftstudio.domain.merging import ZipLoraRequest
 
     if isinstance(request, ZipLoraRequest):
         from craftstudio.engine.training.ziplora import merge_ziplora
 
-        merged = merge_ziplora(request, progress=progress)
+        merged = merge_ziplora(request, progress=progress, cancel=cancel)
         return {"seconds": merged.seconds, "final_loss": merged.losses[-1]["loss"] if merged.losses else None,
                 "layers": merged.layers, "similarity": merged.similarity}
     from craftstudio.engine.training import train
 
-    result = train(request, progress=progress)
+    result = train(request, progress=progress, cancel=cancel)
     return {"seconds": result.seconds, "final_loss": result.final_loss, "layers": result.details.get("layers")}
 
 
-def _train_in_worker(request, threads: int) -> Report:
+def watch_parent(cancel: CancelToken, parent: int, *, ppid: Callable[[], int] = os.getppid,
+                 pause: Callable[[float], None] = time.sleep, every: float = 1.0) -> None:
+    """Cancel `cancel` once this process's parent is no longer `parent` (it was killed and the
+    worker re-parented): a stopped benchmark must not leave its workers training for half an
+    hour. Returns when it cancels or the token is cancelled otherwise."""
+    while not cancel.cancelled:
+        if ppid() != parent:
+            cancel.cancel()
+            return
+        pause(every)
+
+
+def _train_in_worker(request, threads: int, parent: int) -> Report:
     import torch
 
     torch.set_num_threads(threads)
-    return _run(request)
+    cancel = CancelToken()
+    threading.Thread(target=watch_parent, args=(cancel, parent), daemon=True).start()
+    try:
+        return _run(request, cancel=cancel)
+    except Cancelled:
+        if os.getppid() != parent:
+            os._exit(1)  # no one is left to report to, and the pool would keep this process waiting
+        raise
 
 
 def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: int = 1,
@@ -69,7 +93,7 @@ def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: i
         def submit_ready() -> None:
             for key in [k for k in waiting if needs[k] <= set(reports)]:
                 waiting.remove(key)
-                running[pool.submit(_train_in_worker, requests[key], threads)] = key
+                running[pool.submit(_train_in_worker, requests[key], threads, os.getpid())] = key
 
         submit_ready()
         while running:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from craftstudio.demo.lab.parallel_training import train_many
+from craftstudio.demo.lab.parallel_training import train_many, watch_parent
+from craftstudio.domain.cancel import CancelToken
 from craftstudio.domain.training import LoraTrainRequest
 from tests.engine.training.conftest import write_image
 
@@ -65,3 +66,24 @@ def test_a_request_must_come_after_what_it_needs(tiny_sd1, pictures, tmp_path):
         train_many(requests, after={"content": ("style",)})
     with pytest.raises(ValueError, match="needs 'backbone'"):
         train_many(requests, after={"style": ("backbone",)})
+
+
+def test_a_worker_cancels_its_training_once_its_parent_is_gone():
+    parents = iter([100, 100, 1])  # re-parented to init on the third look: the benchmark was killed
+    pauses = []
+    cancel = CancelToken()
+    watch_parent(cancel, 100, ppid=lambda: next(parents), pause=pauses.append)
+    assert cancel.cancelled and len(pauses) == 2
+
+
+def test_the_parent_watch_ends_when_the_training_is_cancelled_otherwise():
+    cancel = CancelToken()
+    looks = []
+
+    def ppid():
+        looks.append(1)
+        cancel.cancel()  # cancelled by someone else while the parent is still there
+        return 100
+
+    watch_parent(cancel, 100, ppid=ppid, pause=lambda _s: None)
+    assert cancel.cancelled and len(looks) == 1
