@@ -429,9 +429,9 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
             out.append((PEER_NAMES[peer], False, peer_request(peer, plain, *peer_files(peer))))
         weight = config.peer_style_gamma
         if weight is not None:
-            out.append((weight_name(DIRECT, weight), False, GenerateRequest(  # as the all-off row, but the weight
-                **common, prompt=prompt_for(c, s), content_lora=LoraRef(unrouted[0]), style_lora=LoraRef(unrouted[1], weight=weight),
-                switches=FusionSwitches.for_mode("direct"))))
+            direct = next(request for name, _, request in out if name == row_name(ROWS[0]))  # the all-off row
+            out.append((weight_name(DIRECT, weight), False,
+                        dataclasses.replace(direct, style_lora=dataclasses.replace(direct.style_lora, weight=weight))))
             for peer in reweighted(config.peers):
                 out.append((weight_name(PEER_NAMES[peer], weight), False,
                             peer_request(peer, plain, *peer_files(peer), style_weight=weight)))
