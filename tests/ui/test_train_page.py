@@ -35,11 +35,16 @@ def test_the_train_area_is_the_train_page_bound_to_its_state(make_studio, qtbot,
     page.quality_combo.setCurrentIndex(page.quality_combo.findData("Quick"))
     assert (state.steps, state.rank) == (300, 8)
 
+    page.fast_check.setChecked(True)
+    assert not page.fast_check.isHidden() and state.request().fast
+
     backbone = next(b for b in page.kind_buttons.buttons() if b.property("kind") == "backbone")
     backbone.click()
     assert state.kind == "backbone" and state.steps == 500
     assert page.content_strip.isVisibleTo(page) and not page.lora_strip.isVisibleTo(page)
     assert not page.trigger_edit.isVisibleTo(page)
+    # The compiled step is for LoRAs (the Rank-FT step measured slower with it): no box, not asked for.
+    assert page.fast_check.isHidden() and state.fast and not state.request().fast
 
 
 def test_references_show_captions_badges_and_problems(make_studio, qtbot, tmp_path):
