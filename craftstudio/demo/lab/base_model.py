@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ SCHEDULE = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end":
             "num_train_timesteps": 1000, "prediction_type": "epsilon"}
 MAX_SHARD = "14MB"
 MODEL_CARD = "shapesworld.json"  # training record written beside model_index.json
+# Latent sizes of the 64² pictures: 16 (shipped) and 32, the finer world on which the question
+# "is 16² too coarse for the decoder blocks to leave the outline alone?" is measured.
+LATENT_SIZES = (16, 32)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,17 @@ class ModelSizes:
         """For tests: the same layout, a fraction of the width."""
         return cls(unet_channels=(32, 32, 32, 32), unet_heads=(2, 2, 2, 2), text_hidden=32, text_layers=1,
                    text_heads=2, vae_channels=(16, 16, 32))
+
+    def with_latent_size(self, latent: int, image_size: int = 64) -> ModelSizes:
+        """The same networks with an autoencoder that turns the pictures into `latent`² latents:
+        one level per halving, keeping the widths of the first levels (16: three levels, as
+        shipped; 32: two, so every UNet block runs at twice the resolution)."""
+        levels = (image_size // latent).bit_length()
+        if latent not in LATENT_SIZES or image_size != latent * 2 ** (levels - 1):
+            raise ValueError(f"latent size {latent} is not one of {', '.join(map(str, LATENT_SIZES))}")
+        if levels > len(self.vae_channels):
+            raise ValueError(f"{levels} autoencoder levels need {levels} widths, not {self.vae_channels}")
+        return replace(self, vae_channels=self.vae_channels[:levels])
 
 
 def build_vae(sizes: ModelSizes):

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from craftstudio.demo.lab.base_model import LATENT_SIZES
 from craftstudio.domain.training import BASIS_INITS, MINOR_INIT, BackboneTrainRequest
 
 
@@ -62,7 +63,7 @@ def _cmd_train_base(args) -> int:
     from craftstudio.demo.lab.base_model import ModelSizes
     from craftstudio.demo.lab.base_training import BaseTrainConfig, DiffusionPhase, train_base
 
-    sizes = ModelSizes.tiny() if args.tiny else ModelSizes()
+    sizes = (ModelSizes.tiny() if args.tiny else ModelSizes()).with_latent_size(args.latent_size)
     config = BaseTrainConfig(
         seed=args.seed, device=args.device, vae_images=args.vae_images, images=args.images,
         autoencoder=dataclasses.replace(AutoencoderPhase(), steps=args.vae_steps, batch=args.vae_batch),
@@ -279,6 +280,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check-images", type=int, default=280, help="generated and classified at the end (0 = skip)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads when --device cpu")
     p.add_argument("--tiny", action="store_true", help="tiny networks (smoke tests)")
+    p.add_argument("--latent-size", type=int, default=16, choices=LATENT_SIZES,
+                   help="latent side of the 64px pictures: 16 (the shipped model) or 32 (a 2x autoencoder: every "
+                        "UNet block at twice the resolution)")
     p.set_defaults(func=_cmd_train_base)
 
     p = sub.add_parser("eval-base", help="oracle accuracy and CPU speed of a demo base model")

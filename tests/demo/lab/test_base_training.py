@@ -58,3 +58,34 @@ def test_trained_folder_loads_and_generates_a_64px_picture(trained):
     result = generate(GenerateRequest(model=str(out), prompt="a star in stripes style", width=64, height=64,
                                       steps=2, device="cpu"))
     assert result.images[0].size == (64, 64)
+
+
+def test_a_finer_latent_world_trains_loads_and_generates_at_64px(tmp_path):
+    """`train-base --latent-size 32`: a two-level autoencoder, so the UNet works on 32² latents of
+    the same 64² pictures, and the app generates with it like with the shipped model."""
+    from craftstudio.domain.generation import GenerateRequest
+    from craftstudio.engine.generation import generate
+    from craftstudio.engine.loader import load_model
+
+    sizes = ModelSizes.tiny().with_latent_size(32)
+    assert len(sizes.vae_channels) == 2
+    config = BaseTrainConfig(
+        device="cpu", vae_images=8, images=16, workers=1, log_every=1, check_images=0, recon_images=4,
+        time_budget=0, autoencoder=AutoencoderPhase(steps=1, batch=2, warmup=1),
+        diffusion=DiffusionPhase(steps=1, batch=2, warmup=1), sizes=sizes,
+    )
+    lines: list[str] = []
+    train_base(config, tmp_path / "fine", TrainLog(lines.append))
+    assert any("latents (4, 32, 32)" in line for line in lines)
+    model = load_model(tmp_path / "fine", torch.device("cpu"), torch.float32)
+    assert model.pipeline.vae_scale_factor == 2 and model.unet.config.sample_size == 32
+    result = generate(GenerateRequest(model=str(tmp_path / "fine"), prompt="a star in stripes style", width=64,
+                                      height=64, steps=2, device="cpu"))
+    assert result.images[0].size == (64, 64)
+
+
+def test_latent_sizes_other_than_16_and_32_are_refused():
+    assert ModelSizes().with_latent_size(16) == ModelSizes()
+    for bad in (8, 24, 64):
+        with pytest.raises(ValueError, match=f"latent size {bad} is not one of 16, 32"):
+            ModelSizes().with_latent_size(bad)
