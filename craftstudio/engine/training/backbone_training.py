@@ -66,9 +66,10 @@ from craftstudio.engine.training.rank_ft import CONTENT, STYLE, Projection, Proj
 
 # The compiled step is for LoRAs only. Compiled with CUDA graphs, the Rank-FT step measured slower
 # than eager (SDXL 1024², batch 8, one H200: 2,324.6 ms against 995.0 ms), so a backbone run asked
-# for it trains eagerly and says so. The training benchmark still times the compiled Rank-FT step
-# (bench_scaling.py), where a fix would show. The likely cause, unverified: every step hands the
-# graph new Q and W0·Q tensors for each of SDXL's 560 target layers.
+# for it trains eagerly and says so. The likely cause, unverified: every step handed the graph new
+# Q and W0·Q tensors for each of SDXL's 560 target layers. The training benchmark's compiled
+# Rank-FT step (bench_scaling.py) now hands it fixed copies (rank_ft.Projection, staged); once that
+# measures faster than eager on a GPU, the trainer can compile with it too.
 RANK_FT_STAYS_EAGER = ("the compiled step is for LoRAs; the backbone trains without it (on a GPU it measured slower "
                        "than the plain step)")
 
@@ -92,14 +93,20 @@ class RankFtStep:
         self.projection.set_bases(self.bases.per_layer(q_c if role == CONTENT else q_s, self.projection.dtype))
         denoise = denoising_loss(self.setup, batch, text)
         ortho = orthogonality_penalty((q_c[k], q_s[k]) for k in q_c)
-        total = denoise + self.ortho_weight * ortho
+        through_unet = denoise
         terms = {"denoise": denoise.detach(), "ortho": ortho.detach()}
         if keep is not None:
             kept = preservation_loss(self.setup, self.projection, *keep)
-            total = total + self.keep_weight * kept
+            through_unet = through_unet + self.keep_weight * kept
             terms["keep"] = kept.detach()
-        self.setup.precision.backward(total)
-        self.setup.precision.step(self.optimizer)
+        total = through_unet + self.ortho_weight * ortho
+        precision = self.setup.precision
+        if self.projection.staged:  # two passes: the UNet's terms to the staged Q, then on to the bases
+            precision.backward(through_unet)
+            self.projection.backward_into_bases(precision.scaled(self.ortho_weight * ortho))
+        else:
+            precision.backward(total)
+        precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         self.projection.set_bases(None)  # drop this step's graph
         return {"loss": total.detach(), **terms}

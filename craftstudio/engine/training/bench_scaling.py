@@ -150,7 +150,8 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
         else:
             specs = layer_specs(unet, rank, rank)
             bases = ProjectionBases(specs, 0, device)
-            projection = Projection(unet, [s.name for s in specs])
+            # Compiled: Q reaches the graph through fixed copies (rank_ft.Projection, staged).
+            projection = Projection(unet, [s.name for s in specs], staged=options.get("fast", False))
             step = RankFtStep(DenoisingSetup(step_module(unet, options.get("fast", False), device), scheduler,
                                              precision, loss), bases, projection,
                               rank_ft_optimizer(bases.parameters(), 1e-3), 1.0, 0.0,

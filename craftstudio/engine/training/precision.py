@@ -35,8 +35,12 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        """`loss` as its backward must see it (times the fp16 loss scale)."""
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
     def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        self.scaled(loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:

@@ -179,20 +179,64 @@ class ProjectionBases(nn.Module):
 
 
 class Projection:
-    """Forward hooks giving each target layer W = W0 − (W0·Q)·Qᵀ for the active Q (none: W0)."""
+    """Forward hooks giving each target layer W = W0 − (W0·Q)·Qᵀ for the active Q (none: W0).
 
-    def __init__(self, unet: nn.Module, names: list[str]) -> None:
+    `staged` (for a UNet replayed as CUDA graphs): the hooks read persistent leaf tensors that
+    hold a copy of each step's Q and W0·Q, so the graph sees the same addresses every step, as it
+    does for parameters, instead of 2 new tensors per layer that it would copy in or record anew.
+    The backward then stops at those copies, and `backward_into_bases` carries their gradients
+    on to the bases in one more backward pass (the chain rule split at the copy: the same
+    gradients, summed in another order)."""
+
+    def __init__(self, unet: nn.Module, names: list[str], staged: bool = False) -> None:
         self.layers = {name: unet.get_submodule(name) for name in names}
         self.dtype = next(iter(self.layers.values())).weight.dtype if self.layers else torch.float32
         self.active: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.staged = staged
+        self._stage: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (Q copy, W0·Q copy)
+        self._sources: list[tuple[torch.Tensor, torch.Tensor]] = []  # (this step's tensor, its copy)
 
     def set_bases(self, q_by_name: dict[str, torch.Tensor] | None) -> None:
         """Use these Q (d_in × r, with grad) from now on; computes W0·Q once for the step."""
-        self.active = {}
+        self.active, self._sources = {}, []
         for name, q in (q_by_name or {}).items():
             weight = self.layers[name].weight
             q = q.to(weight.dtype)
-            self.active[name] = (q, weight @ q)
+            pair = (q, weight @ q)
+            if self.staged:
+                pair = self._staged(name, pair)
+            self.active[name] = pair
+
+    def _staged(self, name: str, pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        stage = self._stage.get(name)
+        if stage is None or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(stage, pair, strict=True)):
+            stage = tuple(torch.empty_like(t, requires_grad=True) for t in pair)
+            for tensor in stage:
+                torch._dynamo.mark_static_address(tensor)  # a fixed input of the graph, like a weight
+            self._stage[name] = stage
+        with torch.no_grad():
+            for copy, tensor in zip(stage, pair, strict=True):
+                copy.copy_(tensor)
+                copy.grad = None
+        self._sources += list(zip(pair, stage, strict=True))
+        return stage
+
+    def backward_into_bases(self, loss: torch.Tensor | None = None) -> None:
+        """Staged only, after the backward of the terms that ran through the UNet: carry the
+        copies' gradients on to this step's Q (and so to the bases), together with the backward
+        of `loss` (terms computed on Q directly, already scaled like the first)."""
+        tensors, grads = [], []
+        for tensor, copy in self._sources:
+            if copy.grad is not None:
+                tensors.append(tensor)
+                grads.append(copy.grad)
+        if loss is not None:
+            tensors.append(loss)
+            grads.append(torch.ones_like(loss))
+        if tensors:
+            torch.autograd.backward(tensors, grads)
+        for _, copy in self._sources:
+            copy.grad = None
 
     @contextmanager
     def suspended(self) -> Iterator[None]:

@@ -89,7 +89,7 @@ def test_the_compiled_rank_ft_step_of_the_benchmark_trains_the_eager_bases(tiny_
         scheduler = make_noise_scheduler(NOISE_CONFIG)
         specs = layer_specs(unet, 4, 2)
         bases = ProjectionBases(specs, 0, device)
-        projection = Projection(unet, [s.name for s in specs])
+        projection = Projection(unet, [s.name for s in specs], staged=fast)  # as the benchmark does
         setup = DenoisingSetup(step_module(unet, fast, device), scheduler, resolve_precision("no", device),
                                make_denoising_loss("mse", scheduler))
         step = RankFtStep(setup, bases, projection, make_optimizer(bases.parameters(), 1e-2), 1.0)

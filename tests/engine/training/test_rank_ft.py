@@ -243,3 +243,31 @@ def test_the_preservation_weight_pulls_w_init_toward_w0(sd1):
         gaps[weight] = (terms[0]["keep"], terms[-1]["keep"])
     assert gaps[0.0][0] == gaps[1e3][0]  # same start
     assert gaps[1e3][1] < 0.5 * gaps[1e3][0] and gaps[1e3][1] < 0.5 * gaps[0.0][1]
+
+
+def test_staged_bases_train_what_the_plain_step_trains_through_fixed_addresses(sd1):
+    """The staged projection (for CUDA graphs) hands the UNet the same tensors every step and
+    splits the backward at them; the bases get the plain step's gradients, preservation term and
+    orthogonality penalty included."""
+    trained, addresses = [], []
+    for staged in (False, True):
+        setup, cache, text = _setup(sd1)
+        specs = layer_specs(setup.unet, 4, 2)
+        bases = ProjectionBases(specs, seed=9, device=CPU)
+        projection = Projection(setup.unet, [s.name for s in specs], staged=staged)
+        step = RankFtStep(setup, bases, projection, make_optimizer(bases.parameters(), 1e-2), 1.0, keep_weight=10.0)
+        keep = (draw_batch(cache, [1], step_generator(1, 0), 1000, CPU), text)
+        seen = []
+        with projection.installed():
+            for i, role in enumerate((CONTENT, STYLE, CONTENT)):
+                step(role, draw_batch(cache, [0, 1], step_generator(0, i), 1000, CPU), text, keep)
+                seen.append({name: tuple(t.data_ptr() for t in pair) for name, pair in projection._stage.items()})
+        trained.append({k: v.detach().clone() for k, v in bases.named_parameters()})
+        addresses.append(seen)
+    assert trained[0].keys() == trained[1].keys()
+    for key, plain in trained[0].items():
+        assert not torch.equal(plain, ProjectionBases(layer_specs(_setup(sd1)[0].unet, 4, 2), seed=9,
+                                                      device=CPU).state_dict()[key])  # the bases moved
+        assert torch.allclose(plain, trained[1][key], atol=1e-6), key
+    assert addresses[0] == [{}, {}, {}]  # the plain projection stages nothing
+    assert addresses[1][0] and addresses[1][0] == addresses[1][1] == addresses[1][2]
