@@ -321,7 +321,8 @@ def _run_bench_scaling(args: argparse.Namespace, families: list[str]) -> int:
                                steps=args.steps or 10,
                                warmup=args.warmup, rank=args.rank, preset=args.preset, device=args.device,
                                precision=args.precision, checkpointing=args.checkpointing, gpus=tuple(args.gpus),
-                               fast=args.fast, which=args.which, sync=args.sync, say=lambda text: print(text, file=sys.stderr))
+                               fast=args.fast, which=args.which, sync=args.sync, baseline=args.baseline,
+                               say=lambda text: print(text, file=sys.stderr))
     print(bench_scaling.format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -346,7 +347,8 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false")
     p.add_argument("--num-processes", type=int, default=None, metavar="N",
-                   help="instead: steps (b) and (c) on N processes (one GPU each) against 1, at --batch")
+                   help="instead: steps (b) and (c) on N processes (one GPU each) against 1, at --batch "
+                        "(1: one process alone)")
     p.add_argument("--gpus", type=_gpu_list, default=(), metavar="0,1,...", help="the GPUs for --num-processes")
     p.add_argument("--batch", type=int, default=8, help="global batch of the --num-processes benchmark")
     p.add_argument("--fast", action="store_true", help="with --num-processes: compile the training step")
@@ -354,6 +356,9 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
                    help="with --num-processes: the steps to time, (b) routed LoRA and/or (c) Rank-FT")
     p.add_argument("--no-sync", dest="sync", action="store_false",
                    help="with --num-processes: skip DDP's gradient all-reduce (to see what it costs; not training)")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="with --num-processes N: only the N-process run, without the 1-process one (to split a "
+                        "long benchmark over two commands; compare with --num-processes 1)")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the numbers as JSON")
     p.set_defaults(func=_run_bench)
     return p

@@ -119,3 +119,45 @@ def test_a_batch_that_does_not_split_over_the_gpus_is_refused(tmp_path):
     with pytest.raises(UserError, match="batch size 1 does not split evenly over 2 processes"):
         _run(["train", "lora", "--role", "content", "--model", "m", "--images", "i", "--trigger", "sks",
               "--out", str(tmp_path / "l.safetensors"), "--gpus", "0,1"])
+
+
+def test_bench_train_times_one_process_alone_on_the_cpu(tmp_path, capsys):
+    """`--num-processes 1`: the baseline alone (a long benchmark split over commands), through the
+    same launcher; its table has no speed-up column."""
+    report_file = tmp_path / "one.json"
+    assert _run(["bench", "train", "--num-processes", "1", "--device", "cpu", "--preset", "small", "--family",
+                 "sd15", "--size", "64", "--which", "b", "--batch", "2", "--steps", "1", "--warmup", "0",
+                 "--rank", "4", "--json", str(report_file)]) == 0
+    text = capsys.readouterr().out
+    assert "| processes | ms/step |" in text and "speed-up" not in text and "(b) routed content LoRA" in text
+    report = json.loads(report_file.read_text())
+    assert report["compared"] is False and report["processes"] == 1
+    assert [r["step"] for r in report["rows"]] == ["b"] and report["rows"][0]["ms_per_step"] > 0
+
+
+@pytest.mark.parametrize("flags, launched", [
+    (["--num-processes", "2"], [1, 2]),
+    (["--num-processes", "2", "--no-baseline"], [2]),
+    (["--num-processes", "1"], [1]),
+])
+def test_bench_train_launches_the_halves_asked_for(monkeypatch, capsys, flags, launched):
+    from craftstudio.engine.training import launcher
+
+    counts = []
+
+    def fake(payload, *, processes, **kwargs):
+        counts.append(processes)
+        rows = [{"family": "sd15", "size": 64, "step": "b", "label": "(b) routed content LoRA",
+                 "ms_per_step": 100.0 / processes, "samples_per_s": 2 / (0.1 / processes),
+                 "peak_mib": [None] * processes, "devices": ["cpu"] * processes}]
+        return {"device": "CPU", "precision": "fp32", "rows": rows}
+
+    monkeypatch.setattr(launcher, "run_launched", fake)
+    assert _run(["bench", "train", "--device", "cpu", "--which", "b", "--batch", "2", *flags]) == 0
+    assert counts == launched
+    assert ("2.00×" in capsys.readouterr().out) == (launched == [1, 2])  # a speed-up only beside its baseline
+
+
+def test_bench_train_refuses_a_batch_the_processes_cannot_split():
+    with pytest.raises(UserError, match="1 or more processes that split the batch 3 evenly, not 2"):
+        _run(["bench", "train", "--device", "cpu", "--num-processes", "2", "--batch", "3"])
