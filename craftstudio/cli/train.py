@@ -322,6 +322,7 @@ def _run_bench_scaling(args: argparse.Namespace, families: list[str]) -> int:
                                warmup=args.warmup, rank=args.rank, preset=args.preset, device=args.device,
                                precision=args.precision, checkpointing=args.checkpointing, gpus=tuple(args.gpus),
                                fast=args.fast, which=args.which, sync=args.sync, baseline=args.baseline,
+                               one_bucket=args.one_bucket,
                                say=lambda text: print(text, file=sys.stderr))
     print(bench_scaling.format_table(report))
     if args.json:
@@ -356,6 +357,9 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
                    help="with --num-processes: the steps to time, (b) routed LoRA and/or (c) Rank-FT")
     p.add_argument("--no-sync", dest="sync", action="store_false",
                    help="with --num-processes: skip DDP's gradient all-reduce (to see what it costs; not training)")
+    p.add_argument("--one-bucket", action="store_true",
+                   help="with --num-processes: the routed LoRA's gradients in one DDP all-reduce after the backward "
+                        "(a compiled step is then not split at DDP's 25 MiB buckets)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="with --num-processes N: only the N-process run, without the 1-process one (to split a "
                         "long benchmark over two commands; compare with --num-processes 1)")

@@ -56,7 +56,7 @@ def run(families: list[str], *, processes: int, batch: int = 8, size: int | None
         warmup: int = 3, rank: int = 64, preset: str | None = None, device: str = "auto",
         precision: str = "auto", checkpointing: bool = True, gpus: tuple[int, ...] = (),
         fast: bool = False, which: str = "bc", sync: bool = True, baseline: bool = True,
-        say=print) -> dict[str, Any]:
+        one_bucket: bool = False, say=print) -> dict[str, Any]:
     """Launch the baseline (1 process) and the N-process measurement; the report of both. One of
     them alone (`processes` 1, or `baseline` False) when a long benchmark is split over commands
     (an SDXL compile takes minutes per half): its rows then carry no speed-up."""
@@ -70,7 +70,7 @@ def run(families: list[str], *, processes: int, batch: int = 8, size: int | None
     preset = preset or ("small" if cpu else "full")
     options = {"families": families, "batch": batch, "size": size, "steps": steps, "warmup": warmup, "rank": rank,
                "preset": preset, "device": "cpu" if cpu else device, "precision": precision,
-               "checkpointing": checkpointing, "fast": fast, "which": which, "sync": sync}
+               "checkpointing": checkpointing, "fast": fast, "which": which, "sync": sync, "one_bucket": one_bucket}
 
     def relay(event) -> None:
         if isinstance(event, ProgressEvent) and event.message:
@@ -89,7 +89,8 @@ def run(families: list[str], *, processes: int, batch: int = 8, size: int | None
     compared = len(counts) == 2
     return {"device": runs[processes]["device"], "torch": torch.__version__, "processes": processes,
             "batch": batch, "rank": rank, "preset": preset, "precision": runs[processes]["precision"],
-            "gradient_checkpointing": checkpointing, "fast": fast, "steps": steps, "warmup": warmup,
+            "gradient_checkpointing": checkpointing, "fast": fast, "one_bucket": one_bucket, "steps": steps,
+            "warmup": warmup,
             "rows": _rows(runs[1]["rows"], runs[processes]["rows"]) if compared else runs[processes]["rows"],
             "compared": compared, "target": TARGET}
 
@@ -147,7 +148,8 @@ def _family(family: str, options: dict[str, Any], replicas: Replicas,
             torch.cuda.empty_cache()
         if key == "b":
             params = add_lora(unet, role_modules(unet, FAMILIES[family][1], CONTENT, None), rank, rank, seed=0)
-            module = replicas.wrap(unet) if options.get("sync", True) else unet
+            module = (replicas.wrap(unet, one_bucket=options.get("one_bucket", False))
+                      if options.get("sync", True) else unet)
             setup = DenoisingSetup(step_module(module, options.get("fast", False), device), scheduler, precision, loss)
             step = LoraStep(setup, make_optimizer(list(params.values()), 1e-4, adam_8bit=False))
             ms, peak, where = _measure(lambda i, run=step: run(noisy(i), text), replicas, options)
@@ -202,7 +204,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"card: {report['device']} | torch {report['torch']} | {report['precision']} | global batch "
              f"{report['batch']} | rank {report['rank']} | gradient checkpointing "
              f"{'on' if report['gradient_checkpointing'] else 'off'} | "
-             f"{'compiled (--fast)' if report.get('fast') else 'eager'} | median of {report['steps']} steps", ""]
+             f"{'compiled (--fast)' if report.get('fast') else 'eager'}"
+             f"{' | one DDP bucket (routed LoRA)' if report.get('one_bucket') else ''} | median of {report['steps']} "
+             "steps", ""]
     if not report.get("compared", True):  # one half alone: no baseline to compare with
         lines += ["| model | step | processes | ms/step | samples/s | peak memory per GPU |",
                   "| --- | --- | --- | --- | --- | --- |"]

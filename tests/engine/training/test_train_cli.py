@@ -121,18 +121,19 @@ def test_a_batch_that_does_not_split_over_the_gpus_is_refused(tmp_path):
               "--out", str(tmp_path / "l.safetensors"), "--gpus", "0,1"])
 
 
-def test_bench_train_times_one_process_alone_on_the_cpu(tmp_path, capsys):
-    """`--num-processes 1`: the baseline alone (a long benchmark split over commands), through the
-    same launcher; its table has no speed-up column."""
-    report_file = tmp_path / "one.json"
-    assert _run(["bench", "train", "--num-processes", "1", "--device", "cpu", "--preset", "small", "--family",
-                 "sd15", "--size", "64", "--which", "b", "--batch", "2", "--steps", "1", "--warmup", "0",
+def test_bench_train_scales_over_two_cpu_processes_with_one_bucket(tmp_path, capsys):
+    """The scaling benchmark end to end: one process, then two under DDP (gloo) with every
+    gradient in one bucket; the table compares them."""
+    report_file = tmp_path / "scaling.json"
+    assert _run(["bench", "train", "--num-processes", "2", "--one-bucket", "--device", "cpu", "--preset", "small",
+                 "--family", "sd15", "--size", "64", "--which", "b", "--batch", "2", "--steps", "1", "--warmup", "0",
                  "--rank", "4", "--json", str(report_file)]) == 0
     text = capsys.readouterr().out
-    assert "| processes | ms/step |" in text and "speed-up" not in text and "(b) routed content LoRA" in text
+    assert "one DDP bucket" in text and "speed-up" in text and "(b) routed content LoRA" in text
     report = json.loads(report_file.read_text())
-    assert report["compared"] is False and report["processes"] == 1
-    assert [r["step"] for r in report["rows"]] == ["b"] and report["rows"][0]["ms_per_step"] > 0
+    assert report["compared"] and report["one_bucket"] and report["processes"] == 2
+    [row] = report["rows"]
+    assert row["step"] == "b" and len(row["devices"]) == 2 and row["speedup"] > 0
 
 
 @pytest.mark.parametrize("flags, launched", [
