@@ -34,7 +34,7 @@ from craftstudio.domain.training import BackboneTrainRequest, TrainResult, compa
 from craftstudio.engine.backbone import save_backbone
 from craftstudio.engine.fingerprint import model_fingerprint
 from craftstudio.engine.training import checkpoint as ckpt
-from craftstudio.engine.training.compiled_step import begin_step
+from craftstudio.engine.training.compiled_step import begin_step, step_module
 from craftstudio.engine.training.data import check_sizes, collect_images, load_set, read_captions
 from craftstudio.engine.training.denoising import (
     DenoisingSetup,
@@ -69,7 +69,9 @@ from craftstudio.engine.training.rank_ft import CONTENT, STYLE, Projection, Proj
 # for it trains eagerly and says so. The likely cause, unverified: every step handed the graph new
 # Q and W0·Q tensors for each of SDXL's 560 target layers. The training benchmark's compiled
 # Rank-FT step (bench_scaling.py) now hands it fixed copies (rank_ft.Projection, staged); once that
-# measures faster than eager on a GPU, the trainer can compile with it too.
+# measures faster than eager on a GPU, COMPILE_RANK_FT turns the same staged step on here (tested
+# on the CPU through dynamo either way).
+COMPILE_RANK_FT = False
 RANK_FT_STAYS_EAGER = ("the compiled step is for LoRAs; the backbone trains without it (on a GPU it measured slower "
                        "than the plain step)")
 
@@ -175,12 +177,13 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         bases = ProjectionBases(specs, request.seed, device, init=request.init,
                                 weights={s.name: unet.get_submodule(s.name).weight for s in specs})
         noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
-        if request.fast:
+        compiled = request.fast and COMPILE_RANK_FT
+        if request.fast and not compiled:
             tell(progress, "prepare", RANK_FT_STAYS_EAGER)
-        module = unet
+        module = step_module(unet, compiled, device, lambda message: tell(progress, "prepare", message))
         setup = DenoisingSetup(module, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)
-        projection = Projection(unet, [s.name for s in specs])
+        projection = Projection(unet, [s.name for s in specs], staged=compiled)  # fixed inputs for CUDA graphs
         params = dict(bases.named_parameters())
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []

@@ -63,6 +63,20 @@ def test_a_backbone_run_asked_for_the_compiled_step_trains_eagerly_and_says_so(t
     _same(eager.out, fast.out, atol=0.0)
 
 
+def test_the_staged_compiled_backbone_run_trains_the_eager_backbone(tmp_path, tiny_sd1, refs, captured, monkeypatch):
+    """The trainer's compiled path, kept off until a GPU measures it faster (COMPILE_RANK_FT):
+    switched on, a whole backbone run through dynamo with the staged projection trains the eager
+    run's backbone."""
+    from craftstudio.engine.training import backbone_training
+
+    eager = train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "eager.safetensors"))
+    monkeypatch.setattr(backbone_training, "COMPILE_RANK_FT", True)
+    fast = train_backbone(backbone_request(tiny_sd1, refs, tmp_path / "fast.safetensors", fast=True))
+    assert captured() >= 1
+    _same(eager.out, fast.out, atol=1e-4)
+    assert [t["loss"] for t in fast.losses] == pytest.approx([t["loss"] for t in eager.losses], abs=1e-4)
+
+
 def test_the_compiled_rank_ft_step_of_the_benchmark_trains_the_eager_bases(tiny_sd1, captured):
     """The training benchmark still times the compiled Rank-FT step (where a fix would show): it
     must train what the eager step trains."""
