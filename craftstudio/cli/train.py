@@ -154,8 +154,8 @@ def _common(p: argparse.ArgumentParser, *, steps: int, lr: float, checkpoint_eve
                    help="faster, but needs much more GPU memory")
     p.add_argument("--fast", action="store_true",
                    help="compile the training step (CUDA: CUDA graphs, several times faster per step after a first "
-                        "compile: 2-3 minutes for a full-size SD1.5 UNet on an H200, about 6 for SDXL); LoRAs only: a "
-                        "backbone trains without it, which measured faster")
+                        "compile: 2-3 minutes for a full-size SD1.5 UNet on an H200, about 6 for SDXL); the same "
+                        "weights")
     p.add_argument("--upscale", action="store_true", help="enlarge images smaller than the resolution")
     p.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
                    help="save a resumable checkpoint every N steps (0 = never)")

@@ -112,7 +112,7 @@ class TrainState(ObservableObject):
     mixed_precision_changed = Signal(str)
     gradient_checkpointing = Property(True, persist=True)
     gradient_checkpointing_changed = Signal(bool)
-    fast = Property(False, persist=True)  # compiled training step (LoraTrainRequest.fast)
+    fast = Property(False, persist=True)  # compiled training step (the request's `fast`)
     fast_changed = Signal(bool)
     adam_8bit = Property(False, persist=True)
     adam_8bit_changed = Signal(bool)
@@ -311,7 +311,7 @@ class TrainState(ObservableObject):
         common = dict(model=self.model.strip(), out=str(self.output_path()), steps=self.steps,
                       learning_rate=self.learning_rate, batch_size=self.batch_size, resolution=self.resolution,
                       loss=self.loss, seed=self.seed, device=self.device, mixed_precision=self.mixed_precision,
-                      gradient_checkpointing=self.gradient_checkpointing, upscale=self.upscale,
+                      gradient_checkpointing=self.gradient_checkpointing, fast=self.fast, upscale=self.upscale,
                       checkpoint_every=self.checkpoint_every, overwrite=self.overwrite, title=self.title.strip(),
                       **self.gpu_selection.request_fields(self.device))
         if self.kind == "backbone":
@@ -326,7 +326,7 @@ class TrainState(ObservableObject):
         return LoraTrainRequest(
             role=self.kind, images=self.images.sources(), trigger=self.trigger.strip(),
             backbone=self.backbone.strip() or None, caption=self.caption, rank=self.rank,
-            alpha=self.alpha or None, adam_8bit=self.adam_8bit, fast=self.fast, sample_every=self.sample_every,
+            alpha=self.alpha or None, adam_8bit=self.adam_8bit, sample_every=self.sample_every,
             sample_prompt=self.sample_prompt, sample_steps=self.sample_steps,
             routing_overrides=parse_routes(self.routes), routing_preset=self.routing_preset, **common)
 

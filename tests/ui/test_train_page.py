@@ -43,8 +43,10 @@ def test_the_train_area_is_the_train_page_bound_to_its_state(make_studio, qtbot,
     assert state.kind == "backbone" and state.steps == 500
     assert page.content_strip.isVisibleTo(page) and not page.lora_strip.isVisibleTo(page)
     assert not page.trigger_edit.isVisibleTo(page)
-    # The compiled step is for LoRAs (the Rank-FT step measured slower with it): no box, not asked for.
-    assert page.fast_check.isHidden() and state.fast and not state.request().fast
+    # The backbone's Rank-FT step compiles too (staged): the box stays, and the request asks for it.
+    assert not page.fast_check.isHidden() and state.request().fast
+    page.fast_check.setChecked(False)
+    assert not state.request().fast
 
 
 def test_references_show_captions_badges_and_problems(make_studio, qtbot, tmp_path):

@@ -76,6 +76,7 @@ ROWS: tuple[tuple[bool, bool, bool], ...] = (
 )
 DIRECT = "direct merge"
 FULL = "CRAFT (full)"
+NO_BACKBONE = "CRAFT without backbone"  # routing and asymmetric CFG on W0
 # Asymmetric CFG multiplies the conditional branch's LoRA delta by s (Eq. 11), so a LoRA trained
 # to add δ adds ≈ s·δ; a lower style weight γ_s (the prompt's `<s:γ>`) keeps s·γ_s·δ near δ.
 METRICS = ("content_acc", "style_acc", "both_acc", "content_prob", "style_prob", "content_cos", "style_cos",
@@ -121,6 +122,7 @@ class BenchConfig:
     peers: tuple[str, ...] = PEERS  # peer methods beside the 8 rows (benchmark_peers.PEERS)
     ziplora_steps: int = 100  # ZipLoRA's merge steps per pair (the paper's 100)
     peer_style_gamma: float | None = None  # also run the direct merge and the peers (not ZipLoRA) with this style weight
+    backbone: bool = True  # False: no Rank-FT backbone, only W0 LoRAs and the 4 rows without it (half the training)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -209,18 +211,25 @@ AUTO = "γ*"  # the style weight worked out per style LoRA (probes.auto_style_we
 
 def gamma_name(style_gamma: float | str, backbone: bool = True) -> str:
     value = style_gamma if isinstance(style_gamma, str) else f"{style_gamma:g}"
-    return f"{FULL if backbone else 'CRAFT without backbone'}, γ_s = {value}"
+    return f"{FULL if backbone else NO_BACKBONE}, γ_s = {value}"
+
+
+def rows(config: BenchConfig) -> tuple[tuple[bool, bool, bool], ...]:
+    """The ablation rows the run generates: all 8, or the 4 without the backbone (`backbone=False`)."""
+    return ROWS if config.backbone else tuple(r for r in ROWS if not r[0])
 
 
 def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], float | str | None]]:
-    """(name, switches row, style weight) of every generated method: the 8 rows, then routing and
-    asymmetric CFG with the style weight γ_s (and with each pair's γ*, `AUTO`), on W_init and on W0."""
-    out: list[tuple[str, tuple[bool, bool, bool], float | str | None]] = [(row_name(r), r, None) for r in ROWS]
+    """(name, switches row, style weight) of every generated method: the ablation rows, then routing
+    and asymmetric CFG with the style weight γ_s (and with each pair's γ*, `AUTO`), on W_init (when
+    the run has a backbone) and on W0."""
+    out: list[tuple[str, tuple[bool, bool, bool], float | str | None]] = [(row_name(r), r, None) for r in rows(config)]
     weights: list[float | str] = [config.style_gamma] if config.style_gamma is not None else []
     if config.auto_style_gamma:
         weights.append(AUTO)
     for gamma in weights:
-        out.append((gamma_name(gamma), ROWS[-1], gamma))
+        if config.backbone:
+            out.append((gamma_name(gamma), ROWS[-1], gamma))
         out.append((gamma_name(gamma, backbone=False), (False, True, True), gamma))
     return out
 
@@ -245,10 +254,13 @@ def aliases(config: BenchConfig) -> dict[str, str]:
     out = {BASE: BASE, DIRECT: row_name(ROWS[0])}
     out.update({PEER_NAMES[p]: PEER_NAMES[p] for p in config.peers})
     out.update({name: name for name in peer_weight_names(config)})
-    out[FULL] = row_name(ROWS[-1])
+    if config.backbone:
+        out[FULL] = row_name(ROWS[-1])
+    else:
+        out[NO_BACKBONE] = row_name((False, True, True))
     for gamma, on in ((config.style_gamma, config.style_gamma is not None), (AUTO, config.auto_style_gamma)):
         if on:
-            out.update({name: name for name in (gamma_name(gamma, b) for b in (True, False))})
+            out.update({name: name for name in (gamma_name(gamma, b) for b in (True, False)[not config.backbone:])})
     return out
 
 
@@ -331,20 +343,21 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     # LoRAs on W_init, the pair's unrouted W0 LoRAs for a merge).
     t0 = time.perf_counter()
     backbone = work / "backbone.safetensors"
-    keep = write_base_pictures(work / "refs" / "keep", config.backbone_keep, config.seed) if config.backbone_keep else None
+    keep = (write_base_pictures(work / "refs" / "keep", config.backbone_keep, config.seed)
+            if config.backbone_keep and config.backbone else None)
     requests: dict[str, Any] = {"backbone": BackboneTrainRequest(
         model=config.model, content_dir=str(work / "refs" / "all-content"), style_dir=str(work / "refs" / "all-style"),
         out=str(backbone), r_max=config.r_max, r_min=config.r_min, init=config.backbone_init,
         keep_dir=str(keep or ""), keep_weight=config.keep_weight, steps=config.backbone_steps,
         batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
         gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
-    )}
+    )} if config.backbone else {}
     after: dict[str, tuple[str, ...]] = {}
     loras: dict[tuple[str, str, bool, bool], Path] = {}
     blora: dict[tuple[str, str], Path] = {}
     for index, (key, concept) in enumerate(concepts.items()):
         everything = {"down_blocks": concept.role, "mid_block": concept.role, "up_blocks": concept.role}
-        for use_backbone in (True, False):
+        for use_backbone in (True, False)[not config.backbone:]:
             for routed in (True, False):
                 name = (f"{concept.role}-{concept.name}-{'bb' if use_backbone else 'w0'}-"
                         f"{'routed' if routed else 'all'}")
@@ -365,7 +378,7 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
             requests[name] = dataclasses.replace(requests[f"{concept.role}-{concept.name}-w0-routed"],
                                                  out=str(work / f"{name}.safetensors"), routing_preset=B_LORA)
             blora[key] = Path(requests[name].out)
-    lora_count = len(requests) - 1
+    lora_count = len(requests) - config.backbone
     merges: dict[str, ZipLoraRequest] = {}
     if ZIPLORA in config.peers:  # one ZipLoRA file per pair, from the pair's unrouted W0 LoRAs
         for content, style in config.pairs:
@@ -380,9 +393,10 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
                 content_images=(str(folders[(CONTENT, content)]),), style_images=(str(folders[(STYLE, style)]),),
                 steps=config.ziplora_steps, resolution=64, seed=config.seed, device=config.device, overwrite=True)
             after[name] = (f"content-{content}-w0-all", f"style-{style}-w0-all")
-    say(f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
-        f"{config.backbone_init} init, {config.backbone_keep} preservation pictures at κ {config.keep_weight:g}), "
-        f"{lora_count} LoRAs ({config.lora_steps} steps)"
+    say((f"training the Rank-FT backbone ({config.backbone_steps} steps, r_max {config.r_max}, r_min {config.r_min}, "
+         f"{config.backbone_init} init, {config.backbone_keep} preservation pictures at κ {config.keep_weight:g}), "
+         if config.backbone else "training no backbone, ")
+        + f"{lora_count} LoRAs ({config.lora_steps} steps)"
         f"{f' and {len(merges)} ZipLoRA merge(s) ({config.ziplora_steps} steps)' if merges else ''}"
         f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''}")
     training: dict[str, Any] = train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
@@ -523,7 +537,7 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "torch_threads": config.threads, "device": config.device},
         "rows": [{"name": row_name(r), "backbone": r[0], "routing": r[1], "asymmetric_cfg": r[2], "gates": r[2]}
-                 for r in ROWS],
+                 for r in rows(config)],
         "aliases": aliases(config),
         "peers": {PEER_NAMES[p]: {"peer": p, "arxiv": PAPERS[p]} for p in config.peers},
         "pairs": per_pair, "summary": summary, "cost": cost_summary(per_pair, names),

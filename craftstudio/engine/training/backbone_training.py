@@ -64,16 +64,11 @@ from craftstudio.engine.training.loop import (
 from craftstudio.engine.training.losses import make_denoising_loss, orthogonality_penalty
 from craftstudio.engine.training.rank_ft import CONTENT, STYLE, Projection, ProjectionBases, layer_specs
 
-# The compiled step is for LoRAs only. Compiled with CUDA graphs, the Rank-FT step measured slower
-# than eager (SDXL 1024², batch 8, one H200: 2,324.6 ms against 995.0 ms), so a backbone run asked
-# for it trains eagerly and says so. The likely cause, unverified: every step handed the graph new
-# Q and W0·Q tensors for each of SDXL's 560 target layers. The training benchmark's compiled
-# Rank-FT step (bench_scaling.py) now hands it fixed copies (rank_ft.Projection, staged); once that
-# measures faster than eager on a GPU, COMPILE_RANK_FT turns the same staged step on here (tested
-# on the CPU through dynamo either way).
-COMPILE_RANK_FT = False
-RANK_FT_STAYS_EAGER = ("the compiled step is for LoRAs; the backbone trains without it (on a GPU it measured slower "
-                       "than the plain step)")
+# The compiled Rank-FT step (`fast`) hands the graph the same tensors every step: persistent copies
+# of Q and W0·Q refilled in place (rank_ft.Projection, staged). Compiled with CUDA graphs while it
+# handed over new tensors each step it measured 2.34x slower than eager (SDXL 1024², batch 8, one
+# H200: 2,324.6 against 995.0 ms); staged it measures 1.90x faster (497.3 against 942.8 ms, both on
+# one H200 in one session; docs/benchmarks.md).
 
 
 @dataclasses.dataclass
@@ -177,9 +172,7 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         bases = ProjectionBases(specs, request.seed, device, init=request.init,
                                 weights={s.name: unet.get_submodule(s.name).weight for s in specs})
         noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
-        compiled = request.fast and COMPILE_RANK_FT
-        if request.fast and not compiled:
-            tell(progress, "prepare", RANK_FT_STAYS_EAGER)
+        compiled = request.fast
         module = step_module(unet, compiled, device, lambda message: tell(progress, "prepare", message))
         setup = DenoisingSetup(module, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)

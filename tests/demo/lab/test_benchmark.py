@@ -401,3 +401,30 @@ def test_auto_style_weight_follows_the_unconditional_share():
     assert auto_style_weight(3.0, 1.0, 5.0) == pytest.approx(0.2)  # never below 1/s
     assert auto_style_weight(1.0, -0.5, 5.0) == 1.0  # nor above 1
     assert auto_style_weight(1.0, 1.0, 1.0) == 1.0  # no guidance, nothing to undo
+
+
+def test_no_backbone_trains_only_w0_loras_and_keeps_the_rows_without_it(tmp_path):
+    """`--no-backbone`: no backbone file, no LoRA on W_init, the 4 rows without the backbone; CRAFT
+    on W0 (routing + asymmetric CFG) stands in for the full row in Table 1."""
+    if MODEL is None or demo_oracle() is None:
+        pytest.skip("demo model or oracle not installed")
+    from craftstudio.demo.lab.commands import main
+
+    out, work = tmp_path / "b.json", tmp_path / "work"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["benchmark", "--pair", "heart:mosaic", "--images", "1", "--steps", "2", "--refs", "2",
+                     "--threads", "1", "--lora-steps", "2", "--peers", "none", "--no-backbone", "--style-gamma", "0.3",
+                     "--peer-style-gamma", "0.3", "--workdir", str(work), "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["config"]["backbone"] is False
+    assert not (work / "backbone.safetensors").exists() and not list(work.glob("*-bb-*.safetensors"))
+    assert sorted(p.name for p in work.glob("*.safetensors")) == [
+        "content-heart-w0-all.safetensors", "content-heart-w0-routed.safetensors",
+        "style-mosaic-w0-all.safetensors", "style-mosaic-w0-routed.safetensors"]
+    assert [r["backbone"] for r in data["rows"]] == [False] * 4
+    assert [r[0] for r in data["tables"]["table1"]] == [
+        "Method", BASE, "direct merge", "direct merge, style weight 0.3", "CRAFT without backbone",
+        "CRAFT without backbone, γ_s = 0.3"]
+    assert data["aliases"]["CRAFT without backbone"] == row_name((False, True, True))
+    assert len(data["summary"]) == 1 + 4 + 1 + 1
