@@ -23,6 +23,7 @@ For each (held-out shape, held-out style) pair the benchmark
 5. beside the 8 rows, the peers (`--peers`, all by default; benchmark_peers.py says how each is
    run) on the same pairs and seeds, and the base model without LoRA; every method's cost per
    sampler step relative to that base model, timed in the same run (ZipLoRA's merge apart).
+`--no-backbone` trains no backbone and only the W0 LoRAs, and generates the 4 rows without it.
 `--ref-seeds` (commands.py) repeats the whole run per reference seed and merges the runs (`merge`):
 each pair's numbers are then averaged over the seeds before the mean ± std over pairs. The tables,
 JSON, contact sheet and printed report of a result are benchmark_report.py's.
@@ -219,6 +220,11 @@ def rows(config: BenchConfig) -> tuple[tuple[bool, bool, bool], ...]:
     return ROWS if config.backbone else tuple(r for r in ROWS if not r[0])
 
 
+def weights_on(config: BenchConfig) -> tuple[bool, ...]:
+    """Which weights the run's LoRAs train on: W_init (True) and W0, or W0 alone without a backbone."""
+    return (True, False) if config.backbone else (False,)
+
+
 def methods(config: BenchConfig) -> list[tuple[str, tuple[bool, bool, bool], float | str | None]]:
     """(name, switches row, style weight) of every generated method: the ablation rows, then routing
     and asymmetric CFG with the style weight γ_s (and with each pair's γ*, `AUTO`), on W_init (when
@@ -260,7 +266,7 @@ def aliases(config: BenchConfig) -> dict[str, str]:
         out[NO_BACKBONE] = row_name((False, True, True))
     for gamma, on in ((config.style_gamma, config.style_gamma is not None), (AUTO, config.auto_style_gamma)):
         if on:
-            out.update({name: name for name in (gamma_name(gamma, b) for b in (True, False)[not config.backbone:])})
+            out.update({name: name for name in (gamma_name(gamma, b) for b in weights_on(config))})
     return out
 
 
@@ -357,7 +363,7 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     blora: dict[tuple[str, str], Path] = {}
     for index, (key, concept) in enumerate(concepts.items()):
         everything = {"down_blocks": concept.role, "mid_block": concept.role, "up_blocks": concept.role}
-        for use_backbone in (True, False)[not config.backbone:]:
+        for use_backbone in weights_on(config):
             for routed in (True, False):
                 name = (f"{concept.role}-{concept.name}-{'bb' if use_backbone else 'w0'}-"
                         f"{'routed' if routed else 'all'}")
