@@ -124,6 +124,7 @@ class BenchConfig:
     ziplora_steps: int = 100  # ZipLoRA's merge steps per pair (the paper's 100)
     peer_style_gamma: float | None = None  # also run the direct merge and the peers (not ZipLoRA) with this style weight
     backbone: bool = True  # False: no Rank-FT backbone, only W0 LoRAs and the 4 rows without it (half the training)
+    fast_training: bool = False  # compiled training steps (the requests' `fast`): the same weights, sooner on a GPU
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -356,7 +357,7 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
         out=str(backbone), r_max=config.r_max, r_min=config.r_min, init=config.backbone_init,
         keep_dir=str(keep or ""), keep_weight=config.keep_weight, steps=config.backbone_steps,
         batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
-        gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
+        gradient_checkpointing=False, checkpoint_every=0, overwrite=True, fast=config.fast_training,
     )} if config.backbone else {}
     after: dict[str, tuple[str, ...]] = {}
     loras: dict[tuple[str, str, bool, bool], Path] = {}
@@ -374,7 +375,7 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
                     rank=config.lora_rank, learning_rate=config.lora_lr, steps=config.lora_steps,
                     batch_size=config.lora_batch, seed=config.seed + 1 + index, device=config.device,
                     gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
-                    routing_overrides=None if routed else everything,
+                    routing_overrides=None if routed else everything, fast=config.fast_training,
                 )
                 if use_backbone:
                     after[name] = ("backbone",)

@@ -428,3 +428,31 @@ def test_no_backbone_trains_only_w0_loras_and_keeps_the_rows_without_it(tmp_path
         "CRAFT without backbone, γ_s = 0.3"]
     assert data["aliases"]["CRAFT without backbone"] == row_name((False, True, True))
     assert len(data["summary"]) == 1 + 4 + 1 + 1
+
+
+def test_fast_training_asks_every_backbone_and_lora_for_the_compiled_step(tmp_path, monkeypatch):
+    """`--fast-training` reaches every training request (the B-LoRAs' too); ZipLoRA's merge has no
+    compiled step. Without it nothing asks for one."""
+    if MODEL is None or demo_oracle() is None:
+        pytest.skip("demo model or oracle not installed")
+    from craftstudio.demo.lab import benchmark
+    from craftstudio.demo.lab.commands import main
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(requests, **kwargs):
+        seen.append(dict(requests))
+        raise Stop
+
+    monkeypatch.setattr(benchmark, "train_many", capture)
+    for extra in (["--fast-training"], []):
+        with pytest.raises(Stop):
+            main(["benchmark", "--pair", "heart:neon", "--refs", "1", "--workdir", str(tmp_path / "w"), *extra])
+    fast, plain = seen
+    assert fast.keys() == plain.keys() and "backbone" in fast and "content-heart-w0-blora" in fast
+    trained = [name for name in fast if not name.startswith("ziplora:")]
+    assert len(trained) == 1 + 2 * 5 and all(fast[name].fast for name in trained)
+    assert not any(getattr(request, "fast", False) for request in plain.values())
