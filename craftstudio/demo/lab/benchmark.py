@@ -125,6 +125,7 @@ class BenchConfig:
     peer_style_gamma: float | None = None  # also run the direct merge and the peers (not ZipLoRA) with this style weight
     backbone: bool = True  # False: no Rank-FT backbone, only W0 LoRAs and the 4 rows without it (half the training)
     fast_training: bool = False  # compiled training steps (the requests' `fast`): the same weights, sooner on a GPU
+    reuse_loras: bool = False  # keep a W0 LoRA already in `workdir` that was trained from the same request
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -372,7 +373,7 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
                 requests[name] = LoraTrainRequest(
                     role=concept.role, model=config.model, images=(str(folders[key]),), trigger=concept.trigger,
                     out=str(out), backbone=str(backbone) if use_backbone else None, caption=concept.captions()[0],
-                    rank=config.lora_rank, learning_rate=config.lora_lr, steps=config.lora_steps,
+                    rank=config.lora_rank, learning_rate=config.lora_lr, steps=config.lora_steps, resolution=64,
                     batch_size=config.lora_batch, seed=config.seed + 1 + index, device=config.device,
                     gradient_checkpointing=False, checkpoint_every=0, overwrite=True,
                     routing_overrides=None if routed else everything, fast=config.fast_training,
@@ -407,7 +408,8 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
         f"{f' and {len(merges)} ZipLoRA merge(s) ({config.ziplora_steps} steps)' if merges else ''}"
         f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''}")
     training: dict[str, Any] = train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
-                                          progress_for=lambda name: _Printer(name, say), after=after)
+                                          progress_for=lambda name: _Printer(name, say), after=after,
+                                          reuse=config.reuse_loras)
     timing["training_s"] = time.perf_counter() - t0
 
     # 3. Generation, grouped by backbone so the cached model is loaded once per W. Before each timed

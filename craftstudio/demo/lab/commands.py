@@ -207,7 +207,7 @@ def _cmd_benchmark(args) -> int:
         workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma, auto_style_gamma=args.auto_style_gamma,
         peers=peers, ziplora_steps=args.ziplora_steps, peer_style_gamma=args.peer_style_gamma,
-        backbone=not args.no_backbone, fast_training=args.fast_training,
+        backbone=not args.no_backbone, fast_training=args.fast_training, reuse_loras=args.reuse_loras,
     )
     results = []
     for seed in seeds:
@@ -336,6 +336,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-backbone", action="store_true",
                    help="train no Rank-FT backbone: only the LoRAs on W0 and the 4 rows without the backbone "
                         "(half the training; e.g. to test another --model)")
+    p.add_argument("--reuse-loras", action="store_true",
+                   help="keep a LoRA on W0 already in --workdir that was trained from the same request (its "
+                        "recorded settings), e.g. the content LoRA of a pair run before with the same shape")
     p.add_argument("--fast-training", action="store_true",
                    help="compile the backbone's and the LoRAs' training steps (on a GPU replayed as CUDA graphs; "
                         "the same weights, after a first compile per process)")

@@ -12,6 +12,7 @@ benchmark process is killed stops its training at the next step and exits (`watc
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -67,26 +68,57 @@ def _train_in_worker(request, threads: int, parent: int) -> Report:
         raise
 
 
+def trained_before(request) -> Report | None:
+    """The report of the LoRA file already at `request.out` if it was trained from this very
+    request (its recorded `craft.request`), else None. Only LoRAs on W0 at a stated resolution: a
+    LoRA on a backbone also depends on that backbone file, which a run trains again, and the file
+    records the resolution the trainer resolved, not 0 (the model's own)."""
+    from craftstudio.domain.training import LoraTrainRequest
+
+    if (not isinstance(request, LoraTrainRequest) or request.backbone or not request.resolution
+            or not os.path.isfile(request.out)):
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(request.out, "pt") as handle:  # the header only: no tensors, nothing unpickled
+            recorded = json.loads((handle.metadata() or {}).get("craft.request", "null"))
+    except (OSError, ValueError, SafetensorError):  # unreadable: trained again, not trusted
+        return None
+    if recorded != request.to_dict():
+        return None
+    return {"seconds": 0.0, "final_loss": None, "layers": None, "reused": True}
+
+
 def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: int = 1,
                say: Callable[[str], None] = print,
                progress_for: Callable[[Hashable], Callable | None] = lambda key: None,
-               after: Mapping[Hashable, Iterable[Hashable]] | None = None) -> dict[Hashable, Report]:
+               after: Mapping[Hashable, Iterable[Hashable]] | None = None,
+               reuse: bool = False) -> dict[Hashable, Report]:
     """Train every request (LoRA, backbone or ZipLoRA merge); with `workers` > 1, that many at a
     time in worker processes (their per-step progress is not reported, only each finished file).
     `after[key]` names the requests whose files `key` needs (a LoRA on the backbone, a merge of
     two LoRAs): it starts once they are done, and the rest run meanwhile. Requests are listed
-    after what they need. Raises the first failure."""
+    after what they need. With `reuse`, a LoRA file already trained from the same request
+    (`trained_before`) is kept instead of trained again. Raises the first failure."""
     needs = {key: set((after or {}).get(key, ())) for key in requests}
     order = list(requests)
     for key, wanted in needs.items():
         early = [w for w in wanted if w not in requests or order.index(w) > order.index(key)]
         if early:
             raise ValueError(f"{key!r} needs {early[0]!r}, which is not listed before it.")
-    if workers <= 1:
-        return {key: _run(request, progress=progress_for(key)) for key, request in requests.items()}
-    started = time.perf_counter()
     reports: dict[Hashable, Report] = {}
-    waiting = list(order)
+    for key in order if reuse else ():
+        if (report := trained_before(requests[key])) is not None:
+            reports[key] = report
+            say(f"    kept {requests[key].out} (trained before from the same request)")
+    if workers <= 1:
+        for key, request in requests.items():
+            if key not in reports:
+                reports[key] = _run(request, progress=progress_for(key))
+        return {key: reports[key] for key in requests}
+    started = time.perf_counter()
+    waiting = [key for key in order if key not in reports]
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         running: dict[Future, Hashable] = {}
 

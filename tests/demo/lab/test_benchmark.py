@@ -430,9 +430,10 @@ def test_no_backbone_trains_only_w0_loras_and_keeps_the_rows_without_it(tmp_path
     assert len(data["summary"]) == 1 + 4 + 1 + 1
 
 
-def test_fast_training_asks_every_backbone_and_lora_for_the_compiled_step(tmp_path, monkeypatch):
+def test_fast_training_and_reuse_reach_every_training_request(tmp_path, monkeypatch):
     """`--fast-training` reaches every training request (the B-LoRAs' too); ZipLoRA's merge has no
-    compiled step. Without it nothing asks for one."""
+    compiled step. `--reuse-loras` lets the trainer keep files trained from the same request, which
+    needs the resolution stated (a file records the resolved one). Without them, neither."""
     if MODEL is None or demo_oracle() is None:
         pytest.skip("demo model or oracle not installed")
     from craftstudio.demo.lab import benchmark
@@ -443,12 +444,15 @@ def test_fast_training_asks_every_backbone_and_lora_for_the_compiled_step(tmp_pa
     class Stop(Exception):
         pass
 
+    reuse = []
+
     def capture(requests, **kwargs):
         seen.append(dict(requests))
+        reuse.append(kwargs["reuse"])
         raise Stop
 
     monkeypatch.setattr(benchmark, "train_many", capture)
-    for extra in (["--fast-training"], []):
+    for extra in (["--fast-training", "--reuse-loras"], []):
         with pytest.raises(Stop):
             main(["benchmark", "--pair", "heart:neon", "--refs", "1", "--workdir", str(tmp_path / "w"), *extra])
     fast, plain = seen
@@ -456,3 +460,5 @@ def test_fast_training_asks_every_backbone_and_lora_for_the_compiled_step(tmp_pa
     trained = [name for name in fast if not name.startswith("ziplora:")]
     assert len(trained) == 1 + 2 * 5 and all(fast[name].fast for name in trained)
     assert not any(getattr(request, "fast", False) for request in plain.values())
+    assert reuse == [True, False]
+    assert {fast[name].resolution for name in trained if name != "backbone"} == {64}

@@ -87,3 +87,30 @@ def test_the_parent_watch_ends_when_the_training_is_cancelled_otherwise():
 
     watch_parent(cancel, 100, ppid=ppid, pause=lambda _s: None)
     assert cancel.cancelled and len(looks) == 1
+
+
+def test_reuse_keeps_only_files_trained_from_the_same_request(tiny_sd1, pictures, tmp_path):
+    """`reuse`: a LoRA already trained from the very request is kept (its bytes untouched, no
+    training); a file from other settings, or none, is trained; a model-own resolution (0)
+    matches the one the trainer resolved and recorded."""
+    from craftstudio.demo.lab.parallel_training import trained_before
+
+    first = {key: dataclasses.replace(request, overwrite=True)  # as the benchmark asks
+             for key, request in _requests(tiny_sd1, pictures, tmp_path).items()}
+    train_many(first, workers=1)
+    before = {name: (tmp_path / f"{name}.safetensors").read_bytes() for name in ("c", "s")}
+    again = dict(first, style=dataclasses.replace(first["style"], steps=3))  # the style LoRA's settings changed
+    lines = []
+    reports = train_many(again, workers=2, reuse=True, say=lines.append)
+    assert reports["content"] == {"seconds": 0.0, "final_loss": None, "layers": None, "reused": True}
+    assert reports["style"]["seconds"] > 0 and "reused" not in reports["style"]
+    assert (tmp_path / "c.safetensors").read_bytes() == before["c"]
+    assert (tmp_path / "s.safetensors").read_bytes() != before["s"]
+    assert any("kept" in line and "c.safetensors" in line for line in lines)
+    assert trained_before(again["content"]) is not None
+    assert trained_before(dataclasses.replace(again["content"], resolution=0)) is None  # 0 is not what was recorded
+    assert trained_before(dataclasses.replace(again["content"], seed=9)) is None
+    assert trained_before(dataclasses.replace(again["content"], out=str(tmp_path / "none.safetensors"))) is None
+    assert trained_before(dataclasses.replace(again["content"], backbone=str(tmp_path / "b.safetensors"))) is None
+    (tmp_path / "c.safetensors").write_bytes(b"\0" * 10)  # a broken file is trained again, not trusted
+    assert trained_before(again["content"]) is None
