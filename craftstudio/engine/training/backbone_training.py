@@ -68,7 +68,7 @@ from craftstudio.engine.training.rank_ft import CONTENT, STYLE, Projection, Proj
 # of Q and W0·Q refilled in place (rank_ft.Projection, staged). Compiled with CUDA graphs while it
 # handed over new tensors each step it measured 2.34x slower than eager (SDXL 1024², batch 8, one
 # H200: 2,324.6 against 995.0 ms); staged it measures 1.90x faster (497.3 against 942.8 ms, both on
-# one H200 in one session; docs/benchmarks.md).
+# one H200 minutes apart; docs/benchmarks.md).
 
 
 @dataclasses.dataclass
@@ -172,11 +172,10 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         bases = ProjectionBases(specs, request.seed, device, init=request.init,
                                 weights={s.name: unet.get_submodule(s.name).weight for s in specs})
         noise_scheduler = make_noise_scheduler(model.pipeline.scheduler.config)
-        compiled = request.fast
-        module = step_module(unet, compiled, device, lambda message: tell(progress, "prepare", message))
+        module = step_module(unet, request.fast, device, lambda message: tell(progress, "prepare", message))
         setup = DenoisingSetup(module, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)
-        projection = Projection(unet, [s.name for s in specs], staged=compiled)  # fixed inputs for CUDA graphs
+        projection = Projection(unet, [s.name for s in specs], staged=request.fast)  # fixed inputs for CUDA graphs
         params = dict(bases.named_parameters())
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []

@@ -439,12 +439,10 @@ def test_fast_training_and_reuse_reach_every_training_request(tmp_path, monkeypa
     from craftstudio.demo.lab import benchmark
     from craftstudio.demo.lab.commands import main
 
-    seen = []
+    seen, reuse = [], []
 
     class Stop(Exception):
         pass
-
-    reuse = []
 
     def capture(requests, **kwargs):
         seen.append(dict(requests))

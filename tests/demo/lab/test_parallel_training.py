@@ -91,8 +91,8 @@ def test_the_parent_watch_ends_when_the_training_is_cancelled_otherwise():
 
 def test_reuse_keeps_only_files_trained_from_the_same_request(tiny_sd1, pictures, tmp_path):
     """`reuse`: a LoRA already trained from the very request is kept (its bytes untouched, no
-    training); a file from other settings, or none, is trained; a model-own resolution (0)
-    matches the one the trainer resolved and recorded."""
+    training); a file from other settings, or none, is trained; a request for the model's own
+    resolution (0) never matches, since the file records the resolution the trainer resolved."""
     from craftstudio.demo.lab.parallel_training import trained_before
 
     first = {key: dataclasses.replace(request, overwrite=True)  # as the benchmark asks
