@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from craftstudio.demo.lab.benchmark_generation import generate_all
 from craftstudio.demo.lab.benchmark_peers import (
     B_LORA,
     BASE,
@@ -125,7 +126,8 @@ class BenchConfig:
     peer_style_gamma: float | None = None  # also run the direct merge and the peers (not ZipLoRA) with this style weight
     backbone: bool = True  # False: no Rank-FT backbone, only W0 LoRAs and the 4 rows without it (half the training)
     fast_training: bool = False  # compiled training steps (the requests' `fast`): the same weights, sooner on a GPU
-    reuse_loras: bool = False  # keep a W0 LoRA already in `workdir` that was trained from the same request
+    resume: bool = False  # keep every file and generated batch in `workdir` made from the same request
+    gen_workers: int = 1  # pairs generated at once, one process each (benchmark_generation.py)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -312,7 +314,6 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     from craftstudio.domain.generation import FusionSwitches, GenerateRequest, LoraRef
     from craftstudio.domain.merging import ZipLoraRequest
     from craftstudio.domain.training import LoraTrainRequest
-    from craftstudio.engine.generation import generate
 
     if not config.pairs:
         raise ValueError("No pairs to benchmark.")
@@ -358,6 +359,7 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
         out=str(backbone), r_max=config.r_max, r_min=config.r_min, init=config.backbone_init,
         keep_dir=str(keep or ""), keep_weight=config.keep_weight, steps=config.backbone_steps,
         batch_size=config.backbone_batch, max_content=100, max_style=100, seed=config.seed, device=config.device,
+        resolution=64,
         gradient_checkpointing=False, checkpoint_every=0, overwrite=True, fast=config.fast_training,
     )} if config.backbone else {}
     after: dict[str, tuple[str, ...]] = {}
@@ -409,12 +411,10 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
         f"{f', {config.lora_workers} at a time' if config.lora_workers > 1 else ''}")
     training: dict[str, Any] = train_many(requests, workers=config.lora_workers, threads=config.threads, say=say,
                                           progress_for=lambda name: _Printer(name, say), after=after,
-                                          reuse=config.reuse_loras)
+                                          reuse=config.resume)
     timing["training_s"] = time.perf_counter() - t0
 
-    # 3. Generation, grouped by backbone so the cached model is loaded once per W. Before each timed
-    # call an untimed two-step call of the same request (same batch, so the same tensor shapes) loads
-    # its model and LoRA files, so that no method's cost includes loading or first-shape set-up.
+    # 3. Generation (benchmark_generation.py: timed batches, kept in the work folder).
     t0 = time.perf_counter()
     curves = load_preset(config.curves).to_dict()
     cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
@@ -478,24 +478,20 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
             say(f"γ* of the {key} style LoRA: {gamma:g} (ρ {share['ratio']:.2f}, cos {share['cos']:.2f})")
         return auto_gammas[key]["gamma"]
 
-    samples: dict[tuple[int, str], list] = {}
-    seconds: dict[tuple[int, str], float] = {}
-    setups: dict[tuple[int, str], dict[str, Any]] = {}
-    for use_backbone in (False, True):
-        group = [(p, name, request) for p, (content, style) in enumerate(config.pairs)
-                 for name, on_backbone, request in pair_requests(p, content, style) if on_backbone == use_backbone]
-        for p, name, request in group:
-            generate(dataclasses.replace(request, steps=2))  # warm-up
-            if cuda:
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            samples[(p, name)] = generate(request).images
-            if cuda:
-                torch.cuda.synchronize()
-            seconds[(p, name)] = time.perf_counter() - started
-            setups[(p, name)] = describe(request)
-            say(f"generated {config.images} x {':'.join(config.pairs[p])} [{name}] "
-                f"({seconds[(p, name)] / config.images:.2f} s/image)")
+    # Every job first (γ* is measured here, in this process), then the batches: grouped by backbone
+    # in one process so the cached model is loaded once per W, or one pair per worker process.
+    jobs = [(p, name, on_backbone, request) for p, (content, style) in enumerate(config.pairs)
+            for name, on_backbone, request in pair_requests(p, content, style)]
+    if config.gen_workers > 1:
+        units = [[((p, name), name, request) for q, name, _, request in sorted(jobs, key=lambda j: j[2]) if q == p]
+                 for p in range(len(config.pairs))]
+    else:
+        units = [[((p, name), name, request) for p, name, _, request in sorted(jobs, key=lambda j: j[2])]]
+    made = generate_all(units, work / "samples", cuda=cuda, resume=config.resume, workers=config.gen_workers,
+                        threads=config.threads, say=say)
+    samples = {key: images for key, (images, _) in made.items()}
+    seconds = {key: spent for key, (_, spent) in made.items()}
+    setups = {(p, name): describe(request) for p, name, _, request in jobs}
     timing["generation_s"] = time.perf_counter() - t0
     timing["seconds_per_image"] = float(np.mean([t / config.images for t in seconds.values()]))
 

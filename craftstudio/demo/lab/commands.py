@@ -146,8 +146,8 @@ def _cmd_benchmark_merge(args) -> int:
 # one thread each: 24 workers start every LoRA on W_init as soon as the backbone is done, where 16
 # would leave some waiting for the W0 ones and cores idle at the end.
 BENCH_DEFAULTS = {
-    "cpu": {"images": 8, "lora_steps": 300, "lora_rank": 8, "lora_workers": 1, "threads": 2},
-    "cuda": {"images": 16, "lora_steps": 1500, "lora_rank": 16, "lora_workers": 24, "threads": 1},
+    "cpu": {"images": 8, "lora_steps": 300, "lora_rank": 8, "lora_workers": 1, "gen_workers": 1, "threads": 2},
+    "cuda": {"images": 16, "lora_steps": 1500, "lora_rank": 16, "lora_workers": 24, "gen_workers": 4, "threads": 1},
 }
 
 
@@ -207,7 +207,8 @@ def _cmd_benchmark(args) -> int:
         workdir=str(args.workdir or ""),
         oracle=str(args.oracle) if args.oracle else None, style_gamma=args.style_gamma, auto_style_gamma=args.auto_style_gamma,
         peers=peers, ziplora_steps=args.ziplora_steps, peer_style_gamma=args.peer_style_gamma,
-        backbone=not args.no_backbone, fast_training=args.fast_training, reuse_loras=args.reuse_loras,
+        backbone=not args.no_backbone, fast_training=args.fast_training, resume=args.resume,
+        gen_workers=size["gen_workers"],
     )
     results = []
     for seed in seeds:
@@ -312,7 +313,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="sampler steps")
     p.add_argument("--cfg", type=float, default=5.0)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto; CUDA changes the defaults "
-                   "of --images, --lora-steps, --lora-rank, --lora-workers and --threads to the full table's")
+                   "of --images, --lora-steps, --lora-rank, --lora-workers, --gen-workers and --threads to the full table's")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process (default 2 on the CPU, 1 on "
                    "CUDA)")
     p.add_argument("--ref-seeds", default="", metavar="S,S,...",
@@ -336,9 +337,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-backbone", action="store_true",
                    help="train no Rank-FT backbone: only the LoRAs on W0 and the 4 rows without the backbone "
                         "(half the training; e.g. to test another --model)")
-    p.add_argument("--reuse-loras", action="store_true",
-                   help="keep a LoRA on W0 already in --workdir that was trained from the same request (its "
-                        "recorded settings), e.g. the content LoRA of a pair run before with the same shape")
+    p.add_argument("--resume", "--reuse-loras", dest="resume", action="store_true",
+                   help="keep every file (backbone, LoRA, ZipLoRA merge) and every generated batch already in "
+                        "--workdir that was made from the same request and files, so a stopped run continues where "
+                        "it stopped and pairs run one after another train a shared concept once")
     p.add_argument("--fast-training", action="store_true",
                    help="compile the backbone's and the LoRAs' training steps (on a GPU replayed as CUDA graphs; "
                         "the same weights, after a first compile per process)")
@@ -358,6 +360,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-workers", type=int, default=None,
                    help="train this many LoRAs (and ZipLoRA merges) at once, one process each (a GPU runs several "
                         "side by side; default 1 on the CPU, 24 on CUDA)")
+    p.add_argument("--gen-workers", type=int, default=None,
+                   help="generate this many pairs at once, one process each (default 1 on the CPU, 4 on CUDA); a "
+                        "pair's methods and its base model share a process, so their cost ratio is measured under "
+                        "one load")
     p.add_argument("--backbone-init", choices=BASIS_INITS, default=MINOR_INIT,
                    help="where the Rank-FT bases start: the base model's minor input directions or random")
     p.add_argument("--backbone-keep", type=int, default=None, metavar="N",

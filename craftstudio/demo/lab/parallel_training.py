@@ -68,15 +68,22 @@ def _train_in_worker(request, threads: int, parent: int) -> Report:
         raise
 
 
-def trained_before(request) -> Report | None:
-    """The report of the LoRA file already at `request.out` if it was trained from this very
-    request (its recorded `craft.request`), else None. Only LoRAs on W0 at a stated resolution: a
-    LoRA on a backbone also depends on that backbone file, which a run trains again, and the file
-    records the resolution the trainer resolved, not 0 (the model's own)."""
-    from craftstudio.domain.training import LoraTrainRequest
+# How a file is trained, not what: a compiled step trains the same weights (within float error).
+_HOW = ("fast",)
 
-    if (not isinstance(request, LoraTrainRequest) or request.backbone or not request.resolution
-            or not os.path.isfile(request.out)):
+
+def trained_before(request) -> Report | None:
+    """The report of the file already at `request.out` (a LoRA, backbone or ZipLoRA merge) if it
+    was made from this very request (its recorded `craft.request`, `fast` aside), else None. A
+    LoRA or backbone must state its resolution: the file records the one the trainer resolved,
+    not 0 (the model's own). Whether the files a request is made from were themselves kept is the
+    caller's check (`train_many`)."""
+    from craftstudio.domain.merging import ZipLoraRequest
+    from craftstudio.domain.training import BackboneTrainRequest, LoraTrainRequest
+
+    if not isinstance(request, (LoraTrainRequest, BackboneTrainRequest, ZipLoraRequest)):
+        return None
+    if not request.resolution or not os.path.isfile(request.out):
         return None
     from safetensors import SafetensorError, safe_open
 
@@ -85,7 +92,9 @@ def trained_before(request) -> Report | None:
             recorded = json.loads((handle.metadata() or {}).get("craft.request", "null"))
     except (OSError, ValueError, SafetensorError):  # unreadable: trained again, not trusted
         return None
-    if recorded != request.to_dict():
+    wanted = request.to_dict()
+    if not isinstance(recorded, dict) or ({k: v for k, v in recorded.items() if k not in _HOW}
+                                          != {k: v for k, v in wanted.items() if k not in _HOW}):
         return None
     return {"seconds": 0.0, "final_loss": None, "layers": None, "reused": True}
 
@@ -99,8 +108,9 @@ def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: i
     time in worker processes (their per-step progress is not reported, only each finished file).
     `after[key]` names the requests whose files `key` needs (a LoRA on the backbone, a merge of
     two LoRAs): it starts once they are done, and the rest run meanwhile. Requests are listed
-    after what they need. With `reuse`, a LoRA file already trained from the same request
-    (`trained_before`) is kept instead of trained again. Raises the first failure."""
+    after what they need. With `reuse`, a file already made from the same request
+    (`trained_before`) is kept instead of trained again, if every file it needs was kept too (a
+    LoRA on a backbone trained anew is trained anew). Raises the first failure."""
     needs = {key: set((after or {}).get(key, ())) for key in requests}
     order = list(requests)
     for key, wanted in needs.items():
@@ -108,8 +118,8 @@ def train_many(requests: Mapping[Hashable, Any], *, workers: int = 1, threads: i
         if early:
             raise ValueError(f"{key!r} needs {early[0]!r}, which is not listed before it.")
     reports: dict[Hashable, Report] = {}
-    for key in order if reuse else ():
-        if (report := trained_before(requests[key])) is not None:
+    for key in order if reuse else ():  # in order, so what a file needs is decided before it
+        if needs[key] <= set(reports) and (report := trained_before(requests[key])) is not None:
             reports[key] = report
             say(f"    kept {requests[key].out} (trained before from the same request)")
     if workers <= 1:

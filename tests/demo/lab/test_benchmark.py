@@ -460,3 +460,41 @@ def test_fast_training_and_reuse_reach_every_training_request(tmp_path, monkeypa
     assert not any(getattr(request, "fast", False) for request in plain.values())
     assert reuse == [True, False]
     assert {fast[name].resolution for name in trained if name != "backbone"} == {64}
+
+
+def test_resume_keeps_every_file_and_batch_and_workers_make_the_same_images(tmp_path):
+    """A run made with pairs generated in worker processes, then `--resume`d in the same folder:
+    nothing is trained or generated again, and the results are the same numbers (the cost
+    column too: the seconds are the recorded ones). A batch whose record is gone is generated
+    again, in this process, into the same picture the worker made."""
+    if MODEL is None or demo_oracle() is None:
+        pytest.skip("demo model or oracle not installed")
+    from craftstudio.demo.lab.commands import main
+
+    work = tmp_path / "work"
+    args = ["benchmark", "--pairs", "2", "--images", "1", "--steps", "2", "--refs", "2", "--threads", "1",
+            "--lora-steps", "2", "--backbone-steps", "2", "--backbone-keep", "0", "--peers", "none",
+            "--workdir", str(work)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*args, "--gen-workers", "2", "--json", str(tmp_path / "a.json")]) == 0
+    records = sorted((work / "samples").glob("*.json"))
+    assert len(records) == 2 * (1 + len(ROWS))  # per pair: the base model and the 8 rows (direct = all off)
+    gone = records[0]
+    picture = gone.with_name(f"{gone.stem}-00.png")
+    made_by_worker = picture.read_bytes()
+    retimed = (int(gone.stem.split("-")[0][1:]), json.loads(gone.read_text())["method"])  # (pair, method)
+    gone.unlink()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*args, "--resume", "--json", str(tmp_path / "b.json")]) == 0
+    lines = printed.getvalue().splitlines()
+    assert sum("kept" in line and ".safetensors" in line for line in lines) == 1 + 3 * 4  # backbone, 4 LoRAs a concept
+    assert sum(line.split("] ", 1)[-1].startswith("kept ") and "pair" in line for line in lines) == len(records) - 1
+    assert sum("] generated 1 x pair" in line for line in lines) == 1
+    assert picture.read_bytes() == made_by_worker
+    a, b = (json.loads((tmp_path / name).read_text()) for name in ("a.json", "b.json"))
+    for p, (first, second) in enumerate(zip(a["pairs"], b["pairs"], strict=True)):
+        for name, method in first["methods"].items():
+            kept = second["methods"][name]
+            assert kept["predictions"] == method["predictions"]
+            assert (kept["seconds_per_image"] == method["seconds_per_image"]) == ((p, name) != retimed)

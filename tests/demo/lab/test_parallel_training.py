@@ -114,3 +114,42 @@ def test_reuse_keeps_only_files_trained_from_the_same_request(tiny_sd1, pictures
     assert trained_before(dataclasses.replace(again["content"], backbone=str(tmp_path / "b.safetensors"))) is None
     (tmp_path / "c.safetensors").write_bytes(b"\0" * 10)  # a broken file is trained again, not trusted
     assert trained_before(again["content"]) is None
+
+
+def test_reuse_keeps_a_file_only_when_what_it_is_made_from_was_kept(tiny_sd1, pictures, tmp_path):
+    """`reuse` covers the backbone, a LoRA on it and a ZipLoRA merge as well. Once the backbone is
+    trained again (its settings changed), the LoRA on it is trained again although its own request
+    is the same, while the merge of the two W0 LoRAs, kept, is kept. Asking for the compiled step
+    (`fast`) is how a file is trained, not what, so it does not stop a reuse."""
+    from craftstudio.demo.lab.parallel_training import trained_before
+    from craftstudio.domain.merging import ZipLoraRequest
+    from craftstudio.domain.training import BackboneTrainRequest
+
+    loras = {key: dataclasses.replace(request, overwrite=True)
+             for key, request in _requests(tiny_sd1, pictures, tmp_path).items()}
+    backbone = str(tmp_path / "bb.safetensors")
+    requests = {
+        "backbone": BackboneTrainRequest(model=str(tiny_sd1), content_dir=str(pictures), style_dir=str(pictures),
+                                         out=backbone, r_max=4, r_min=2, steps=2, batch_size=1, resolution=32,
+                                         device="cpu", checkpoint_every=0, overwrite=True),
+        **loras,
+        "on-backbone": dataclasses.replace(loras["content"], backbone=backbone, out=str(tmp_path / "cb.safetensors")),
+        "zip": ZipLoraRequest(model=str(tiny_sd1), content_lora=loras["content"].out, style_lora=loras["style"].out,
+                              content_prompt="a sks", style_prompt="in ohwx style", out=str(tmp_path / "z.safetensors"),
+                              content_images=(str(pictures),), style_images=(str(pictures),), steps=2,
+                              resolution=32, device="cpu", overwrite=True),
+    }
+    after = {"on-backbone": ("backbone",), "zip": ("content", "style")}
+    train_many(requests, after=after)
+    kept = train_many(requests, after=after, reuse=True, say=lambda _line: None)
+    assert all(report.get("reused") for report in kept.values())
+
+    lora_bytes = (tmp_path / "cb.safetensors").read_bytes()
+    changed = dict(requests, backbone=dataclasses.replace(requests["backbone"], steps=3))
+    again = train_many(changed, after=after, reuse=True, say=lambda _line: None)
+    assert {key for key, report in again.items() if not report.get("reused")} == {"backbone", "on-backbone"}
+    assert trained_before(changed["on-backbone"]) is not None  # its own request alone would have let it be kept
+    assert (tmp_path / "cb.safetensors").read_bytes() != lora_bytes  # trained again, on the new backbone
+    assert trained_before(dataclasses.replace(requests["content"], fast=True)) is not None
+    assert trained_before(dataclasses.replace(requests["zip"], steps=3)) is None
+    assert trained_before(dataclasses.replace(changed["backbone"], resolution=0)) is None
