@@ -24,6 +24,8 @@ For each (held-out shape, held-out style) pair the benchmark
    run) on the same pairs and seeds, and the base model without LoRA; every method's cost per
    sampler step relative to that base model, timed in the same run (ZipLoRA's merge apart).
 `--no-backbone` trains no backbone and only the W0 LoRAs, and generates the 4 rows without it.
+`--resume` keeps every file and generated batch already in the work folder that was made from the same
+request (parallel_training.trained_before, benchmark_generation.load_batch), so a stopped run continues.
 `--ref-seeds` (commands.py) repeats the whole run per reference seed and merges the runs (`merge`):
 each pair's numbers are then averaged over the seeds before the mean ± std over pairs. The tables,
 JSON, contact sheet and printed report of a result are benchmark_report.py's.
