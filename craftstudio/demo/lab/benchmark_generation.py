@@ -1,9 +1,10 @@
 """The benchmark's generation step: every method's images per pair, timed and kept in the work folder.
 
-Each (pair, method) batch is written to `WORK/samples/` as PNG files beside a JSON record: the
-request, the sha256 of every file it reads (LoRAs, backbone) and its seconds. With `resume`, a batch
-whose record matches its request and files is read back instead of generated again, so a run
-stopped part-way (say by a time limit) continues where it stopped, its cost column included. With
+Each (pair, method) batch is written to `WORK/samples/` as PNG files beside a JSON record, both named
+by a hash of the request; the record holds the request, the sha256 of every file it reads (LoRAs,
+backbone) and its seconds. With `resume`, a batch whose record matches its request and files is read
+back instead of generated again, so a run stopped part-way (say by a time limit) continues where it
+stopped, its cost column included. With
 `workers` > 1 the pairs are generated side by side, one process each: a ShapesWorld step is a few
 small kernels, so one process leaves the GPU and the other cores waiting. A pair's methods, the base
 model's included, run one after another in the same process, so each method's cost ratio to the
@@ -28,9 +29,11 @@ from typing import Any
 Job = tuple[Hashable, str, Any]
 
 
-def _stem(key: Hashable) -> str:
-    pair, name = key
-    return f"p{pair}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:12]}"
+def _stem(request) -> str:
+    """A batch's file name, from its request alone: runs of other pairs in the same folder never
+    meet, and a batch can only be found by the very request that made it."""
+    text = json.dumps(request.to_dict(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _inputs(request) -> dict[str, str]:
@@ -42,19 +45,19 @@ def _inputs(request) -> dict[str, str]:
     return {path: file_sha256(path) for path in paths}
 
 
-def load_batch(folder: Path, key: Hashable, request) -> tuple[list, float] | None:
-    """The images and seconds of the batch kept for `key` if it was made from this very request
+def load_batch(folder: Path, request) -> tuple[list, float] | None:
+    """The images and seconds of the batch kept in `folder` if it was made from this very request
     and the same files, else None."""
     from PIL import Image
 
-    record = folder / f"{_stem(key)}.json"
+    record = folder / f"{_stem(request)}.json"
     try:
         data = json.loads(record.read_text(encoding="utf-8"))
         if data.get("request") != json.loads(json.dumps(request.to_dict())) or data.get("inputs") != _inputs(request):
             return None
         images = []
         for i in range(request.batch_count):
-            with Image.open(folder / f"{_stem(key)}-{i:02d}.png") as image:
+            with Image.open(folder / f"{_stem(request)}-{i:02d}.png") as image:
                 images.append(image.convert("RGB"))
         return images, float(data["seconds"])
     except (OSError, ValueError, KeyError, TypeError):  # missing, partial or broken: made again
@@ -80,9 +83,10 @@ def _make_batch(folder: Path, key: Hashable, name: str, request, cuda: bool) -> 
     seconds = time.perf_counter() - started
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
-        image.save(folder / f"{_stem(key)}-{i:02d}.png")
-    record = {"method": name, "seconds": seconds, "request": request.to_dict(), "inputs": _inputs(request)}
-    (folder / f"{_stem(key)}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+        image.save(folder / f"{_stem(request)}-{i:02d}.png")
+    record = {"pair": key[0], "method": name, "seconds": seconds, "request": request.to_dict(),
+              "inputs": _inputs(request)}
+    (folder / f"{_stem(request)}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
     return seconds
 
 
@@ -104,7 +108,7 @@ def _make_unit(folder: Path, unit: Sequence[Job], cuda: bool, resume: bool, thre
     for key, name, request in unit:
         if orphaned.cancelled:
             os._exit(1)  # no one is left to use the pictures
-        if resume and load_batch(folder, key, request) is not None:
+        if resume and load_batch(folder, request) is not None:
             if say:
                 say(f"kept {name} of pair {key[0]} (generated before from the same request)")
             continue
@@ -134,7 +138,7 @@ def generate_all(units: Sequence[Sequence[Job]], folder: Path, *, cuda: bool, re
     out = {}
     for unit in units:
         for key, name, request in unit:
-            kept = load_batch(folder, key, request)
+            kept = load_batch(folder, request)
             if kept is None:
                 raise RuntimeError(f"The images of {name} for pair {key[0]} were not written to {folder}.")
             out[key] = kept

@@ -482,7 +482,8 @@ def test_resume_keeps_every_file_and_batch_and_workers_make_the_same_images(tmp_
     gone = records[0]
     picture = gone.with_name(f"{gone.stem}-00.png")
     made_by_worker = picture.read_bytes()
-    retimed = (int(gone.stem.split("-")[0][1:]), json.loads(gone.read_text())["method"])  # (pair, method)
+    record = json.loads(gone.read_text())
+    retimed = (record["pair"], record["method"])
     gone.unlink()
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
