@@ -87,6 +87,12 @@ METRICS = ("content_acc", "style_acc", "both_acc", "content_prob", "style_prob",
            "content_leak", "style_leak")
 
 
+# Settings that change how a run went, not what it compares, so runs that differ in them merge
+# (`reuse_loras` is `resume`'s former name; the compiled training step trains the same weights).
+HOW = ("pairs", "workdir", "seed", "ref_seeds", "lora_workers", "gen_workers", "threads", "resume", "reuse_loras",
+       "fast_training")
+
+
 def row_name(row: tuple[bool, bool, bool]) -> str:
     backbone, routing, acfg = row
     return f"backbone={'on' if backbone else 'off'},routing={'on' if routing else 'off'},acfg={'on' if acfg else 'off'}"
@@ -569,10 +575,12 @@ def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not results:
         raise ValueError("Nothing to merge.")
     first = results[0]
-    free = ("pairs", "workdir", "lora_workers", "seed", "ref_seeds")  # settings that do not change what is compared
+    defaults = {f.name: f.default for f in dataclasses.fields(BenchConfig) if f.default is not dataclasses.MISSING}
 
     def settings(result: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in result["config"].items() if k not in free}
+        """What a run compares; a setting the run predates counts as its default."""
+        config = result["config"]
+        return {k: config.get(k, defaults.get(k)) for k in {*config, *defaults} if k not in HOW}
 
     for other in results[1:]:
         if settings(other) != settings(first):

@@ -215,14 +215,14 @@ def test_references_cycle_through_their_classes_and_captions_name_them():
     assert plain[("style", "neon")].captions()[0].startswith("a ")  # style captions still name the shape
 
 
-def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300, lora_workers: int = 1) -> dict:
+def _fake_result(pair: tuple[str, str], both: float, lora_steps: int = 300, lora_workers: int = 1, **how) -> dict:
     from craftstudio.demo.lab.benchmark import METRICS, summarize
 
     names = ["m1", "m2"]
     entry = {"content": pair[0], "style": pair[1],
              "methods": {n: {m: both * (i + 1) for m in METRICS} for i, n in enumerate(names)}}
     return {"config": {"pairs": [list(pair)], "lora_steps": lora_steps, "workdir": f"/w/{pair[0]}", "images": 2,
-                       "refs": 1, "lora_workers": lora_workers},
+                       "refs": 1, "lora_workers": lora_workers, **how},
             "pairs": [entry], "summary": summarize([entry], names), "aliases": {"direct merge": "m1",
                                                                                  "CRAFT (full)": "m2"},
             "rows": [], "training": {"backbone": {"seconds": 1.0}},
@@ -240,6 +240,14 @@ def test_merging_runs_of_different_pairs_recomputes_the_summary():
     assert merged["timing"]["total_s"] == 6.0
     with pytest.raises(ValueError, match="different settings"):
         merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("bolt", "mosaic"), 0.6, lora_steps=10)])
+    # Nor do resuming, generating pairs side by side, the thread count or the compiled training
+    # step; a setting a run predates counts as its default (an older run lacks `gen_workers`).
+    older = _fake_result(("heart", "neon"), 0.2, reuse_loras=True)
+    newer = _fake_result(("bolt", "mosaic"), 0.6, resume=True, gen_workers=4, threads=1, fast_training=True,
+                         curves="paper")
+    assert merge([older, newer])["config"]["pairs"] == [["heart", "neon"], ["bolt", "mosaic"]]
+    with pytest.raises(ValueError, match="different settings"):
+        merge([older, _fake_result(("bolt", "mosaic"), 0.6, curves="guidance-interval")])
     with pytest.raises(ValueError, match="share pairs"):
         merge([_fake_result(("heart", "neon"), 0.2), _fake_result(("heart", "neon"), 0.6)])
 
