@@ -490,11 +490,9 @@ def _run(config: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     # in one process so the cached model is loaded once per W, or one pair per worker process.
     jobs = [(p, name, on_backbone, request) for p, (content, style) in enumerate(config.pairs)
             for name, on_backbone, request in pair_requests(p, content, style)]
-    if config.gen_workers > 1:
-        units = [[((p, name), name, request) for q, name, _, request in sorted(jobs, key=lambda j: j[2]) if q == p]
-                 for p in range(len(config.pairs))]
-    else:
-        units = [[((p, name), name, request) for p, name, _, request in sorted(jobs, key=lambda j: j[2])]]
+    ordered = [(p, name, request) for p, name, _, request in sorted(jobs, key=lambda job: job[2])]  # W0 first
+    units = ([[job for job in ordered if job[0] == p] for p in range(len(config.pairs))]
+             if config.gen_workers > 1 else [ordered])
     made = generate_all(units, work / "samples", cuda=cuda, resume=config.resume, workers=config.gen_workers,
                         threads=config.threads, say=say)
     samples = {key: images for key, (images, _) in made.items()}

@@ -19,14 +19,14 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-# One batch to make: (key, method name, request); the key is (pair index, method name).
-Job = tuple[Hashable, str, Any]
+# One batch to make: (pair index, method name, request); results are keyed by (pair index, method name).
+Job = tuple[int, str, Any]
 
 
 def _stem(request) -> str:
@@ -64,7 +64,7 @@ def load_batch(folder: Path, request) -> tuple[list, float] | None:
         return None
 
 
-def _make_batch(folder: Path, key: Hashable, name: str, request, cuda: bool) -> float:
+def _make_batch(folder: Path, pair: int, name: str, request, cuda: bool) -> float:
     """Generate and time one batch (after an untimed two-step call of the same request, which loads
     the model and LoRA files: no method's cost includes loading or first-shape set-up); write it."""
     import time
@@ -84,7 +84,7 @@ def _make_batch(folder: Path, key: Hashable, name: str, request, cuda: bool) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
         image.save(folder / f"{_stem(request)}-{i:02d}.png")
-    record = {"pair": key[0], "method": name, "seconds": seconds, "request": request.to_dict(),
+    record = {"pair": pair, "method": name, "seconds": seconds, "request": request.to_dict(),
               "inputs": _inputs(request)}
     (folder / f"{_stem(request)}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
     return seconds
@@ -105,23 +105,23 @@ def _make_unit(folder: Path, unit: Sequence[Job], cuda: bool, resume: bool, thre
     if parent is not None:
         threading.Thread(target=watch_parent, args=(orphaned, parent), daemon=True).start()
     made = 0
-    for key, name, request in unit:
+    for pair, name, request in unit:
         if orphaned.cancelled:
             os._exit(1)  # no one is left to use the pictures
         if resume and load_batch(folder, request) is not None:
             if say:
-                say(f"kept {name} of pair {key[0]} (generated before from the same request)")
+                say(f"kept {name} of pair {pair} (generated before from the same request)")
             continue
-        seconds = _make_batch(folder, key, name, request, cuda)
+        seconds = _make_batch(folder, pair, name, request, cuda)
         made += 1
         if say:
-            say(f"generated {request.batch_count} x pair {key[0]} [{name}] ({seconds / request.batch_count:.2f} s/image)")
+            say(f"generated {request.batch_count} x pair {pair} [{name}] ({seconds / request.batch_count:.2f} s/image)")
     return made
 
 
 def generate_all(units: Sequence[Sequence[Job]], folder: Path, *, cuda: bool, resume: bool = False,
                  workers: int = 1, threads: int = 0,
-                 say: Callable[[str], None] = print) -> dict[Hashable, tuple[list, float]]:
+                 say: Callable[[str], None] = print) -> dict[tuple[int, str], tuple[list, float]]:
     """Images and seconds of every job, making those not kept; with `workers` > 1, one unit per
     process, that many at a time (each unit's batches in order). Raises the first failure."""
     if workers <= 1:
@@ -133,13 +133,13 @@ def generate_all(units: Sequence[Sequence[Job]], folder: Path, *, cuda: bool, re
                        for unit in units}
             for future in as_completed(futures):
                 unit, made = futures[future], future.result()
-                say(f"generated pair {unit[0][0][0]}: {made} of {len(unit)} batches made"
+                say(f"generated pair {unit[0][0]}: {made} of {len(unit)} batches made"
                     + (f", {len(unit) - made} kept from before" if made < len(unit) else ""))
     out = {}
     for unit in units:
-        for key, name, request in unit:
+        for pair, name, request in unit:
             kept = load_batch(folder, request)
             if kept is None:
-                raise RuntimeError(f"The images of {name} for pair {key[0]} were not written to {folder}.")
-            out[key] = kept
+                raise RuntimeError(f"The images of {name} for pair {pair} were not written to {folder}.")
+            out[(pair, name)] = kept
     return out

@@ -85,12 +85,11 @@ def trained_before(request) -> Report | None:
         return None
     if not request.resolution or not os.path.isfile(request.out):
         return None
-    from safetensors import SafetensorError, safe_open
+    from craftstudio.domain.safetensors_header import UnreadableFile, read_header
 
-    try:
-        with safe_open(request.out, "pt") as handle:  # the header only: no tensors, nothing unpickled
-            recorded = json.loads((handle.metadata() or {}).get("craft.request", "null"))
-    except (OSError, ValueError, SafetensorError):  # unreadable: trained again, not trusted
+    try:  # the header only: no tensors, nothing unpickled
+        recorded = json.loads(read_header(request.out).metadata.get("craft.request", "null"))
+    except (OSError, ValueError, UnreadableFile):  # unreadable: trained again, not trusted
         return None
     wanted = request.to_dict()
     if not isinstance(recorded, dict) or ({k: v for k, v in recorded.items() if k not in _HOW}

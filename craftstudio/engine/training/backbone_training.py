@@ -64,12 +64,6 @@ from craftstudio.engine.training.loop import (
 from craftstudio.engine.training.losses import make_denoising_loss, orthogonality_penalty
 from craftstudio.engine.training.rank_ft import CONTENT, STYLE, Projection, ProjectionBases, layer_specs
 
-# The compiled Rank-FT step (`fast`) hands the graph the same tensors every step: persistent copies
-# of Q and W0·Q refilled in place (rank_ft.Projection, staged). Compiled with CUDA graphs while it
-# handed over new tensors each step it measured 2.34x slower than eager (SDXL 1024², batch 8, one
-# H200: 2,324.6 against 995.0 ms); staged it measures 1.90x faster (497.3 against 942.8 ms, both on
-# one H200 minutes apart; docs/benchmarks.md).
-
 
 @dataclasses.dataclass
 class RankFtStep:
@@ -175,7 +169,9 @@ def train_backbone(request: BackboneTrainRequest, *, progress: ProgressCallback 
         module = step_module(unet, request.fast, device, lambda message: tell(progress, "prepare", message))
         setup = DenoisingSetup(module, noise_scheduler, precision, make_denoising_loss(request.loss, noise_scheduler))
         optimizer = make_optimizer(bases.parameters(), request.learning_rate)
-        projection = Projection(unet, [s.name for s in specs], staged=request.fast)  # fixed inputs for CUDA graphs
+        # Compiled, the step gets fixed input tensors (staged): without them CUDA graphs made it slower
+        # than eager (rank_ft.Projection says by how much).
+        projection = Projection(unet, [s.name for s in specs], staged=request.fast)
         params = dict(bases.named_parameters())
         folder = ckpt.checkpoint_folder(out)
         losses: list[dict[str, float]] = []
